@@ -1,0 +1,105 @@
+"""Dataset files: round trip, D4RL's own layout, and every validation error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from trials.dataset import Dataset, DatasetError, load_dataset, load_hdf5, save_hdf5, summary
+from trials.envs import ENVS
+
+
+def test_round_trip_keeps_every_field(hopper_random: Dataset, tmp_path: Path) -> None:
+    out = save_hdf5(hopper_random, tmp_path / "copy.hdf5")
+    again = load_hdf5(out)
+    for name in ("observations", "actions", "rewards", "next_observations", "terminals", "timeouts",
+                 "qpos", "qvel"):
+        assert np.array_equal(getattr(again, name), getattr(hopper_random, name)), name
+    assert again.meta == hopper_random.meta
+    assert again.content_hash() == hopper_random.content_hash()
+    assert list(tmp_path.iterdir()) == [out], "no temporary file is left behind"
+
+
+def test_generated_random_data_is_consistent_with_mujoco(hopper_random: Dataset) -> None:
+    spec = ENVS["hopper"]
+    assert len(hopper_random) == 3000
+    assert hopper_random.meta.level == "random" and hopper_random.meta.env == "hopper"
+    # Terminal flags follow the env's rule, and qpos/qvel reproduce the stored observation.
+    assert np.array_equal(spec.terminated(hopper_random.next_observations), hopper_random.terminals)
+    assert np.allclose(hopper_random.qpos[:, 1:], hopper_random.observations[:, :5], atol=1e-6)
+    # Consecutive transitions chain unless an episode ended.
+    cont = ~(hopper_random.terminals | hopper_random.timeouts)[:-1]
+    assert np.array_equal(hopper_random.next_observations[:-1][cont], hopper_random.observations[1:][cont])
+    info = summary(hopper_random)
+    assert info["episodes"] == hopper_random.terminals.sum() + (not hopper_random.terminals[-1])
+    assert -5 < hopper_random.meta.behaviour_normalized_score < 5  # random play scores about 0
+
+
+def _write_d4rl_style(path: Path, ds: Dataset, drop: str | None = None, **replace: np.ndarray) -> Path:
+    """A file laid out exactly like D4RL's own (no metadata attributes)."""
+    with h5py.File(path, "w") as f:
+        for name in ("observations", "actions", "rewards", "next_observations", "terminals", "timeouts"):
+            if name != drop:
+                f[name] = replace.get(name, getattr(ds, name))
+        f["infos/qpos"] = replace.get("qpos", ds.qpos)
+        f["infos/qvel"] = replace.get("qvel", ds.qvel)
+    return path
+
+
+def test_d4rl_file_without_metadata_takes_env_from_name(hopper_random: Dataset, tmp_path: Path) -> None:
+    path = _write_d4rl_style(tmp_path / "hopper_medium-v2.hdf5", hopper_random)
+    ds = load_dataset(path)
+    assert ds.meta.env == "hopper" and ds.meta.generator_version == "external"
+    assert len(ds) == len(hopper_random)
+
+
+def _bad_cases(ds: Dataset) -> dict[str, tuple[dict, str]]:
+    nan_obs = ds.observations.copy()
+    nan_obs[7, 2] = np.nan
+    return {
+        "short actions": ({"actions": ds.actions[:-1]}, "field 'actions': length 2999 differs"),
+        "wrong obs dim": ({"observations": ds.observations[:, :5], "next_observations": ds.next_observations[:, :5]},
+                          r"field 'observations': shape \(3000, 5\), expected \(N, 11\)"),
+        "nan": ({"observations": nan_obs}, "field 'observations': non-finite value at row 7"),
+        "wrong qpos dim": ({"qpos": ds.qpos[:, :3]}, r"field 'infos/qpos': shape \(3000, 3\)"),
+        "inf reward": ({"rewards": np.where(np.arange(len(ds)) == 3, np.inf, ds.rewards)},
+                       "field 'rewards': non-finite value at row 3"),
+    }
+
+
+@pytest.mark.parametrize("case", ["short actions", "wrong obs dim", "nan", "wrong qpos dim", "inf reward"])
+def test_validation_errors_name_file_field_and_problem(hopper_random: Dataset, tmp_path: Path, case: str) -> None:
+    replace, message = _bad_cases(hopper_random)[case]
+    path = _write_d4rl_style(tmp_path / "hopper-bad.hdf5", hopper_random, **replace)
+    with pytest.raises(DatasetError, match=message) as err:
+        load_hdf5(path)
+    assert str(path) in str(err.value) and "\n" not in str(err.value)
+
+
+def test_missing_field_and_unreadable_file(hopper_random: Dataset, tmp_path: Path) -> None:
+    path = _write_d4rl_style(tmp_path / "hopper-nofield.hdf5", hopper_random, drop="actions")
+    with pytest.raises(DatasetError, match="field 'actions': missing"):
+        load_hdf5(path)
+    junk = tmp_path / "hopper-junk.hdf5"
+    junk.write_text("not hdf5")
+    with pytest.raises(DatasetError, match="not a readable HDF5 file"):
+        load_hdf5(junk)
+    with pytest.raises(DatasetError, match="file not found"):
+        load_hdf5(tmp_path / "absent.hdf5")
+
+
+def test_env_cannot_be_inferred(hopper_random: Dataset, tmp_path: Path) -> None:
+    path = _write_d4rl_style(tmp_path / "mystery.hdf5", hopper_random)
+    with pytest.raises(DatasetError, match="attribute 'env'.*pass --env"):
+        load_hdf5(path)
+    assert load_hdf5(path, env="hopper").meta.env == "hopper"
+
+
+def test_save_refuses_invalid_data_and_writes_nothing(hopper_random: Dataset, tmp_path: Path) -> None:
+    hopper_random.rewards[0] = np.nan
+    with pytest.raises(DatasetError):
+        save_hdf5(hopper_random, tmp_path / "out.hdf5")
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,52 @@
+"""Dataset generation: every level, the policy cache, determinism."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from trials.envs import ENVS
+from trials.generate import LEVELS, GenerateConfig, generate
+
+TINY = GenerateConfig(medium_max_steps=600, expert_steps=700, learning_starts=200, eval_every=300,
+                      eval_episodes=1)
+
+
+@pytest.fixture(scope="module")
+def policy_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("behaviour")
+
+
+def test_every_level_makes_valid_data_and_reuses_policies(policy_dir: Path) -> None:
+    spec = ENVS["hopper"]
+    medium = generate(spec, "medium", 500, 0, TINY, policy_dir, progress=False)
+    cached = sorted(p.name for p in policy_dir.iterdir())
+    assert len(cached) == 2 and any(n.endswith("-replay.npz") for n in cached)
+    mtimes = {p: p.stat().st_mtime_ns for p in policy_dir.iterdir()}
+
+    replay = generate(spec, "medium-replay", 10_000, 0, TINY, policy_dir, progress=False)
+    assert len(replay) == 600, "medium-replay is the medium run's whole history"
+    both = generate(spec, "medium-expert", 800, 0, TINY, policy_dir, progress=False)
+    assert len(both) == 800
+    # medium was not retrained: its files are untouched; only the expert policy was added.
+    assert all(p.stat().st_mtime_ns == t for p, t in mtimes.items())
+    assert len(list(policy_dir.iterdir())) == 3
+    assert np.array_equal(both.observations[:400], generate(spec, "medium", 400, 0, TINY, policy_dir,
+                                                            progress=False).observations)
+    for ds in (medium, replay, both):
+        ds.validate()
+        assert np.isfinite(ds.meta.behaviour_normalized_score)
+
+
+def test_generation_is_deterministic(policy_dir: Path) -> None:
+    a = generate(ENVS["walker2d"], "random", 300, 5, TINY, policy_dir, progress=False)
+    b = generate(ENVS["walker2d"], "random", 300, 5, TINY, policy_dir, progress=False)
+    assert a.content_hash() == b.content_hash()
+    assert a.qpos.shape == (300, 9)
+
+
+def test_unknown_level(policy_dir: Path) -> None:
+    with pytest.raises(ValueError, match="known: " + ", ".join(LEVELS)):
+        generate(ENVS["hopper"], "novice", 10, 0, TINY, policy_dir)

@@ -1,0 +1,121 @@
+"""Online SAC in a real MuJoCo environment: trains behaviour policies for dataset generation and
+records every transition it takes (with the simulator state), which is D4RL's medium-replay data."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from trials.envs import EnvSpec, get_state
+from trials.evaluation import evaluate
+from trials.replay import ReplayBuffer
+from trials.sac import SAC, SACConfig
+
+
+@dataclass
+class TransitionLog:
+    """Transitions as taken, in D4RL's fields (lists until ``arrays`` stacks them)."""
+
+    observations: list[np.ndarray] = field(default_factory=list)
+    actions: list[np.ndarray] = field(default_factory=list)
+    rewards: list[float] = field(default_factory=list)
+    next_observations: list[np.ndarray] = field(default_factory=list)
+    terminals: list[bool] = field(default_factory=list)
+    timeouts: list[bool] = field(default_factory=list)
+    qpos: list[np.ndarray] = field(default_factory=list)
+    qvel: list[np.ndarray] = field(default_factory=list)
+
+    def append(self, obs: np.ndarray, act: np.ndarray, rew: float, next_obs: np.ndarray, terminal: bool,
+               timeout: bool, qpos: np.ndarray, qvel: np.ndarray) -> None:
+        self.observations.append(obs)
+        self.actions.append(act)
+        self.rewards.append(rew)
+        self.next_observations.append(next_obs)
+        self.terminals.append(terminal)
+        self.timeouts.append(timeout)
+        self.qpos.append(qpos)
+        self.qvel.append(qvel)
+
+    def __len__(self) -> int:
+        return len(self.rewards)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {
+            "observations": np.asarray(self.observations, dtype=np.float32),
+            "actions": np.asarray(self.actions, dtype=np.float32),
+            "rewards": np.asarray(self.rewards, dtype=np.float32),
+            "next_observations": np.asarray(self.next_observations, dtype=np.float32),
+            "terminals": np.asarray(self.terminals, dtype=bool),
+            "timeouts": np.asarray(self.timeouts, dtype=bool),
+            "qpos": np.asarray(self.qpos, dtype=np.float64),
+            "qvel": np.asarray(self.qvel, dtype=np.float64),
+        }
+
+
+@dataclass
+class OnlineResult:
+    agent: SAC
+    log: TransitionLog
+    """Every transition taken (the run's whole replay history)."""
+    evaluations: list[tuple[int, float]]
+    """(env steps, mean deterministic evaluation return)."""
+    steps: int
+    reached: bool
+    """Whether ``stop_return`` was reached (False when no target was set)."""
+
+
+def train_online(spec: EnvSpec, cfg: SACConfig, max_steps: int, seed: int, *, learning_starts: int = 5000,
+                 eval_every: int = 5000, eval_episodes: int = 5, stop_return: float | None = None,
+                 device: str = "cpu", progress: bool = True,
+                 on_eval: Callable[[int, float], None] | None = None) -> OnlineResult:
+    """Train SAC online for at most ``max_steps`` env steps, one update per step after
+    ``learning_starts`` uniformly random steps; stop early when the evaluation return reaches
+    ``stop_return``. Deterministic given ``seed`` on one machine."""
+    torch.manual_seed(seed)
+    gen = torch.Generator(device=device).manual_seed(seed)
+    env = spec.make()
+    env.action_space.seed(seed)
+    agent = SAC(spec.obs_dim, spec.act_dim, cfg, device)
+    buffer = ReplayBuffer(max_steps, spec.obs_dim, spec.act_dim, device)
+    log = TransitionLog()
+    evaluations: list[tuple[int, float]] = []
+    obs, _ = env.reset(seed=seed)
+    qpos, qvel = get_state(env)
+    reached = False
+    bar = tqdm(total=max_steps, desc=f"SAC {spec.name}", disable=not progress, unit="step", leave=False)
+    step = 0
+    try:
+        for step in range(1, max_steps + 1):
+            if step <= learning_starts:
+                action = env.action_space.sample()
+            else:
+                t = torch.as_tensor(obs, dtype=torch.float32, device=agent.device).unsqueeze(0)
+                action = agent.act(t)[0].cpu().numpy()
+            next_obs, reward, terminated, truncated, _ = env.step(action)
+            log.append(obs, action, float(reward), next_obs, bool(terminated), bool(truncated), qpos, qvel)
+            buffer.add(obs, action, float(reward), next_obs, bool(terminated))
+            if terminated or truncated:
+                obs, _ = env.reset()
+            else:
+                obs = next_obs
+            qpos, qvel = get_state(env)
+            if step > learning_starts:
+                agent.update(*buffer.sample(cfg.batch_size, gen))
+            if eval_every and step % eval_every == 0:
+                ret = float(evaluate(agent, spec, eval_episodes, seed=10_000 + step).mean())
+                evaluations.append((step, ret))
+                bar.set_postfix(eval_return=f"{ret:.0f}")
+                if on_eval is not None:
+                    on_eval(step, ret)
+                if stop_return is not None and ret >= stop_return:
+                    reached = True
+                    break
+            bar.update(1)
+    finally:
+        bar.close()
+        env.close()
+    return OnlineResult(agent, log, evaluations, step, reached)

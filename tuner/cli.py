@@ -1,0 +1,129 @@
+"""The ``mbrl-tune`` command line. Each subcommand is a small function over the packages' APIs; input
+errors end with one line on stderr and exit code 2, never a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+
+from trials.dataset import DatasetError, load_dataset, save_hdf5, summary
+from trials.envs import DATASET_ENVS, get_env_spec
+from trials.generate import LEVELS, GenerateConfig, generate
+
+
+class UsageError(ValueError):
+    """A bad argument or input file: reported as one line, exit code 2."""
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+# ---------------------------------------------------------------- datasets
+def cmd_datasets_generate(args: argparse.Namespace) -> int:
+    spec = get_env_spec(args.env)
+    out = Path(args.out)
+    cfg = GenerateConfig(medium_max_steps=args.medium_max_steps, expert_steps=args.expert_steps,
+                         learning_starts=min(args.learning_starts, args.medium_max_steps, args.expert_steps),
+                         eval_every=args.eval_every, device=args.device)
+    policy_dir = Path(args.policy_dir) if args.policy_dir else out.parent / "behaviour"
+    start = time.perf_counter()
+    ds = generate(spec, args.level, args.size, args.seed, cfg, policy_dir, progress=not args.quiet)
+    save_hdf5(ds, out)
+    elapsed = time.perf_counter() - start
+    print(f"wrote {out}: {len(ds)} transitions of {spec.name}-{args.level} in {elapsed:.1f} s; behaviour "
+          f"return {ds.meta.behaviour_return:.1f} (normalised {ds.meta.behaviour_normalized_score:.1f})")
+    return 0
+
+
+def cmd_datasets_info(args: argparse.Namespace) -> int:
+    info = summary(load_dataset(args.file, env=args.env))
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        width = max(len(k) for k in info)
+        for key, value in info.items():
+            shown = f"{value:.3f}" if isinstance(value, float) else str(value)
+            print(f"{key:<{width}}  {shown}")
+    return 0
+
+
+# ---------------------------------------------------------------- demo
+def cmd_demo(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    data = out / "hopper-random-20k.hdf5"
+    if not data.exists():
+        ns = argparse.Namespace(env="hopper", level="random", size=20_000, seed=0, out=str(data),
+                                medium_max_steps=1, expert_steps=1, learning_starts=0, eval_every=1,
+                                device="cpu", policy_dir=None, quiet=False)
+        cmd_datasets_generate(ns)
+    cmd_datasets_info(argparse.Namespace(file=str(data), env=None, json=False))
+    print(f"demo done: dataset at {data}")
+    return 0
+
+
+# ---------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mbrl-tune", description=__doc__)
+    parser.add_argument("--threads", type=_positive_int, default=1,
+                        help="torch CPU threads of this process (default 1: trials run side by side)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    ds = sub.add_parser("datasets", help="generate and inspect D4RL-schema datasets")
+    ds_sub = ds.add_subparsers(dest="datasets_command", required=True)
+    gen = ds_sub.add_parser("generate", help="generate a D4RL-style dataset in real MuJoCo")
+    gen.add_argument("--env", required=True, choices=DATASET_ENVS)
+    gen.add_argument("--level", required=True, choices=list(LEVELS))
+    gen.add_argument("--size", type=_positive_int, default=1_000_000, help="transitions in the file")
+    gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument("--out", required=True, help="output HDF5 path (written atomically)")
+    gen.add_argument("--medium-max-steps", type=_positive_int, default=GenerateConfig().medium_max_steps,
+                     help="env-step budget of the medium SAC run if it never reaches 1/3 of expert")
+    gen.add_argument("--expert-steps", type=_positive_int, default=GenerateConfig().expert_steps,
+                     help="env-step budget of the expert SAC run")
+    gen.add_argument("--learning-starts", type=int, default=GenerateConfig().learning_starts)
+    gen.add_argument("--eval-every", type=_positive_int, default=GenerateConfig().eval_every)
+    gen.add_argument("--device", default="cpu")
+    gen.add_argument("--policy-dir", help="behaviour-policy cache (default: <out dir>/behaviour)")
+    gen.add_argument("--quiet", action="store_true", help="no progress bars")
+    gen.set_defaults(func=cmd_datasets_generate)
+    info = ds_sub.add_parser("info", help="size, episodes, returns and behaviour score of a dataset")
+    info.add_argument("file", help="HDF5 path, or minari:<dataset id>")
+    info.add_argument("--env", help="env of a file without metadata (D4RL's own files)")
+    info.add_argument("--json", action="store_true")
+    info.set_defaults(func=cmd_datasets_info)
+
+    demo = sub.add_parser("demo", help="the embedded default job")
+    demo.add_argument("--out", default="runs/demo")
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+ERRORS: tuple[type[Exception], ...] = (UsageError, DatasetError, FileNotFoundError)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    torch.set_num_threads(args.threads)
+    try:
+        return func(args)
+    except ERRORS as exc:
+        print(f"mbrl-tune: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("mbrl-tune: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
