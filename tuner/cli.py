@@ -12,9 +12,11 @@ from pathlib import Path
 
 import torch
 
+from trials.config import ConfigError, TrialConfig, parse_overrides
 from trials.dataset import DatasetError, load_dataset, save_hdf5, summary
 from trials.envs import DATASET_ENVS, get_env_spec
 from trials.generate import LEVELS, GenerateConfig, generate
+from trials.trainable import run_standalone
 
 
 class UsageError(ValueError):
@@ -54,6 +56,17 @@ def cmd_datasets_info(args: argparse.Namespace) -> int:
         for key, value in info.items():
             shown = f"{value:.3f}" if isinstance(value, float) else str(value)
             print(f"{key:<{width}}  {shown}")
+    return 0
+
+
+# ---------------------------------------------------------------- train
+def cmd_train(args: argparse.Namespace) -> int:
+    cfg = TrialConfig.load(args.config, parse_overrides(args.set))
+    out = Path(args.out) if args.out else Path("runs/train") / time.strftime("%Y%m%d-%H%M%S")
+    results = run_standalone(cfg, out, progress=not args.quiet)
+    print(f"{results['status']}: normalised score {results['normalized_score']:.1f} "
+          f"(return {results['return_mean']:.1f}; behaviour data {results['behaviour_normalized_score']:.1f}) "
+          f"in {results['wall_seconds']:.0f} s; wrote {out / 'results.json'} and {out / 'policy.pt'}")
     return 0
 
 
@@ -102,13 +115,21 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--json", action="store_true")
     info.set_defaults(func=cmd_datasets_info)
 
+    train = sub.add_parser("train", help="run one trial (one offline MBRL run) without a sweep")
+    train.add_argument("--config", required=True, help="trial config YAML/JSON (or an exported best.yaml)")
+    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a config field, dotted for groups (rollout.horizon=5); repeatable")
+    train.add_argument("--out", help="output folder for results.json and policy.pt (default runs/train/<time>)")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.set_defaults(func=cmd_train)
+
     demo = sub.add_parser("demo", help="the embedded default job")
     demo.add_argument("--out", default="runs/demo")
     demo.set_defaults(func=cmd_demo)
     return parser
 
 
-ERRORS: tuple[type[Exception], ...] = (UsageError, DatasetError, FileNotFoundError)
+ERRORS: tuple[type[Exception], ...] = (UsageError, DatasetError, ConfigError, FileNotFoundError)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
