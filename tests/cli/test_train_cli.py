@@ -1,0 +1,46 @@
+"""`mbrl-tune train` end to end on a small generated hopper dataset."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+from trials.config import TrialConfig
+
+CLI = [str(Path(sys.executable).parent / "mbrl-tune")]
+
+
+def test_train_runs_end_to_end(hopper_random_file: Path, tmp_path: Path) -> None:
+    cfg = TrialConfig(dataset=str(hopper_random_file), pool_dir=str(tmp_path / "pools"), num_models=3,
+                      num_elites=2, epochs=2, steps_per_epoch=50, eval_episodes=2,
+                      rollout={"batch_size": 300, "horizon": 2, "freq": 25},
+                      dynamics={"pool_size": 3, "hidden": 32, "layers": 2, "max_epochs": 3},
+                      sac={"hidden": 32, "batch_size": 64})
+    path = cfg.save(tmp_path / "trial.yaml")
+    out = tmp_path / "out"
+    done = subprocess.run([*CLI, "train", "--config", str(path), "--set", "penalty=max_pairwise_diff",
+                           "--out", str(out), "--quiet"], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "finished: normalised score" in done.stdout
+    results = json.loads((out / "results.json").read_text())
+    assert math.isfinite(results["normalized_score"]) and results["status"] == "finished"
+    assert results["config"]["penalty"] == "max_pairwise_diff"
+    assert len(results["history"]) == 2 and set(results["phase_seconds"]) >= {"pool", "rollout", "sac", "eval"}
+    assert "actor" in torch.load(out / "policy.pt", weights_only=True)
+    # The recorded config re-runs as it is.
+    assert TrialConfig.from_dict(results["config"]).penalty == "max_pairwise_diff"
+
+
+def test_train_rejects_bad_config_in_one_line(tmp_path: Path) -> None:
+    path = TrialConfig(dataset="x.hdf5").save(tmp_path / "trial.yaml")
+    done = subprocess.run([*CLI, "train", "--config", str(path), "--set", "rollout.horizon=-3"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and "field 'rollout.horizon': value -3" in done.stderr
+    missing = subprocess.run([*CLI, "train", "--config", str(path)], capture_output=True, text=True, timeout=120)
+    assert missing.returncode == 2 and "x.hdf5: file not found" in missing.stderr

@@ -1,0 +1,59 @@
+"""The trial config: round trip, overrides, and one-line errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from trials.config import ConfigError, TrialConfig, parse_overrides
+
+
+def test_round_trip_yaml_and_json(tmp_path: Path) -> None:
+    cfg = TrialConfig(dataset="d.hdf5", penalty="ll_var", lam=0.3, rollout={"horizon": 7})
+    for name in ("c.yaml", "c.json"):
+        assert TrialConfig.load(cfg.save(tmp_path / name)) == cfg
+
+
+def test_overrides_are_dotted_and_typed(tmp_path: Path) -> None:
+    path = TrialConfig(dataset="d.hdf5").save(tmp_path / "c.yaml")
+    cfg = TrialConfig.load(path, parse_overrides(["rollout.horizon=12", "penalty=loo_kl", "lam=0.5",
+                                                  "sac.auto_alpha=false"]))
+    assert (cfg.rollout.horizon, cfg.penalty, cfg.lam, cfg.sac.auto_alpha) == (12, "loo_kl", 0.5, False)
+
+
+def test_defaults_are_mopo_published_settings() -> None:
+    cfg = TrialConfig(dataset="d.hdf5")
+    assert (cfg.num_models, cfg.num_elites, cfg.real_ratio, cfg.rollout.batch_size, cfg.rollout.retain_epochs,
+            cfg.steps_per_epoch, cfg.eval_episodes) == (7, 5, 0.05, 50_000, 5, 1000, 10)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["penalty=bogus"], "field 'penalty': value 'bogus': Input should be 'none', 'max_aleatoric'"),
+    (["rollout.horizon=0"], "field 'rollout.horizon': value 0: Input should be greater than or equal to 1"),
+    (["lam=-1"], "field 'lam': value -1: Input should be greater than or equal to 0"),
+    (["rollout.horizn=3"], "unknown field 'rollout.horizn'"),
+    (["num_elites=9"], "num_elites=9 exceeds num_models=7"),
+    (["num_models=1", "num_elites=1", "penalty=loo_kl"], "penalty 'loo_kl' needs num_models >= 2"),
+    (["num_models=20"], "num_models=20 exceeds dynamics.pool_size=7"),
+])
+def test_invalid_values_are_one_line(tmp_path: Path, overrides: list[str], message: str) -> None:
+    path = TrialConfig(dataset="d.hdf5").save(tmp_path / "c.yaml")
+    with pytest.raises(ConfigError) as err:
+        TrialConfig.load(path, parse_overrides(overrides))
+    assert message in str(err.value) and "\n" not in str(err.value)
+    assert str(err.value).startswith(str(path))
+
+
+def test_bad_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="file not found"):
+        TrialConfig.load(tmp_path / "none.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("a: [1, 2\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        TrialConfig.load(bad)
+    bad.write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError, match="expected a mapping"):
+        TrialConfig.load(bad)
+    with pytest.raises(ConfigError, match="expected key=value"):
+        parse_overrides(["horizon"])

@@ -1,0 +1,46 @@
+"""The ensemble learns a known system: linear dynamics with known Gaussian noise."""
+
+from __future__ import annotations
+
+import torch
+
+from trials.config import DynamicsConfig
+from trials.dynamics import EnsembleDynamics, fit
+
+
+def test_ensemble_fits_linear_gaussian_system() -> None:
+    torch.manual_seed(0)
+    n, obs_dim, act_dim = 6000, 3, 2
+    a_mat = torch.tensor([[0.1, -0.2, 0.0], [0.05, 0.0, 0.1], [0.0, 0.3, -0.1]])
+    b_mat = torch.tensor([[0.5, 0.0, -0.3], [0.0, 0.2, 0.4]])
+    noise = torch.tensor([0.05, 0.1, 0.2, 0.3])  # std of [delta_s, r]
+    obs = torch.randn(n, obs_dim)
+    act = torch.rand(n, act_dim) * 2 - 1
+    delta = obs @ a_mat + act @ b_mat + noise[:3] * torch.randn(n, obs_dim)
+    rew = obs[:, 0] - act[:, 1] + noise[3] * torch.randn(n)
+    cfg = DynamicsConfig(pool_size=3, hidden=64, layers=2, max_epochs=60, patience=8)
+    model = EnsembleDynamics(3, obs_dim, act_dim, cfg.hidden, cfg.layers)
+    result = fit(model, obs, act, rew, obs + delta, cfg, seed=0)
+    assert result.epochs >= 5
+
+    test_obs = torch.randn(2000, obs_dim)
+    test_act = torch.rand(2000, act_dim) * 2 - 1
+    mean, std = model.predict(test_obs, test_act)
+    true_mean = torch.cat([test_obs @ a_mat + test_act @ b_mat, (test_obs[:, 0] - test_act[:, 1])[:, None]], 1)
+    mean_err = (mean - true_mean).abs().mean(dim=(0, 1))  # per output dimension
+    assert (mean_err < 0.25 * noise + 0.01).all(), mean_err
+    # The predicted aleatoric std recovers the injected noise, dimension by dimension.
+    predicted = std.mean(dim=(0, 1))
+    assert torch.allclose(predicted, noise, rtol=0.2), predicted
+    assert model.holdout_loss.isfinite().all()
+
+
+def test_subset_keeps_chosen_members() -> None:
+    model = EnsembleDynamics(4, 3, 2, 16, 2)
+    model.holdout_loss.copy_(torch.tensor([0.4, 0.1, 0.3, 0.2]))
+    sub = model.subset([1, 3])
+    obs, act = torch.randn(5, 3), torch.randn(5, 2)
+    full_mean, full_std = model.predict(obs, act)
+    mean, std = sub.predict(obs, act)
+    assert torch.allclose(mean, full_mean[[1, 3]], atol=1e-6) and torch.allclose(std, full_std[[1, 3]], atol=1e-6)
+    assert torch.allclose(sub.holdout_loss, torch.tensor([0.1, 0.2]))

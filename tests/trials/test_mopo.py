@@ -1,0 +1,113 @@
+"""The trial loop on a small real hopper dataset: metrics, resume equality, divergence, the shared pool."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from trials.config import TrialConfig
+from trials.dataset import load_hdf5
+from trials.mopo import DIVERGED, FINISHED
+from trials.pool import pool_key
+from trials.trainable import build_trainer
+
+
+def tiny_config(dataset: Path, pool_dir: Path, **overrides: object) -> TrialConfig:
+    base = TrialConfig(
+        dataset=str(dataset), pool_dir=str(pool_dir), penalty="ensemble_std", lam=1.0, num_models=3,
+        num_elites=2, real_ratio=0.5, epochs=3, steps_per_epoch=40, eval_every=1, eval_episodes=1,
+        rollout={"batch_size": 200, "horizon": 3, "freq": 20, "retain_epochs": 2},
+        dynamics={"pool_size": 4, "hidden": 32, "layers": 2, "max_epochs": 3},
+        sac={"hidden": 32, "batch_size": 64},
+    )
+    return base.with_overrides(dict(overrides))
+
+
+def test_epoch_metrics_are_complete_and_finite(hopper_random_file: Path, tmp_path: Path) -> None:
+    cfg = tiny_config(hopper_random_file, tmp_path)
+    trainer = build_trainer(cfg, load_hdf5(hopper_random_file))
+    while not trainer.done:
+        m = trainer.run_epoch()
+    assert trainer.status == FINISHED and m["epoch"] == 3
+    for key in ("normalized_score", "return_mean", "penalty_mean", "penalty_max", "model_holdout_mse",
+                "q_mean", "rollout_terminated_fraction", "updates_per_sec", "time_sac", "time_rollout"):
+        assert math.isfinite(m[key]), key
+    assert m["penalty_max"] >= m["penalty_mean"] > 0
+    # 2 rounds/epoch x 200 starts x up to 3 steps, kept for 2 epochs.
+    assert 0 < m["model_buffer_size"] <= 2 * 2 * 200 * 3
+
+
+def test_resume_from_state_gives_identical_results(hopper_random_file: Path, tmp_path: Path) -> None:
+    cfg = tiny_config(hopper_random_file, tmp_path)
+    ds = load_hdf5(hopper_random_file)
+    straight = build_trainer(cfg, ds)
+    while not straight.done:
+        straight.run_epoch()
+
+    first = build_trainer(cfg, ds)
+    first.run_epoch()
+    path = tmp_path / "state.pt"
+    torch.save(first.state_dict(), path)
+    torch.manual_seed(12345)  # whatever happened in between must not matter
+    resumed = build_trainer(cfg, ds)
+    resumed.load_state_dict(torch.load(path, weights_only=False))
+    while not resumed.done:
+        resumed.run_epoch()
+
+    drop = ("updates_per_sec", "time_sac", "time_rollout", "time_eval", "time_pool")
+    clean = lambda h: [{k: v for k, v in row.items() if k not in drop} for row in h]  # noqa: E731
+    assert clean(resumed.history) == clean(straight.history)
+
+
+def test_forced_divergence_ends_as_diverged(hopper_random_file: Path, tmp_path: Path) -> None:
+    # An absurd critic learning rate makes Adam's steps ~1e30: the Q-values overflow for real.
+    cfg = tiny_config(hopper_random_file, tmp_path, **{"sac.critic_lr": 1e30, "sac.actor_lr": 1e30, "epochs": 5})
+    trainer = build_trainer(cfg, load_hdf5(hopper_random_file))
+    while not trainer.done:
+        m = trainer.run_epoch()
+    assert trainer.status == DIVERGED and m["status"] == DIVERGED
+    assert trainer.epoch < 5
+    assert math.isfinite(m["score"])
+
+
+POOL_SCRIPT = """
+import sys
+from pathlib import Path
+from trials.config import TrialConfig
+from trials.dataset import load_hdf5
+from trials.pool import load_or_train_pool
+cfg = TrialConfig.load(sys.argv[1])
+_, info = load_or_train_pool(load_hdf5(cfg.dataset), cfg.seed, cfg.dynamics, Path(cfg.pool_dir))
+print("trained" if info.trained_here else "loaded")
+"""
+
+
+def test_concurrent_processes_train_the_pool_once(hopper_random_file: Path, tmp_path: Path) -> None:
+    cfg = tiny_config(hopper_random_file, tmp_path / "pools", **{"dynamics.max_epochs": 6})
+    cfg_path = cfg.save(tmp_path / "cfg.yaml")
+    procs = [subprocess.Popen([sys.executable, "-c", POOL_SCRIPT, str(cfg_path)], stdout=subprocess.PIPE,
+                              text=True) for _ in range(2)]
+    outputs = sorted(p.communicate(timeout=300)[0].strip() for p in procs)
+    assert outputs == ["loaded", "trained"]
+    log = (tmp_path / "pools" / "trainings.log").read_text().splitlines()
+    assert len(log) == 1
+    assert log[0].startswith(pool_key(load_hdf5(hopper_random_file).content_hash(), 0, cfg.dynamics))
+
+
+def test_pool_key_changes_with_architecture_and_seed() -> None:
+    a = TrialConfig(dataset="x").dynamics
+    b = a.model_copy(update={"hidden": 100})
+    assert len({pool_key("h", 0, a), pool_key("h", 1, a), pool_key("h", 0, b)}) == 3
+
+
+def test_members_are_chosen_by_holdout_rank(hopper_random_file: Path, tmp_path: Path) -> None:
+    cfg = tiny_config(hopper_random_file, tmp_path)
+    trainer = build_trainer(cfg, load_hdf5(hopper_random_file))
+    pool_losses = sorted(trainer.pool_info.holdout_mse)
+    assert trainer.model.holdout_loss.tolist() == pytest.approx(pool_losses[:3])
+    assert trainer.elites.tolist() == [0, 1]
