@@ -138,7 +138,7 @@ def fit(model: EnsembleDynamics, obs: torch.Tensor, act: torch.Tensor, rew: torc
         with torch.no_grad():
             mean, _ = model.forward_normalized(x_hold)
             mse = ((mean - y_hold) ** 2).mean(dim=(1, 2))
-        improved = (best - mse) / best.abs().clamp_min(1e-12) > 0.01
+        improved = torch.isinf(best) | ((best - mse) / best.abs().clamp_min(1e-12) > 0.01)
         if bool(improved.any()):
             state = model.state_dict()
             for name, value in state.items():

@@ -117,7 +117,7 @@ def collect(spec: EnvSpec, policy: BehaviourPolicy, size: int, seed: int, progre
     env = spec.make()
     env.action_space.seed(seed)
     torch.manual_seed(seed)
-    log = TransitionLog()
+    log = TransitionLog.for_env(spec, size)
     obs, _ = env.reset(seed=seed)
     qpos, qvel = get_state(env)
     agent = policy.agent
