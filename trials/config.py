@@ -171,7 +171,9 @@ class TrialConfig(_Strict):
 
 def _one_line(exc: ValidationError) -> str:
     err = exc.errors()[0]
-    loc = ".".join(str(x) for x in err["loc"]) or "config"
+    loc = ".".join(str(x) for x in err["loc"])
+    if not loc:  # a cross-field rule
+        return err["msg"].removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
         return f"unknown field '{loc}'"
     if err["type"] == "missing":

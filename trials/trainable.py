@@ -62,9 +62,11 @@ def combine(per_seed: dict[int, dict[str, Any]]) -> dict[str, Any]:
 
 def tune_trainable(config: dict[str, Any], dataset: Dataset | None = None) -> None:
     """Ray Tune function trainable (pass the dataset with ``tune.with_parameters`` to share it)."""
-    from ray import tune  # noqa: PLC0415  (Ray is only needed inside a Tune run)
+    import ray  # noqa: PLC0415  (Ray is only needed inside a Tune run)
+    from ray import tune  # noqa: PLC0415
 
     torch.set_num_threads(int(config.get("threads", 1)))
+    node_id = ray.get_runtime_context().get_node_id()  # which cluster node ran the trial
     cfg, seeds = config_from_tune(config)
     ds = dataset if dataset is not None else load_dataset(cfg.dataset, cfg.env)
     trainers = {s: build_trainer(cfg.with_overrides({"seed": s}), ds) for s in seeds}
@@ -80,6 +82,7 @@ def tune_trainable(config: dict[str, Any], dataset: Dataset | None = None) -> No
             if not trainer.done:
                 latest[seed] = trainer.run_epoch()
         metrics = combine(latest)
+        metrics["node_id"] = node_id
         done = all(t.done for t in trainers.values())
         epoch = metrics["epoch"]
         if done or epoch % cfg.checkpoint_every == 0:

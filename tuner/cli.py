@@ -17,10 +17,8 @@ from trials.dataset import DatasetError, load_dataset, save_hdf5, summary
 from trials.envs import DATASET_ENVS, get_env_spec
 from trials.generate import LEVELS, GenerateConfig, generate
 from trials.trainable import run_standalone
-
-
-class UsageError(ValueError):
-    """A bad argument or input file: reported as one line, exit code 2."""
+from tuner.errors import UsageError
+from tuner.presets import PRESETS, load_preset, resolve_space
 
 
 def _positive_int(text: str) -> int:
@@ -67,6 +65,51 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"{results['status']}: normalised score {results['normalized_score']:.1f} "
           f"(return {results['return_mean']:.1f}; behaviour data {results['behaviour_normalized_score']:.1f}) "
           f"in {results['wall_seconds']:.0f} s; wrote {out / 'results.json'} and {out / 'policy.pt'}")
+    return 0
+
+
+# ---------------------------------------------------------------- sweeps
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from tuner.sweep import new_spec, run_sweep  # noqa: PLC0415  (Ray import is slow)
+
+    base = TrialConfig.load(args.base).to_dict() if args.base else load_preset(args.preset)
+    base.pop("dataset", None)
+    spec = new_spec(name=args.name, storage=args.storage, space_file=resolve_space(args.space),
+                    datasets=args.dataset, trials=args.trials, concurrency=args.concurrency,
+                    seeds=list(range(args.seeds)) if args.seed_list is None else args.seed_list,
+                    searcher=args.searcher, num_init_trials=args.init_trials, early_stop=args.early_stop,
+                    baselines=args.baselines, warm_start=args.warm_start, base=base,
+                    overrides=parse_overrides(args.set), search_seed=args.search_seed)
+    run_sweep(spec)
+    _print_status(spec.root)
+    return 0
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    from tuner.sweep import SweepSpec, run_sweep  # noqa: PLC0415
+
+    spec = SweepSpec.load(args.path)
+    run_sweep(spec, resume=True)
+    _print_status(spec.root)
+    return 0
+
+
+def _print_status(sweep_dir: Path) -> None:
+    from tuner.status import status_table  # noqa: PLC0415
+
+    print(status_table(sweep_dir))
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    _print_status(Path(args.path))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from tuner.export import export_best  # noqa: PLC0415
+
+    for path in export_best(Path(args.path), Path(args.out), args.top, args.dataset):
+        print(f"wrote {path}")
     return 0
 
 
@@ -122,6 +165,39 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", help="output folder for results.json and policy.pt (default runs/train/<time>)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(func=cmd_train)
+
+    sweep = sub.add_parser("sweep", help="Bayesian-optimisation sweep over a search space (Ray Tune + Ax)")
+    sweep.add_argument("--space", required=True, help="search-space YAML, or a built-in name (quick, paper)")
+    sweep.add_argument("--dataset", required=True, nargs="+", help="dataset file(s); one experiment each")
+    sweep.add_argument("--trials", type=_positive_int, required=True, help="trials per dataset (baseline included)")
+    sweep.add_argument("--concurrency", type=_positive_int, default=1, help="trials at once, one CPU each")
+    sweep.add_argument("--seeds", type=_positive_int, default=1, help="seeds per configuration (0..S-1)")
+    sweep.add_argument("--seed-list", type=int, nargs="+", help="explicit seeds instead of --seeds")
+    sweep.add_argument("--storage", default="runs/sweeps", help="root folder of sweeps (shared path on clusters)")
+    sweep.add_argument("--name", required=True, help="sweep name (a folder under --storage)")
+    sweep.add_argument("--searcher", default="ax", help="ax (Bayesian optimisation), random or optuna")
+    sweep.add_argument("--init-trials", type=_positive_int, default=8, help="Ax initial design size")
+    sweep.add_argument("--early-stop", choices=["none", "asha"], default="none")
+    sweep.add_argument("--baselines", default="mopo_official", help="hand-tuned baseline evaluated first")
+    sweep.add_argument("--warm-start", nargs="*", default=[], help="earlier sweep folders to learn from")
+    sweep.add_argument("--base", help="base trial config YAML (budget, architecture)")
+    sweep.add_argument("--preset", default="demo", choices=sorted(PRESETS), help="built-in base config")
+    sweep.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override the base")
+    sweep.add_argument("--search-seed", type=int, default=0, help="seed of the searcher")
+    sweep.set_defaults(func=cmd_sweep)
+
+    resume = sub.add_parser("resume", help="continue an interrupted sweep to its trial count")
+    resume.add_argument("path", help="the sweep folder (<storage>/<name>)")
+    resume.set_defaults(func=cmd_resume)
+    status = sub.add_parser("status", help="print a sweep's trials table")
+    status.add_argument("path")
+    status.set_defaults(func=cmd_status)
+    export = sub.add_parser("export", help="write the best configurations as train-ready YAML")
+    export.add_argument("path", help="the sweep folder")
+    export.add_argument("--out", required=True, help="output YAML (rank k > 1 goes to <stem>-k.yaml)")
+    export.add_argument("--top", type=_positive_int, default=1)
+    export.add_argument("--dataset", help="which dataset's experiment (default: the first)")
+    export.set_defaults(func=cmd_export)
 
     demo = sub.add_parser("demo", help="the embedded default job")
     demo.add_argument("--out", default="runs/demo")

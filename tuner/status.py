@@ -1,0 +1,47 @@
+"""The trials table of a sweep, as ``mbrl-tune status`` prints it."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from tuner.records import TrialRecord, read_trials
+from tuner.sweep import SweepSpec
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}" if math.isfinite(value) else str(value)
+    return str(value)
+
+
+def status_table(sweep_dir: Path) -> str:
+    """One block per dataset: a row per trial (status, epochs, score, per-seed scores, searched values),
+    then the count against the target and the best trial."""
+    spec = SweepSpec.load(sweep_dir)
+    lines = [f"sweep {spec.name}: searcher {spec.searcher}, {spec.trials} trials per dataset, seeds {spec.seeds}"]
+    for dataset in spec.datasets:
+        records = read_trials(spec.root / spec.experiment_name(dataset))
+        keys = sorted({k for r in records for k in r.overrides})
+        header = ["trial", "status", "epoch", "score", *[f"seed{s}" for s in spec.seeds], *keys]
+        rows = [header]
+        for r in records:
+            rows.append([r.trial_id, r.status, _fmt(r.last.get("epoch", 0)), _fmt(r.last.get("score", "-")),
+                         *[_fmt(r.last.get(f"score_seed{s}", "-")) for s in spec.seeds],
+                         *[_fmt(r.overrides.get(k, "-")) for k in keys]])
+        widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+        lines.append(f"\n{dataset}")
+        lines += ["  " + "  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows]
+        done = [r for r in records if r.status in ("finished", "diverged")]
+        lines.append(f"  {len(done)}/{spec.trials} trials complete")
+        best = best_trials(records, 1)
+        if best:
+            lines.append(f"  best: {best[0].trial_id} score {_fmt(best[0].last['score'])} {best[0].overrides}")
+    return "\n".join(lines)
+
+
+def best_trials(records: list[TrialRecord], k: int) -> list[TrialRecord]:
+    """The ``k`` best completed trials by final score (diverged trials rank by their reported score)."""
+    scored = [r for r in records if r.status in ("finished", "diverged")
+              and isinstance(r.last.get("score"), (int, float)) and math.isfinite(r.last["score"])]
+    return sorted(scored, key=lambda r: -r.last["score"])[:k]
