@@ -30,7 +30,7 @@ class EnsembleDynamics(nn.Module):
         self.members, self.obs_dim, self.act_dim = members, obs_dim, act_dim
         self.out_dim = obs_dim + 1
         dims = [obs_dim + act_dim] + [hidden] * layers
-        self.layers = nn.ModuleList(EnsembleLinear(members, a, b) for a, b in zip(dims[:-1], dims[1:]))
+        self.layers = nn.ModuleList(EnsembleLinear(members, a, b) for a, b in zip(dims[:-1], dims[1:], strict=False))
         self.head = EnsembleLinear(members, hidden, 2 * self.out_dim)
         self.max_logvar = nn.Parameter(torch.full((1, 1, self.out_dim), 0.5))
         self.min_logvar = nn.Parameter(torch.full((1, 1, self.out_dim), -10.0))

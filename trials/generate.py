@@ -31,6 +31,7 @@ from trials.envs import EnvSpec, get_state
 from trials.online import TransitionLog, train_online
 from trials.sac import SAC, SACConfig
 
+
 class GenerateConfig(BaseModel):
     """How a behaviour policy is trained; part of the policy cache key."""
 
@@ -121,6 +122,8 @@ def collect(spec: EnvSpec, policy: BehaviourPolicy, size: int, seed: int, progre
     obs, _ = env.reset(seed=seed)
     qpos, qvel = get_state(env)
     agent = policy.agent
+    if agent is not None:
+        agent.gen.manual_seed(seed)
     try:
         for _ in tqdm(range(size), desc=f"collect {spec.name}-{policy.level}", disable=not progress,
                       unit="step", leave=False):

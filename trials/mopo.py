@@ -45,7 +45,7 @@ class MOPOTrainer:
         self.model, self.elites = select_members(pool.to(self.device), cfg.num_models, cfg.num_elites)
         self.pool_info = pool_info
         self.penalty = get_penalty(cfg.penalty)
-        self.agent = SAC(self.spec.obs_dim, self.spec.act_dim, cfg.sac, self.device)
+        self.agent = SAC(self.spec.obs_dim, self.spec.act_dim, cfg.sac, self.device, seed=cfg.seed + 1)
         self.real = ReplayBuffer(len(dataset), self.spec.obs_dim, self.spec.act_dim, self.device)
         t = lambda a: torch.as_tensor(a, dtype=torch.float32, device=self.device)  # noqa: E731
         self.real.add_batch(t(dataset.observations), t(dataset.actions), t(dataset.rewards),
@@ -74,7 +74,7 @@ class MOPOTrainer:
         if n_real == n:
             return real
         fake = self.model_buffer.sample(n - n_real, self.gen)
-        return tuple(torch.cat([a, b]) for a, b in zip(real, fake))
+        return tuple(torch.cat([a, b]) for a, b in zip(real, fake, strict=False))
 
     def run_epoch(self) -> dict[str, Any]:
         """Train one epoch, evaluate if due; returns the epoch's metrics (also kept in ``history``)."""
@@ -146,6 +146,7 @@ class MOPOTrainer:
                              "next_obs": mb.next_obs[:n].clone(), "done": mb.done[:n].clone(),
                              "ptr": mb.ptr, "size": n},
             "gen": self.gen.get_state(),
+            "agent_gen": self.agent.gen.get_state(),
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
             "epoch": self.epoch, "updates": self.updates, "status": self.status,
@@ -154,7 +155,7 @@ class MOPOTrainer:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.agent.load_state_dict(state["agent"])
-        for opt, s in zip((self.agent.actor_opt, self.agent.critic_opt, self.agent.alpha_opt), state["optimizers"]):
+        for opt, s in zip((self.agent.actor_opt, self.agent.critic_opt, self.agent.alpha_opt), state["optimizers"], strict=False):
             opt.load_state_dict(s)
         mb, saved = self.model_buffer, state["model_buffer"]
         n = saved["size"]
@@ -162,6 +163,7 @@ class MOPOTrainer:
             getattr(mb, name)[:n] = saved[name].to(self.device)
         mb.ptr, mb.size = saved["ptr"], n
         self.gen.set_state(state["gen"])
+        self.agent.gen.set_state(state["agent_gen"])
         torch.set_rng_state(state["torch_rng"])
         if state["cuda_rng"]:
             torch.cuda.set_rng_state_all(state["cuda_rng"])

@@ -41,7 +41,7 @@ class EnsembleMLP(nn.Module):
                  activation: type[nn.Module] = nn.ReLU) -> None:
         super().__init__()
         dims = [in_dim] + [hidden] * layers
-        self.hidden = nn.ModuleList(EnsembleLinear(members, a, b) for a, b in zip(dims[:-1], dims[1:]))
+        self.hidden = nn.ModuleList(EnsembleLinear(members, a, b) for a, b in zip(dims[:-1], dims[1:], strict=False))
         self.out = EnsembleLinear(members, dims[-1], out_dim)
         self.act = activation()
         self.members = members

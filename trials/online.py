@@ -84,7 +84,7 @@ def train_online(spec: EnvSpec, cfg: SACConfig, max_steps: int, seed: int, *, le
     gen = torch.Generator(device=device).manual_seed(seed)
     env = spec.make()
     env.action_space.seed(seed)
-    agent = SAC(spec.obs_dim, spec.act_dim, cfg, device)
+    agent = SAC(spec.obs_dim, spec.act_dim, cfg, device, seed=seed + 1)
     buffer = ReplayBuffer(max_steps, spec.obs_dim, spec.act_dim, device)
     log = TransitionLog.for_env(spec, max_steps)
     evaluations: list[tuple[int, float]] = []

@@ -53,14 +53,14 @@ class Actor(nn.Module):
         super().__init__()
         self.net = mlp(obs_dim, 2 * act_dim, hidden, layers)
 
-    def forward(self, obs: torch.Tensor, deterministic: bool = False,
-                with_log_prob: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward(self, obs: torch.Tensor, deterministic: bool = False, with_log_prob: bool = True,
+                gen: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         mean, log_std = self.net(obs).chunk(2, dim=-1)
         if deterministic:
             return torch.tanh(mean), None
         log_std = log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
         std = log_std.exp()
-        eps = torch.randn_like(mean)
+        eps = torch.randn(mean.shape, generator=gen, device=mean.device, dtype=mean.dtype)
         pre = mean + std * eps
         act = torch.tanh(pre)
         if not with_log_prob:
@@ -93,10 +93,14 @@ class SACStats:
 class SAC(nn.Module):
     """The agent: networks, optimisers and the update step."""
 
-    def __init__(self, obs_dim: int, act_dim: int, cfg: SACConfig, device: torch.device | str = "cpu") -> None:
+    def __init__(self, obs_dim: int, act_dim: int, cfg: SACConfig, device: torch.device | str = "cpu",
+                 seed: int = 0) -> None:
         super().__init__()
         self.cfg = cfg
         self.device = torch.device(device)
+        # The agent's own generator for action noise: agents running side by side in one process (seeds in
+        # lockstep) must not share the global RNG, or each one's results would depend on the others.
+        self.gen = torch.Generator(device=self.device).manual_seed(seed)
         self.actor = Actor(obs_dim, act_dim, cfg.hidden, cfg.layers)
         self.critic = EnsembleMLP(2, obs_dim + act_dim, 1, cfg.hidden, cfg.layers)
         self.critic_target = EnsembleMLP(2, obs_dim + act_dim, 1, cfg.hidden, cfg.layers)
@@ -117,7 +121,7 @@ class SAC(nn.Module):
 
     @torch.no_grad()
     def act(self, obs: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
-        return self.actor(obs, deterministic=deterministic, with_log_prob=False)[0]
+        return self.actor(obs, deterministic=deterministic, with_log_prob=False, gen=self.gen)[0]
 
     def _q(self, net: EnsembleMLP, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
         return net(torch.cat([obs, act], dim=-1)).squeeze(-1)  # [2, B]
@@ -128,7 +132,7 @@ class SAC(nn.Module):
         cfg = self.cfg
         alpha = self.log_alpha.exp().detach()
         with torch.no_grad():
-            next_act, next_logp = self.actor(next_obs)
+            next_act, next_logp = self.actor(next_obs, gen=self.gen)
             q_next = self._q(self.critic_target, next_obs, next_act).min(0).values - alpha * next_logp
             target = rew + cfg.gamma * (1.0 - done) * q_next
         q = self._q(self.critic, obs, act)
@@ -137,7 +141,7 @@ class SAC(nn.Module):
         critic_loss.backward()
         self.critic_opt.step()
 
-        new_act, logp = self.actor(obs)
+        new_act, logp = self.actor(obs, gen=self.gen)
         self.critic.requires_grad_(False)
         q_pi = self._q(self.critic, obs, new_act).min(0).values
         self.critic.requires_grad_(True)

@@ -31,7 +31,7 @@ def status_table(sweep_dir: Path) -> str:
                          *[_fmt(r.overrides.get(k, "-")) for k in keys]])
         widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
         lines.append(f"\n{dataset}")
-        lines += ["  " + "  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows]
+        lines += ["  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) for row in rows]
         done = [r for r in records if r.status in ("finished", "diverged")]
         lines.append(f"  {len(done)}/{spec.trials} trials complete")
         best = best_trials(records, 1)

@@ -246,8 +246,10 @@ def run_sweep(spec: SweepSpec, resume: bool = False) -> dict[str, Path]:
             spec.save()
         space = SearchSpace.load(space_copy)
         if not ray.is_initialized():
-            ray.init(address=os.environ.get("RAY_ADDRESS"), include_dashboard=False, log_to_driver=False,
-                     configure_logging=False)
+            if os.environ.get("RAY_ADDRESS"):  # a cluster: `ray job submit`, or RAY_ADDRESS set by the user
+                ray.init(address=os.environ["RAY_ADDRESS"], log_to_driver=False)
+            else:  # a local Ray instance of this process
+                ray.init(include_dashboard=False, log_to_driver=False)
         datasets = {d: load_dataset(d) for d in spec.datasets}
         bases = {d: trial_base(spec, d, space) for d in spec.datasets}
         for base in bases.values():

@@ -1,0 +1,195 @@
+"""Sweeps as users run them: the real CLI, real Ray clusters, real Ax, small budgets."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tuner.records import read_trials
+
+BIN = Path(sys.executable).parent
+CLI = [str(BIN / "mbrl-tune")]
+ENV = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "RAY_AUTH_MODE": "token"}
+
+
+def sweep_args(dataset: Path, storage: Path, name: str, trials: int, *extra: str) -> list[str]:
+    return [*CLI, "sweep", "--space", "quick", "--dataset", str(dataset), "--trials", str(trials),
+            "--storage", str(storage), "--name", name, "--preset", "tiny", "--init-trials", "3", *extra]
+
+
+def finished(sweep_dir: Path, experiment: str) -> list:
+    return [r for r in read_trials(sweep_dir / experiment) if r.status == "finished"]
+
+
+def kill_session(proc: subprocess.Popen) -> None:
+    """SIGKILL every process of the session ``proc`` leads (the driver and the Ray cluster it started)."""
+    subprocess.run(["pkill", "-9", "-s", str(proc.pid)], check=False)
+    proc.wait(timeout=30)
+
+
+def test_sweep_runs_baseline_first_and_trains_each_pool_once(hopper_random_file: Path, tmp_path: Path) -> None:
+    done = subprocess.run(sweep_args(hopper_random_file, tmp_path, "s", 3, "--concurrency", "2", "--seeds", "2"),
+                          capture_output=True, text=True, timeout=600, env=ENV)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "3/3 trials complete" in done.stdout and "best so far" in done.stdout
+    sweep = tmp_path / "s"
+    records = finished(sweep, hopper_random_file.stem)
+    assert len(records) == 3
+    for r in records:  # the objective is the mean over seeds, each seed's score kept
+        assert r.last["score"] == pytest.approx((r.last["score_seed0"] + r.last["score_seed1"]) / 2)
+    # The published hopper-random setting (mopo_official: h=5, lambda=1) ran as a trial.
+    assert any(r.overrides["rollout.horizon"] == 5 and r.overrides["lam"] == 1.0
+               and r.overrides["penalty"] == "max_aleatoric" for r in records)
+    # One pool per (dataset, seed): two seeds, two trainings, however many trials.
+    assert len((sweep / "pools" / "trainings.log").read_text().splitlines()) == 2
+
+    status = subprocess.run([*CLI, "status", str(sweep)], capture_output=True, text=True, env=ENV)
+    assert status.returncode == 0 and "3/3 trials complete" in status.stdout
+
+    out = tmp_path / "best.yaml"
+    exported = subprocess.run([*CLI, "export", str(sweep), "--out", str(out), "--top", "2"],
+                              capture_output=True, text=True, env=ENV)
+    assert exported.returncode == 0, exported.stderr
+    doc = yaml.safe_load(out.read_text())
+    best = max(records, key=lambda r: r.last["score"])
+    assert doc["sweep"]["score"] == best.last["score"] and (tmp_path / "best-2.yaml").exists()
+    trained = subprocess.run([*CLI, "train", "--config", str(out), "--out", str(tmp_path / "t"), "--quiet"],
+                             capture_output=True, text=True, timeout=300, env=ENV)
+    assert trained.returncode == 0, trained.stderr
+    results = json.loads((tmp_path / "t" / "results.json").read_text())
+    # Same config, same seed, same machine: the exported config reproduces the trial's seed-0 score.
+    assert results["score"] == pytest.approx(best.last["score_seed0"])
+
+
+def test_kill_then_resume_reaches_target_and_continues_the_search(hopper_random_file: Path,
+                                                                   tmp_path: Path) -> None:
+    sweep = tmp_path / "k"
+    exp = hopper_random_file.stem
+    driver = subprocess.Popen(sweep_args(hopper_random_file, tmp_path, "k", 5), stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, env=ENV, start_new_session=True)
+    try:
+        deadline = time.time() + 300
+        while len(finished(sweep, exp)) < 2 and time.time() < deadline:
+            time.sleep(1)
+        before = {r.trial_id: r.last["score"] for r in finished(sweep, exp)}
+        assert len(before) >= 2
+    finally:
+        kill_session(driver)  # the driver and its in-process Ray cluster, as in a crash or reboot
+    before = {r.trial_id: r.last["score"] for r in finished(sweep, exp)}
+
+    resumed = subprocess.Popen([*CLI, "resume", str(sweep)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, env=ENV, start_new_session=True)
+    try:
+        time.sleep(8)  # the first resume holds the sweep's lock by now
+        second = subprocess.run([*CLI, "resume", str(sweep)], capture_output=True, text=True, env=ENV,
+                                timeout=120)
+        assert second.returncode == 2 and "already running" in second.stderr
+        out, err = resumed.communicate(timeout=600)
+    finally:
+        if resumed.poll() is None:
+            kill_session(resumed)
+    assert resumed.returncode == 0, err[-3000:]
+    after = finished(sweep, exp)
+    assert len(after) == 5, out
+    scores = {r.trial_id: r.last["score"] for r in after}
+    assert all(scores[t] == s for t, s in before.items()), "completed trials are kept as they were"
+    # A restarted design would propose the same baseline and Sobol points again; a continued one
+    # never repeats a configuration.
+    configs = [json.dumps(r.overrides, sort_keys=True) for r in after]
+    assert len(set(configs)) == 5
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _dashboard_up(url: str) -> bool:
+    """Any HTTP answer counts (with token auth the API answers 401 to an anonymous request)."""
+    try:
+        with urllib.request.urlopen(f"{url}/api/version", timeout=2):
+            return True
+    except urllib.error.HTTPError:
+        return True
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def ray_head(tmp_path: Path):
+    """A real Ray head started with ``ray start --head --block`` in its own session; yields
+    (gcs address, dashboard url). Ended by killing exactly that session."""
+    port, dash = _free_port(), _free_port()
+    temp = Path("/tmp") / f"rt{os.getpid()}_{port}"  # short: Ray's socket paths have a length limit
+    head = subprocess.Popen([str(BIN / "ray"), "start", "--head", "--block", "--port", str(port),
+                             "--dashboard-port", str(dash), "--dashboard-host", "127.0.0.1",
+                             "--num-cpus", "1", "--temp-dir", str(temp), "--include-dashboard", "true"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV, start_new_session=True)
+    procs = [head]
+    try:
+        deadline = time.time() + 90
+        while time.time() < deadline:
+            ok = subprocess.run([str(BIN / "ray"), "status", "--address", f"127.0.0.1:{port}"],
+                                capture_output=True, env=ENV).returncode == 0
+            if ok and _dashboard_up(f"http://127.0.0.1:{dash}"):
+                break
+            time.sleep(2)
+        else:
+            pytest.fail("ray head did not come up")
+        yield f"127.0.0.1:{port}", f"http://127.0.0.1:{dash}", procs, temp
+    finally:
+        for p in procs:
+            os.killpg(p.pid, signal.SIGTERM) if p.poll() is None else None
+        for p in procs:
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                subprocess.run(["pkill", "-9", "-s", str(p.pid)], check=False)
+        subprocess.run(["pkill", "-9", "-s", str(head.pid)], check=False)
+
+
+def test_ray_job_submit_runs_a_sweep_on_a_real_head(ray_head, hopper_random_file: Path, tmp_path: Path) -> None:
+    _, dashboard, _, _ = ray_head
+    workdir = tmp_path / "job"
+    workdir.mkdir()
+    (workdir / "README.txt").write_text("working dir of a submitted sweep\n")
+    cmd = " ".join(sweep_args(hopper_random_file, tmp_path, "job", 2)[1:])
+    done = subprocess.run([str(BIN / "ray"), "job", "submit", "--address", dashboard, "--working-dir",
+                           str(workdir), "--", "mbrl-tune", *cmd.split()], capture_output=True, text=True,
+                          timeout=600, env=ENV)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    assert "succeeded" in done.stdout
+    assert len(finished(tmp_path / "job", hopper_random_file.stem)) == 2
+
+
+def test_two_node_cluster_runs_trials_on_both_nodes(ray_head, hopper_random_file: Path, tmp_path: Path) -> None:
+    address, _, procs, temp = ray_head
+    worker = subprocess.Popen([str(BIN / "ray"), "start", "--address", address, "--block", "--num-cpus", "1"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV, start_new_session=True)
+    procs.append(worker)
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        status = subprocess.run([str(BIN / "ray"), "status", "--address", address], capture_output=True,
+                                text=True, env=ENV).stdout
+        if "2.0 CPU" in status or "0.0/2.0 CPU" in status:
+            break
+        time.sleep(2)
+    done = subprocess.run(sweep_args(hopper_random_file, tmp_path, "two", 4, "--concurrency", "2"),
+                          capture_output=True, text=True, timeout=600, env={**ENV, "RAY_ADDRESS": address})
+    assert done.returncode == 0, done.stderr[-3000:]
+    records = finished(tmp_path / "two", hopper_random_file.stem)
+    assert len(records) == 4
+    assert len({r.last["node_id"] for r in records}) == 2, "both nodes ran trials"
