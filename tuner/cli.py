@@ -17,6 +17,7 @@ from trials.dataset import DatasetError, load_dataset, save_hdf5, summary
 from trials.envs import DATASET_ENVS, get_env_spec
 from trials.generate import LEVELS, GenerateConfig, generate
 from trials.trainable import run_standalone
+from tuner.analysis_commands import add_analysis_commands
 from tuner.errors import UsageError
 from tuner.presets import PRESETS, load_preset, resolve_space
 
@@ -115,15 +116,28 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------- demo
 def cmd_demo(args: argparse.Namespace) -> int:
+    """The embedded default job: a real sweep (local Ray, Ax, quick.yaml) on a generated hopper dataset,
+    ending with the best configuration beside the hand-tuned baseline."""
+    from tuner.status import baseline_comparison  # noqa: PLC0415
+
+    start = time.perf_counter()
     out = Path(args.out)
     data = out / "hopper-random-20k.hdf5"
     if not data.exists():
-        ns = argparse.Namespace(env="hopper", level="random", size=20_000, seed=0, out=str(data),
-                                medium_max_steps=1, expert_steps=1, learning_starts=0, eval_every=1,
-                                device="cpu", policy_dir=None, quiet=False)
-        cmd_datasets_generate(ns)
-    cmd_datasets_info(argparse.Namespace(file=str(data), env=None, json=False))
-    print(f"demo done: dataset at {data}")
+        spec = get_env_spec("hopper")
+        ds = generate(spec, "random", 20_000, 0, GenerateConfig(), out / "behaviour", progress=True)
+        save_hdf5(ds, data)
+        print(f"generated {data}")
+    name = time.strftime("demo-%Y%m%d-%H%M%S")
+    ns = build_parser().parse_args(["sweep", "--space", "quick", "--dataset", str(data), "--trials",
+                                    str(args.trials), "--concurrency", str(args.concurrency), "--storage",
+                                    str(out / "sweeps"), "--name", name, "--preset", "demo",
+                                    "--init-trials", "6"])
+    cmd_sweep(ns)
+    sweep_dir = out / "sweeps" / name
+    print(baseline_comparison(sweep_dir))
+    print(f"demo done in {time.perf_counter() - start:.0f} s: sweep results in {sweep_dir} "
+          f"(mbrl-tune status {sweep_dir}; mbrl-tune export {sweep_dir} --out best.yaml)")
     return 0
 
 
@@ -199,8 +213,12 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--dataset", help="which dataset's experiment (default: the first)")
     export.set_defaults(func=cmd_export)
 
+    add_analysis_commands(sub)
+
     demo = sub.add_parser("demo", help="the embedded default job")
     demo.add_argument("--out", default="runs/demo")
+    demo.add_argument("--trials", type=_positive_int, default=10)
+    demo.add_argument("--concurrency", type=_positive_int, default=2)
     demo.set_defaults(func=cmd_demo)
     return parser
 

@@ -45,3 +45,29 @@ def best_trials(records: list[TrialRecord], k: int) -> list[TrialRecord]:
     scored = [r for r in records if r.status in ("finished", "diverged")
               and isinstance(r.last.get("score"), (int, float)) and math.isfinite(r.last["score"])]
     return sorted(scored, key=lambda r: -r.last["score"])[:k]
+
+
+def baseline_comparison(sweep_dir: Path) -> str:
+    """Per dataset: the best found configuration beside the hand-tuned baseline's trial in the same sweep."""
+    from search_spaces.space import SearchSpace  # noqa: PLC0415
+    from trials.baselines import hand_tuned  # noqa: PLC0415
+    from trials.dataset import load_dataset  # noqa: PLC0415
+
+    spec = SweepSpec.load(sweep_dir)
+    space = SearchSpace.load(spec.root / "space.yaml")
+    lines = []
+    for dataset in spec.datasets:
+        meta = load_dataset(dataset).meta
+        records = read_trials(spec.root / spec.experiment_name(dataset))
+        best = best_trials(records, 1)
+        try:
+            baseline = space.project(hand_tuned(spec.baselines, f"{meta.env}-{meta.level}"))
+        except ValueError:
+            baseline = None
+        match = [r for r in records if baseline is not None and r.overrides == baseline]
+        lines.append(f"{Path(dataset).name} ({meta.env}-{meta.level}):")
+        if match and match[0].last:
+            lines.append(f"  hand-tuned {spec.baselines}: score {_fmt(match[0].last.get('score'))}  {baseline}")
+        if best:
+            lines.append(f"  best found:  score {_fmt(best[0].last['score'])}  {best[0].overrides}")
+    return "\n".join(lines)
