@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -217,7 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="the embedded default job")
     demo.add_argument("--out", default="runs/demo")
-    demo.add_argument("--trials", type=_positive_int, default=10)
+    demo.add_argument("--trials", type=_positive_int, default=16)
     demo.add_argument("--concurrency", type=_positive_int, default=2)
     demo.set_defaults(func=cmd_demo)
     return parser
@@ -227,6 +228,8 @@ ERRORS: tuple[type[Exception], ...] = (UsageError, DatasetError, ConfigError, Fi
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Ax and Ray log INFO lines at import and per trial; the CLI prints its own progress instead.
+    logging.disable(logging.INFO)
     args = build_parser().parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
     torch.set_num_threads(args.threads)

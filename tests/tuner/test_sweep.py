@@ -37,12 +37,20 @@ def kill_session(proc: subprocess.Popen) -> None:
     proc.wait(timeout=30)
 
 
-def test_sweep_runs_baseline_first_and_trains_each_pool_once(hopper_random_file: Path, tmp_path: Path) -> None:
-    done = subprocess.run(sweep_args(hopper_random_file, tmp_path, "s", 3, "--concurrency", "2", "--seeds", "2"),
+@pytest.fixture(scope="module")
+def small_sweep(hopper_random_file: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A real 3-trial, 2-seed sweep, run once for the tests that read it."""
+    storage = tmp_path_factory.mktemp("sweeps")
+    done = subprocess.run(sweep_args(hopper_random_file, storage, "s", 3, "--concurrency", "2", "--seeds", "2"),
                           capture_output=True, text=True, timeout=600, env=ENV)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "3/3 trials complete" in done.stdout and "best so far" in done.stdout
-    sweep = tmp_path / "s"
+    return storage / "s", done.stdout
+
+
+def test_sweep_runs_baseline_first_and_trains_each_pool_once(small_sweep: tuple[Path, str],
+                                                             hopper_random_file: Path) -> None:
+    sweep, stdout = small_sweep
+    assert "3/3 trials complete" in stdout and "best so far" in stdout
     records = finished(sweep, hopper_random_file.stem)
     assert len(records) == 3
     for r in records:  # the objective is the mean over seeds, each seed's score kept
@@ -56,6 +64,11 @@ def test_sweep_runs_baseline_first_and_trains_each_pool_once(hopper_random_file:
     status = subprocess.run([*CLI, "status", str(sweep)], capture_output=True, text=True, env=ENV)
     assert status.returncode == 0 and "3/3 trials complete" in status.stdout
 
+
+def test_export_then_train_reproduces_the_trial(small_sweep: tuple[Path, str], hopper_random_file: Path,
+                                                tmp_path: Path) -> None:
+    sweep, _ = small_sweep
+    records = finished(sweep, hopper_random_file.stem)
     out = tmp_path / "best.yaml"
     exported = subprocess.run([*CLI, "export", str(sweep), "--out", str(out), "--top", "2"],
                               capture_output=True, text=True, env=ENV)
@@ -69,6 +82,43 @@ def test_sweep_runs_baseline_first_and_trains_each_pool_once(hopper_random_file:
     results = json.loads((tmp_path / "t" / "results.json").read_text())
     # Same config, same seed, same machine: the exported config reproduces the trial's seed-0 score.
     assert results["score"] == pytest.approx(best.last["score_seed0"])
+
+
+def test_previous_sweep_warm_starts_the_searcher(small_sweep: tuple[Path, str], hopper_random_file: Path) -> None:
+    from search_spaces.space import SearchSpace
+    from trials.dataset import load_hdf5
+    from tuner.sweep import SweepSpec, previous_results, warm_start_points
+
+    sweep, _ = small_sweep
+    space = SearchSpace.load(sweep / "space.yaml")
+    ds = load_hdf5(hopper_random_file)
+    points = previous_results(sweep, ds, space)
+    scores = sorted(r.last["score"] for r in finished(sweep, hopper_random_file.stem))
+    assert sorted(score for _, score in points) == pytest.approx(scores)
+    spec = SweepSpec.load(sweep).model_copy(update={"warm_start": [str(sweep)]})
+    first, *rest = warm_start_points(spec, ds, space)
+    assert first[1] is None and first[0]["lam"] == 1.0, "the unscored hand-tuned baseline comes first"
+    assert len(rest) == 3 and all(score is not None for _, score in rest)
+
+
+def test_bad_sweep_inputs_are_one_line(hopper_random_file: Path, tmp_path: Path) -> None:
+    bad_space = tmp_path / "bad.yaml"
+    bad_space.write_text("parameters:\n  rollout.horizon: {int: [10, 1]}\n")
+    for args, message in (
+        (["--space", str(bad_space)], "rollout.horizon"),
+        (["--space", "nosuch"], "not a built-in space"),
+        (["--searcher", "grid"], "--searcher grid: unknown"),
+        (["--set", "lam=-2"], "field 'lam'"),
+    ):
+        cmd = sweep_args(hopper_random_file, tmp_path, "bad", 2)
+        i = cmd.index(args[0]) if args[0] in cmd else len(cmd)
+        cmd = cmd[:i] + args + cmd[i + 2:] if args[0] in cmd else cmd + args
+        done = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=120)
+        assert done.returncode == 2, (args, done.stderr[-2000:])
+        assert message in done.stderr and done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert not (tmp_path / "bad").exists(), "nothing is written for a refused sweep"
+    missing = subprocess.run([*CLI, "resume", str(tmp_path / "nothing")], capture_output=True, text=True, env=ENV)
+    assert missing.returncode == 2 and "not a sweep folder" in missing.stderr
 
 
 def test_kill_then_resume_reaches_target_and_continues_the_search(hopper_random_file: Path,
