@@ -113,7 +113,7 @@ def fit(model: EnsembleDynamics, obs: torch.Tensor, act: torch.Tensor, rew: torc
     x_train, y_train = x_all[train_idx], y_all[train_idx]
     n_train = x_train.shape[0]
     members = model.members
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, fused=True)
     best = torch.full((members,), float("inf"), device=obs.device)
     best_state = {k: v.clone() for k, v in model.state_dict().items()}
     epochs_since, epoch, nll_value = 0, 0, float("nan")

@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 
-from search_spaces.space import SearchSpace, SearchSpaceError
+from search_spaces.space import RangeParameter, SearchSpace, SearchSpaceError
 from trials.baselines import hand_tuned
 from trials.config import TrialConfig, apply_overrides, atomic_write_text
 from trials.dataset import Dataset, load_dataset
@@ -116,7 +116,7 @@ def trial_base(spec: SweepSpec, dataset: str, space: SearchSpace) -> TrialConfig
 def _upper_bounds(space: SearchSpace, key: str) -> list[int]:
     out = [int(v) for k, v in space.fixed.items() if k == key]
     for param, _, _ in space.iter_parameters():
-        if param.key == key and hasattr(param, "high"):
+        if param.key == key and isinstance(param, RangeParameter):
             out.append(int(param.high))
     return out
 
