@@ -81,7 +81,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                     seeds=list(range(args.seeds)) if args.seed_list is None else args.seed_list,
                     searcher=args.searcher, num_init_trials=args.init_trials, early_stop=args.early_stop,
                     baselines=args.baselines, warm_start=args.warm_start, base=base,
-                    overrides=parse_overrides(args.set), search_seed=args.search_seed)
+                    overrides=parse_overrides(args.set), search_seed=args.search_seed,
+                    gpus_per_trial=args.gpus_per_trial)
     run_sweep(spec)
     _print_status(spec.root)
     return 0
@@ -199,6 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--preset", default="demo", choices=sorted(PRESETS), help="built-in base config")
     sweep.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override the base")
     sweep.add_argument("--search-seed", type=int, default=0, help="seed of the searcher")
+    sweep.add_argument("--gpus-per-trial", type=float, default=0.0,
+                       help="GPUs per trial (with --set device=cuda; 0.5 lets two trials share a GPU)")
     sweep.set_defaults(func=cmd_sweep)
 
     resume = sub.add_parser("resume", help="continue an interrupted sweep to its trial count")

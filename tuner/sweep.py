@@ -79,6 +79,8 @@ class SweepSpec(BaseModel):
     """The base trial config (budget, architecture); searched keys override it per trial."""
     search_seed: int = 0
     """Seed of the searcher."""
+    gpus_per_trial: float = Field(0.0, ge=0)
+    """GPUs Ray reserves per trial (e.g. 0.5 to share one GPU between two trials); set with device=cuda."""
 
     @property
     def root(self) -> Path:
@@ -206,8 +208,9 @@ class ProgressPrinter(tune.Callback):
         print(f"[{self.label}] trial {trial.trial_id} failed: see {trial.local_path}", flush=True)
 
 
-def _trainable(dataset: Dataset) -> Any:
-    return tune.with_resources(tune.with_parameters(tune_trainable, dataset=dataset), {"cpu": 1})
+def _trainable(dataset: Dataset, gpus: float) -> Any:
+    resources = {"cpu": 1, "gpu": gpus} if gpus else {"cpu": 1}
+    return tune.with_resources(tune.with_parameters(tune_trainable, dataset=dataset), resources)
 
 
 def _pretrain_pools(spec: SweepSpec, bases: dict[str, TrialConfig], datasets: dict[str, Any]) -> None:
@@ -222,7 +225,8 @@ def _pretrain_pools(spec: SweepSpec, bases: dict[str, TrialConfig], datasets: di
         _, info = load_or_train_pool(ds, seed, base.dynamics, Path(base.pool_dir or ""), base.device)
         return f"{info.key}: {'trained' if info.trained_here else 'loaded'} ({info.train_seconds:.0f} s)"
 
-    jobs = [train_pool.remote(datasets[d], seed, bases[d]) for d in spec.datasets for seed in spec.seeds]
+    task = train_pool.options(num_gpus=spec.gpus_per_trial) if spec.gpus_per_trial else train_pool
+    jobs = [task.remote(datasets[d], seed, bases[d]) for d in spec.datasets for seed in spec.seeds]
     for line in ray.get(jobs):
         print(f"pool {line}", flush=True)
 
@@ -271,14 +275,15 @@ def _run_experiment(spec: SweepSpec, dataset_path: str, dataset: Dataset, base: 
     start = time.perf_counter()
     if resume and tune.Tuner.can_restore(str(exp_dir)):
         print(f"[{label}] resuming {exp_dir}", flush=True)
-        tuner = tune.Tuner.restore(str(exp_dir), trainable=_trainable(dataset), resume_errored=True)
+        tuner = tune.Tuner.restore(str(exp_dir), trainable=_trainable(dataset, spec.gpus_per_trial),
+                                   resume_errored=True)
     else:
         searcher = make_searcher(spec.searcher, space, METRIC, MODE, seed=spec.search_seed,
                                  num_init_trials=spec.num_init_trials,
                                  warm_start=warm_start_points(spec, dataset, space),
                                  max_concurrent=spec.concurrency)
         tuner = tune.Tuner(
-            _trainable(dataset),
+            _trainable(dataset, spec.gpus_per_trial),
             param_space={"base": base.to_dict(), "seeds": spec.seeds, "threads": 1},
             tune_config=tune.TuneConfig(search_alg=searcher, scheduler=_scheduler(spec, base),
                                         num_samples=spec.trials, max_concurrent_trials=spec.concurrency,
@@ -297,7 +302,8 @@ def _run_experiment(spec: SweepSpec, dataset_path: str, dataset: Dataset, base: 
 
 def new_spec(name: str, storage: str, space_file: str, datasets: list[str], trials: int, concurrency: int,
              seeds: list[int], searcher: str, num_init_trials: int, early_stop: str, baselines: str,
-             warm_start: list[str], base: dict[str, Any], overrides: dict[str, Any], search_seed: int) -> SweepSpec:
+             warm_start: list[str], base: dict[str, Any], overrides: dict[str, Any], search_seed: int,
+             gpus_per_trial: float = 0.0) -> SweepSpec:
     """Validate the CLI's inputs into a spec (no files written)."""
     if searcher not in SEARCHERS:
         raise SweepError(f"--searcher {searcher}: unknown; known: {', '.join(SEARCHERS)}")
@@ -319,4 +325,4 @@ def new_spec(name: str, storage: str, space_file: str, datasets: list[str], tria
                      datasets=[str(Path(d).resolve()) for d in datasets], trials=trials,
                      concurrency=concurrency, seeds=seeds, searcher=searcher, num_init_trials=num_init_trials,
                      early_stop=early_stop, baselines=baselines, warm_start=warm_start, base=merged,
-                     search_seed=search_seed)
+                     search_seed=search_seed, gpus_per_trial=gpus_per_trial)

@@ -1,0 +1,29 @@
+"""The same trial on CUDA, where a CUDA device exists (skipped on CPU-only machines)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from trials.config import TrialConfig
+from trials.dataset import load_hdf5
+from trials.trainable import build_trainer
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+def test_short_trial_runs_on_cuda(hopper_random_file: Path, tmp_path: Path) -> None:
+    cfg = TrialConfig(dataset=str(hopper_random_file), pool_dir=str(tmp_path), device="cuda", num_models=3,
+                      num_elites=2, epochs=2, steps_per_epoch=30, eval_episodes=1,
+                      rollout={"batch_size": 500, "horizon": 3, "freq": 15},
+                      dynamics={"pool_size": 3, "hidden": 32, "layers": 2, "max_epochs": 2},
+                      sac={"hidden": 32, "batch_size": 64})
+    trainer = build_trainer(cfg, load_hdf5(hopper_random_file))
+    assert trainer.model.in_mean.device.type == "cuda" and trainer.model_buffer.obs.device.type == "cuda"
+    while not trainer.done:
+        metrics = trainer.run_epoch()
+    assert trainer.status == "finished" and math.isfinite(metrics["normalized_score"])
+    assert next(trainer.agent.parameters()).device.type == "cuda"
