@@ -155,8 +155,9 @@ class MOPOTrainer:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.agent.load_state_dict(state["agent"])
-        for opt, s in zip((self.agent.actor_opt, self.agent.critic_opt, self.agent.alpha_opt), state["optimizers"], strict=False):
-            opt.load_state_dict(s)
+        optimizers = (self.agent.actor_opt, self.agent.critic_opt, self.agent.alpha_opt)
+        for opt, saved_opt in zip(optimizers, state["optimizers"], strict=True):
+            opt.load_state_dict(saved_opt)
         mb, saved = self.model_buffer, state["model_buffer"]
         n = saved["size"]
         for name in ("obs", "act", "rew", "next_obs", "done"):
