@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from trials.envs import EnvSpec
 from trials.sac import SAC
@@ -19,9 +18,7 @@ def evaluate(agent: SAC, spec: EnvSpec, episodes: int, seed: int, deterministic:
             obs, _ = env.reset(seed=seed + i)
             done = False
             while not done:
-                with torch.no_grad():
-                    t = torch.as_tensor(obs, dtype=torch.float32, device=agent.device).unsqueeze(0)
-                    action = agent.act(t, deterministic=deterministic)[0].cpu().numpy()
+                action = agent.act_numpy(obs, deterministic=deterministic)
                 obs, reward, terminated, truncated, _ = env.step(action)
                 returns[i] += float(reward)
                 done = terminated or truncated

@@ -130,8 +130,7 @@ def collect(spec: EnvSpec, policy: BehaviourPolicy, size: int, seed: int, progre
             if agent is None:
                 action = env.action_space.sample()
             else:
-                t = torch.as_tensor(obs, dtype=torch.float32, device=agent.device).unsqueeze(0)
-                action = agent.act(t)[0].cpu().numpy()
+                action = agent.act_numpy(obs)
             next_obs, reward, terminated, truncated, _ = env.step(action)
             log.append(obs, action, float(reward), next_obs, bool(terminated), bool(truncated), qpos, qvel)
             if terminated or truncated:

@@ -98,8 +98,7 @@ def train_online(spec: EnvSpec, cfg: SACConfig, max_steps: int, seed: int, *, le
             if step <= learning_starts:
                 action = env.action_space.sample()
             else:
-                t = torch.as_tensor(obs, dtype=torch.float32, device=agent.device).unsqueeze(0)
-                action = agent.act(t)[0].cpu().numpy()
+                action = agent.act_numpy(obs)
             next_obs, reward, terminated, truncated, _ = env.step(action)
             log.append(obs, action, float(reward), next_obs, bool(terminated), bool(truncated), qpos, qvel)
             buffer.add(obs, action, float(reward), next_obs, bool(terminated))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
@@ -124,6 +125,11 @@ class SAC(nn.Module):
     @torch.no_grad()
     def act(self, obs: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
         return self.actor(obs, deterministic=deterministic, with_log_prob=False, gen=self.gen)[0]
+
+    def act_numpy(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
+        """One action for one observation from a real environment (numpy in, numpy out)."""
+        t = torch.as_tensor(obs, dtype=torch.float32, device=self.device).unsqueeze(0)
+        return self.act(t, deterministic=deterministic)[0].cpu().numpy()
 
     def _q(self, net: EnsembleMLP, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
         return net(torch.cat([obs, act], dim=-1)).squeeze(-1)  # [2, B]
