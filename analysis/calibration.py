@@ -24,7 +24,7 @@ import pandas as pd
 from scipy import stats
 
 from trials.calibration import CalibrationResult
-from trials.config import atomic_write_text
+from trials.files import atomic_write_text
 
 RESULT_FILE = "calibration.npz"
 TABLE_CSV = "calibration.csv"

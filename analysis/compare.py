@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from trials.config import atomic_write_text
+from trials.files import atomic_write_text
 from tuner.compare import CompareArm, ComparePlan, arm_run_config, compare_dir, finished_runs, load_plan, run_key
 
 TABLE_CSV = "comparison.csv"

@@ -25,8 +25,9 @@ from analysis.calibration import read_calibration
 from analysis.compare import sources_compared, write_comparison
 from analysis.document import Code, Image, Paragraph, Section, Table, render_html, render_markdown
 from analysis.importance import importance
-from analysis.results import COMPLETED, SweepInfo, SweepResults, load_sweeps
-from trials.config import atomic_write_text
+from analysis.results import COMPLETED, SweepResults, load_sweeps
+from trials.files import atomic_write_text
+from tuner.spec import SweepSpec
 
 HTML_FILE = "report.html"
 MD_FILE = "report.md"
@@ -207,7 +208,7 @@ def _trials(res: SweepResults) -> Section:
     return Section("trials", "All trials", [Paragraph(note), Table(cols, rows)])
 
 
-def _title(infos: list[SweepInfo]) -> str:
+def _title(infos: list[SweepSpec]) -> str:
     return "mbrl-tune report: " + ", ".join(i.name for i in infos)
 
 

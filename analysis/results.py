@@ -2,13 +2,11 @@
 
 Reads only what ``mbrl-tune sweep`` wrote (``sweep.json``, ``space.yaml``, the Tune experiment folder of
 each dataset, through :func:`tuner.records.read_trials`); it never trains and never imports Ray.
-``sweep.json`` is the JSON form of ``tuner.sweep.SweepSpec``; it is read here as plain JSON because
-``tuner.sweep`` imports Ray and Ax at module level (3-4 s, and a Ray install, to read one file).
+``sweep.json`` is read through the Ray-free ``tuner.spec.SweepSpec``.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Callable
@@ -21,67 +19,16 @@ import pandas as pd
 
 from search_spaces.space import RangeParameter, SearchSpace
 from tuner.records import TrialRecord, read_trials
+from tuner.spec import SweepSpec
 
-SPEC_FILE = "sweep.json"
 #: Trial statuses that carry a final score.
 COMPLETED = ("finished", "diverged")
 
 
-class ResultsError(ValueError):
-    """A folder that is not a readable sweep; the message is one line."""
-
-
-@dataclass(frozen=True)
-class SweepInfo:
-    """The parts of a sweep's ``sweep.json`` (``tuner.sweep.SweepSpec``) that analysis uses."""
-
-    root: Path
-    """The sweep folder as found on disk (it may have moved since ``storage`` was written)."""
-    name: str
-    """Sweep name."""
-    datasets: tuple[str, ...]
-    """Dataset files, one Tune experiment each."""
-    trials: int
-    """Target trials per dataset."""
-    concurrency: int
-    """Trials run at once."""
-    seeds: tuple[int, ...]
-    """Seeds every configuration ran with."""
-    searcher: str
-    """ax, random or optuna."""
-    num_init_trials: int
-    """Initial design size of the Ax searcher."""
-    early_stop: str
-    """none or asha."""
-    baselines: str
-    """Source of the hand-tuned baseline the sweep started from."""
-    base: dict[str, Any]
-    """The base trial config (the budget)."""
-
-    @classmethod
-    def load(cls, sweep_dir: str | Path) -> SweepInfo:
-        root = Path(sweep_dir).resolve()
-        path = root / SPEC_FILE
-        if not path.is_file():
-            raise ResultsError(f"{sweep_dir}: not a sweep folder (no {SPEC_FILE})")
-        try:
-            doc = json.loads(path.read_text())
-            return cls(root=root, name=str(doc["name"]), datasets=tuple(doc["datasets"]), trials=int(doc["trials"]),
-                       concurrency=int(doc.get("concurrency", 1)), seeds=tuple(int(s) for s in doc.get("seeds", [0])),
-                       searcher=str(doc.get("searcher", "ax")), num_init_trials=int(doc.get("num_init_trials", 0)),
-                       early_stop=str(doc.get("early_stop", "none")),
-                       baselines=str(doc.get("baselines", "mopo_official")), base=dict(doc.get("base", {})))
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-            raise ResultsError(f"{path}: not a valid sweep spec ({type(exc).__name__}: {exc})") from None
-
-    def experiment_dir(self, dataset: str) -> Path:
-        """The Tune experiment folder of ``dataset`` (named after the file's stem, as the driver does)."""
-        return self.root / Path(dataset).stem
-
-    def space(self) -> SearchSpace | None:
-        """The search space as the sweep used it (``space.yaml``), None if absent."""
-        path = self.root / "space.yaml"
-        return SearchSpace.load(path) if path.is_file() else None
+def sweep_space(spec: SweepSpec) -> SearchSpace | None:
+    """The search space as the sweep used it (``space.yaml``), None if absent."""
+    path = spec.root / "space.yaml"
+    return SearchSpace.load(path) if path.is_file() else None
 
 
 @dataclass
@@ -97,7 +44,7 @@ class SweepResults:
     """Searched config keys (columns of ``trials``), in space order; fixed values are not listed."""
     log_scale: set[str]
     """Searched keys on a log scale in their space (plots use log axes for them)."""
-    sweeps: list[SweepInfo]
+    sweeps: list[SweepSpec]
     """The sweeps read, in the order given."""
 
 
@@ -129,7 +76,7 @@ def _wall_seconds(history: list[dict[str, Any]]) -> float:
     return float(totals[-1]) if totals else math.nan
 
 
-def _trial_row(info: SweepInfo, dataset: str, record: TrialRecord) -> dict[str, Any]:
+def _trial_row(info: SweepSpec, dataset: str, record: TrialRecord) -> dict[str, Any]:
     scores = [_finite(r.get("score")) for r in record.history]
     finite = [s for s in scores if not math.isnan(s)]
     last = record.last
@@ -146,7 +93,7 @@ def _trial_row(info: SweepInfo, dataset: str, record: TrialRecord) -> dict[str, 
     return row
 
 
-def _history_rows(info: SweepInfo, dataset: str, record: TrialRecord) -> list[dict[str, Any]]:
+def _history_rows(info: SweepSpec, dataset: str, record: TrialRecord) -> list[dict[str, Any]]:
     out = []
     for report in record.history:
         row: dict[str, Any] = {"sweep": info.name, "dataset": Path(dataset).stem, "trial_id": record.trial_id}
@@ -172,13 +119,13 @@ def _searched(space: SearchSpace | None) -> tuple[list[str], set[str]]:
 def load_sweeps(sweep_dirs: list[str | Path]) -> SweepResults:
     """Read one or more sweep folders into one :class:`SweepResults` (a ``sweep`` column tells them
     apart; sweeps are expected to have distinct names)."""
-    infos = [SweepInfo.load(d) for d in sweep_dirs]
+    infos = [SweepSpec.load(d) for d in sweep_dirs]
     trial_rows: list[dict[str, Any]] = []
     history_rows: list[dict[str, Any]] = []
     params: dict[str, None] = {}
     log_scale: set[str] = set()
     for info in infos:
-        keys, log = _searched(info.space())
+        keys, log = _searched(sweep_space(info))
         params.update(dict.fromkeys(keys))
         log_scale |= log
         for dataset in info.datasets:

@@ -18,6 +18,7 @@ import h5py
 import numpy as np
 
 from trials.envs import DATASET_ENVS, ENVS, EnvSpec, get_env_spec
+from trials.files import file_mode
 
 GENERATOR_VERSION = "1"
 
@@ -123,6 +124,7 @@ def _atomic_target(path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
+    os.chmod(tmp, file_mode())
     return Path(tmp)
 
 

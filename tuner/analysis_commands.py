@@ -46,9 +46,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _sweep_concurrency(sweep: Path) -> int:
-    from analysis.results import SweepInfo  # noqa: PLC0415
+    from tuner.spec import SweepSpec  # noqa: PLC0415
 
-    return SweepInfo.load(sweep).concurrency
+    return SweepSpec.load(sweep).concurrency
 
 
 # ---------------------------------------------------------------- calibrate
@@ -123,12 +123,13 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------- report
 def cmd_report(args: argparse.Namespace) -> int:
-    from analysis.results import ResultsError, SweepInfo  # noqa: PLC0415
+    from tuner.errors import SweepError  # noqa: PLC0415
+    from tuner.spec import SweepSpec  # noqa: PLC0415
 
     out = Path(args.out)
     try:
-        infos = [SweepInfo.load(p) for p in args.paths]
-    except ResultsError as exc:
+        infos = [SweepSpec.load(p) for p in args.paths]
+    except SweepError as exc:
         raise UsageError(str(exc)) from None
     names = [i.name for i in infos]
     if len(set(names)) != len(names):

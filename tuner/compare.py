@@ -146,8 +146,9 @@ def plan_compare(sweep_dir: Path, source: str, fresh: int, only: list[str] | Non
 
     from search_spaces.space import SearchSpace  # noqa: PLC0415
     from trials.dataset import load_dataset  # noqa: PLC0415
+    from tuner.spec import SweepSpec  # noqa: PLC0415
     from tuner.status import best_trials  # noqa: PLC0415  (imports Ray through tuner.sweep)
-    from tuner.sweep import SweepSpec, trial_base  # noqa: PLC0415
+    from tuner.sweep import trial_base  # noqa: PLC0415
 
     spec = SweepSpec.load(sweep_dir)
     space = SearchSpace.load(spec.root / "space.yaml")

@@ -3,3 +3,7 @@
 
 class UsageError(ValueError):
     """A bad argument, input file or sweep state; the message is one line."""
+
+
+class SweepError(UsageError):
+    """A sweep that cannot start, resume or be read; one line."""

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import yaml
 
-from trials.config import atomic_write_text
+from trials.files import atomic_write_text
 from tuner.errors import UsageError
 from tuner.records import read_trials
+from tuner.spec import SweepSpec
 from tuner.status import best_trials
-from tuner.sweep import SweepSpec
 
 
 def export_best(sweep_dir: Path, out: Path, top: int, dataset: str | None = None) -> list[Path]:

@@ -6,7 +6,7 @@ import math
 from pathlib import Path
 
 from tuner.records import TrialRecord, read_trials
-from tuner.sweep import SweepSpec
+from tuner.spec import SweepSpec
 
 
 def _fmt(value: object) -> str:
@@ -41,8 +41,9 @@ def status_table(sweep_dir: Path) -> str:
 
 
 def best_trials(records: list[TrialRecord], k: int) -> list[TrialRecord]:
-    """The ``k`` best completed trials by final score (diverged trials rank by their reported score)."""
-    scored = [r for r in records if r.status in ("finished", "diverged")
+    """The ``k`` best finished trials by final score. Diverged trials are left out: their score (the last
+    finite evaluation) tells the searcher the region is bad, but a diverging configuration is no answer."""
+    scored = [r for r in records if r.status == "finished"
               and isinstance(r.last.get("score"), (int, float)) and math.isfinite(r.last["score"])]
     return sorted(scored, key=lambda r: -r.last["score"])[:k]
 
@@ -67,7 +68,8 @@ def baseline_comparison(sweep_dir: Path) -> str:
         match = [r for r in records if baseline is not None and r.overrides == baseline]
         lines.append(f"{Path(dataset).name} ({meta.env}-{meta.level}):")
         if match and match[0].last:
-            lines.append(f"  hand-tuned {spec.baselines}: score {_fmt(match[0].last.get('score'))}  {baseline}")
+            score = _fmt(match[0].last.get("score"))
+            lines.append(f"  hand-tuned {spec.baselines} (in this space): score {score}  {baseline}")
         if best:
             lines.append(f"  best found:  score {_fmt(best[0].last['score'])}  {best[0].overrides}")
     return "\n".join(lines)

@@ -13,7 +13,6 @@ Folder layout of a sweep (``<storage>/<name>/``):
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -21,87 +20,24 @@ import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import ray
 from filelock import FileLock, Timeout
-from pydantic import BaseModel, ConfigDict, Field
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 
 from search_spaces.space import RangeParameter, SearchSpace, SearchSpaceError
 from trials.baselines import hand_tuned
-from trials.config import TrialConfig, apply_overrides, atomic_write_text
+from trials.config import TrialConfig, apply_overrides
 from trials.dataset import Dataset, load_dataset
 from trials.pool import load_or_train_pool
 from trials.trainable import tune_trainable
-from tuner.errors import UsageError
+from tuner.errors import SweepError
 from tuner.searcher import SEARCHERS, WarmStartPoint, make_searcher
+from tuner.spec import SPEC_FILE, SweepSpec
 
 METRIC, MODE = "score", "max"
-SPEC_FILE = "sweep.json"
-
-
-class SweepError(UsageError):
-    """A sweep that cannot start or resume; one line."""
-
-
-class SweepSpec(BaseModel):
-    """Everything a sweep is: written to ``sweep.json`` when it starts, read back by ``resume``."""
-
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
-
-    name: str
-    """Sweep name: the folder under ``storage``."""
-    storage: str
-    """Root folder of sweeps (a shared path for multi-node clusters)."""
-    space_file: str
-    """The search space, copied into the sweep folder as ``space.yaml``."""
-    datasets: list[str]
-    """Dataset files; each gets its own Tune experiment and searcher."""
-    trials: int = Field(ge=1)
-    """Trials per dataset (the hand-tuned baseline included)."""
-    concurrency: int = Field(1, ge=1)
-    """Trials running at once (one CPU each)."""
-    seeds: list[int] = [0]
-    """Seeds every configuration runs with; its objective is the mean score over them."""
-    searcher: str = "ax"
-    """Searcher kind: ax, random or optuna."""
-    num_init_trials: int = Field(8, ge=1)
-    """Initial design size of the Ax searcher (baseline included)."""
-    early_stop: Literal["none", "asha"] = "none"
-    """``asha`` stops poor trials at rungs of the epoch count."""
-    baselines: str = "mopo_official"
-    """Source of the hand-tuned baseline evaluated first (``mopo_official`` or ``offlinerl_kit``)."""
-    warm_start: list[str] = []
-    """Previous sweeps whose scored trials seed the searcher."""
-    base: dict[str, Any]
-    """The base trial config (budget, architecture); searched keys override it per trial."""
-    search_seed: int = 0
-    """Seed of the searcher."""
-    gpus_per_trial: float = Field(0.0, ge=0)
-    """GPUs Ray reserves per trial (e.g. 0.5 to share one GPU between two trials); set with device=cuda."""
-
-    @property
-    def root(self) -> Path:
-        return Path(self.storage).resolve() / self.name
-
-    @property
-    def pool_dir(self) -> Path:
-        return self.root / "pools"
-
-    def experiment_name(self, dataset: str) -> str:
-        return Path(dataset).stem
-
-    def save(self) -> None:
-        atomic_write_text(self.root / SPEC_FILE, json.dumps(self.model_dump(), indent=2))
-
-    @classmethod
-    def load(cls, sweep_dir: str | Path) -> SweepSpec:
-        path = Path(sweep_dir) / SPEC_FILE
-        if not path.is_file():
-            raise SweepError(f"{sweep_dir}: not a sweep folder (no {SPEC_FILE})")
-        return cls.model_validate_json(path.read_text())
 
 
 def trial_base(spec: SweepSpec, dataset: str, space: SearchSpace) -> TrialConfig:

@@ -10,8 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from analysis.results import ResultsError, SweepInfo, best_so_far, load_sweep, load_sweeps
+from analysis.results import best_so_far, load_sweep, load_sweeps
+from tuner.errors import SweepError
 from tuner.records import read_trials
+from tuner.spec import SweepSpec
 
 
 def test_trials_frame_has_each_trial_with_config_scores_and_order(sweep_dir: Path, hopper_random_file: Path) -> None:
@@ -63,8 +65,8 @@ def test_reading_results_never_imports_ray(sweep_dir: Path) -> None:
 
 
 def test_a_folder_without_sweep_json_is_refused_in_one_line(tmp_path: Path) -> None:
-    with pytest.raises(ResultsError, match="not a sweep folder") as err:
-        SweepInfo.load(tmp_path)
+    with pytest.raises(SweepError, match="not a sweep folder") as err:
+        SweepSpec.load(tmp_path)
     assert "\n" not in str(err.value)
 
 
