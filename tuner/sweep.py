@@ -223,7 +223,7 @@ def _run_experiment(spec: SweepSpec, dataset_path: str, dataset: Dataset, base: 
             param_space={"base": base.to_dict(), "seeds": spec.seeds, "threads": 1},
             tune_config=tune.TuneConfig(search_alg=searcher, scheduler=_scheduler(spec, base),
                                         num_samples=spec.trials, max_concurrent_trials=spec.concurrency,
-                                        reuse_actors=False),
+                                        reuse_actors=True),  # 0.14 s instead of 2.3 s of Ray overhead per trial
             run_config=tune.RunConfig(
                 name=exp_dir.name, storage_path=str(spec.root), verbose=0, callbacks=[printer],
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -201,14 +200,10 @@ def ray_head(tmp_path: Path):
             pytest.fail("ray head did not come up")
         yield f"127.0.0.1:{port}", f"http://127.0.0.1:{dash}", procs, temp
     finally:
+        for p in procs:  # only the sessions this fixture started
+            subprocess.run(["pkill", "-9", "-s", str(p.pid)], check=False)
         for p in procs:
-            os.killpg(p.pid, signal.SIGTERM) if p.poll() is None else None
-        for p in procs:
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                subprocess.run(["pkill", "-9", "-s", str(p.pid)], check=False)
-        subprocess.run(["pkill", "-9", "-s", str(head.pid)], check=False)
+            p.wait(timeout=30)
 
 
 def test_ray_job_submit_runs_a_sweep_on_a_real_head(ray_head, hopper_random_file: Path, tmp_path: Path) -> None:
