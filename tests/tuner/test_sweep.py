@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from filelock import FileLock
 
 from tuner.records import read_trials
 
@@ -124,7 +125,7 @@ def test_kill_then_resume_reaches_target_and_continues_the_search(hopper_random_
                                                                    tmp_path: Path) -> None:
     sweep = tmp_path / "k"
     exp = hopper_random_file.stem
-    driver = subprocess.Popen(sweep_args(hopper_random_file, tmp_path, "k", 5), stdout=subprocess.DEVNULL,
+    driver = subprocess.Popen(sweep_args(hopper_random_file, tmp_path, "k", 7), stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL, env=ENV, start_new_session=True)
     try:
         deadline = time.time() + 300
@@ -135,27 +136,27 @@ def test_kill_then_resume_reaches_target_and_continues_the_search(hopper_random_
     finally:
         kill_session(driver)  # the driver and its in-process Ray cluster, as in a crash or reboot
     before = {r.trial_id: r.last["score"] for r in finished(sweep, exp)}
+    assert len(before) < 7, "the driver must be killed mid-sweep"
 
-    resumed = subprocess.Popen([*CLI, "resume", str(sweep)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True, env=ENV, start_new_session=True)
-    try:
-        time.sleep(8)  # the first resume holds the sweep's lock by now
+    # While a driver holds the sweep (here: this test, through the same lock file), resume is refused.
+    with FileLock(str(sweep / ".driver.lock")):
         second = subprocess.run([*CLI, "resume", str(sweep)], capture_output=True, text=True, env=ENV,
                                 timeout=120)
-        assert second.returncode == 2 and "already running" in second.stderr
-        out, err = resumed.communicate(timeout=600)
-    finally:
-        if resumed.poll() is None:
-            kill_session(resumed)
+    assert second.returncode == 2 and "already running" in second.stderr
+    assert len(finished(sweep, exp)) == len(before), "a refused resume touches nothing"
+
+    resumed = subprocess.run([*CLI, "resume", str(sweep)], capture_output=True, text=True, env=ENV,
+                             timeout=600, start_new_session=True)
+    out, err = resumed.stdout, resumed.stderr
     assert resumed.returncode == 0, err[-3000:]
     after = finished(sweep, exp)
-    assert len(after) == 5, out
+    assert len(after) == 7, out
     scores = {r.trial_id: r.last["score"] for r in after}
     assert all(scores[t] == s for t, s in before.items()), "completed trials are kept as they were"
     # A restarted design would propose the same baseline and Sobol points again; a continued one
     # never repeats a configuration.
     configs = [json.dumps(r.overrides, sort_keys=True) for r in after]
-    assert len(set(configs)) == 5
+    assert len(set(configs)) == 7
 
 
 def _free_port() -> int:
