@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from trials.config import TrialConfig, apply_overrides, atomic_write_text
 from trials.dataset import Dataset, load_dataset
+from trials.memory import keep_freed_memory
 from trials.mopo import DIVERGED, FINISHED, MOPOTrainer
 from trials.pool import load_or_train_pool
 
@@ -29,6 +30,7 @@ CHECKPOINT_FILE = "trial_state.pt"
 
 def build_trainer(cfg: TrialConfig, dataset: Dataset) -> MOPOTrainer:
     """Load (or train, once) the shared pool for (dataset, seed, architecture), then set up the learner."""
+    keep_freed_memory()
     pool, info = load_or_train_pool(dataset, cfg.seed, cfg.dynamics, cfg.resolved_pool_dir, cfg.device)
     return MOPOTrainer(cfg, dataset, pool, info)
 
