@@ -14,17 +14,12 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tuner.argtypes import positive_int
 from tuner.errors import UsageError
 
 if TYPE_CHECKING:
     from trials.config import TrialConfig
 
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
 
 
 # ---------------------------------------------------------------- compare
@@ -160,9 +155,9 @@ def add_analysis_commands(sub: argparse._SubParsersAction) -> None:
     compare.add_argument("path", help="the sweep folder (<storage>/<name>)")
     compare.add_argument("--source", default="mopo_official", help="hand-tuned baselines: mopo_official or "
                          "offlinerl_kit")
-    compare.add_argument("--seeds", type=_positive_int, default=3,
+    compare.add_argument("--seeds", type=positive_int, default=3,
                          help="fresh seeds (after the sweep's largest) both configurations run on")
-    compare.add_argument("--concurrency", type=_positive_int, help="runs at once (default: the sweep's)")
+    compare.add_argument("--concurrency", type=positive_int, help="runs at once (default: the sweep's)")
     compare.add_argument("--dataset", nargs="+", help="only these datasets (file stems) of the sweep")
     compare.add_argument("--no-run", action="store_true", help="only tabulate the runs cached so far")
     compare.set_defaults(func=cmd_compare)
@@ -176,7 +171,7 @@ def add_analysis_commands(sub: argparse._SubParsersAction) -> None:
     calibrate.add_argument("--seed", type=int, help="pool seed and seed of the measurement (default: config's)")
     calibrate.add_argument("--policy", default="data",
                            help="data (logged actions), random, or a policy.pt written by mbrl-tune train")
-    calibrate.add_argument("--states", type=_positive_int, default=500, help="start states from the dataset")
+    calibrate.add_argument("--states", type=positive_int, default=500, help="start states from the dataset")
     calibrate.add_argument("--horizons", type=int, nargs="+", default=[1, 5],
                            help="model steps to report (rollouts go to the largest)")
     calibrate.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",

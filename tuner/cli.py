@@ -19,15 +19,9 @@ from trials.envs import DATASET_ENVS, get_env_spec
 from trials.generate import LEVELS, GenerateConfig, generate
 from trials.trainable import run_standalone
 from tuner.analysis_commands import add_analysis_commands
+from tuner.argtypes import positive_int
 from tuner.errors import UsageError
 from tuner.presets import PRESETS, load_preset, resolve_space
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
 
 
 # ---------------------------------------------------------------- datasets
@@ -146,7 +140,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mbrl-tune", description=__doc__)
-    parser.add_argument("--threads", type=_positive_int, default=1,
+    parser.add_argument("--threads", type=positive_int, default=1,
                         help="torch CPU threads of this process (default 1: trials run side by side)")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -155,15 +149,15 @@ def build_parser() -> argparse.ArgumentParser:
     gen = ds_sub.add_parser("generate", help="generate a D4RL-style dataset in real MuJoCo")
     gen.add_argument("--env", required=True, choices=DATASET_ENVS)
     gen.add_argument("--level", required=True, choices=list(LEVELS))
-    gen.add_argument("--size", type=_positive_int, default=1_000_000, help="transitions in the file")
+    gen.add_argument("--size", type=positive_int, default=1_000_000, help="transitions in the file")
     gen.add_argument("--seed", type=int, default=0)
     gen.add_argument("--out", required=True, help="output HDF5 path (written atomically)")
-    gen.add_argument("--medium-max-steps", type=_positive_int, default=GenerateConfig().medium_max_steps,
+    gen.add_argument("--medium-max-steps", type=positive_int, default=GenerateConfig().medium_max_steps,
                      help="env-step budget of the medium SAC run if it never reaches 1/3 of expert")
-    gen.add_argument("--expert-steps", type=_positive_int, default=GenerateConfig().expert_steps,
+    gen.add_argument("--expert-steps", type=positive_int, default=GenerateConfig().expert_steps,
                      help="env-step budget of the expert SAC run")
     gen.add_argument("--learning-starts", type=int, default=GenerateConfig().learning_starts)
-    gen.add_argument("--eval-every", type=_positive_int, default=GenerateConfig().eval_every)
+    gen.add_argument("--eval-every", type=positive_int, default=GenerateConfig().eval_every)
     gen.add_argument("--device", default="cpu")
     gen.add_argument("--policy-dir", help="behaviour-policy cache (default: <out dir>/behaviour)")
     gen.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -185,14 +179,14 @@ def build_parser() -> argparse.ArgumentParser:
     sweep = sub.add_parser("sweep", help="Bayesian-optimisation sweep over a search space (Ray Tune + Ax)")
     sweep.add_argument("--space", required=True, help="search-space YAML, or a built-in name (quick, paper)")
     sweep.add_argument("--dataset", required=True, nargs="+", help="dataset file(s); one experiment each")
-    sweep.add_argument("--trials", type=_positive_int, required=True, help="trials per dataset (baseline included)")
-    sweep.add_argument("--concurrency", type=_positive_int, default=1, help="trials at once, one CPU each")
-    sweep.add_argument("--seeds", type=_positive_int, default=1, help="seeds per configuration (0..S-1)")
+    sweep.add_argument("--trials", type=positive_int, required=True, help="trials per dataset (baseline included)")
+    sweep.add_argument("--concurrency", type=positive_int, default=1, help="trials at once, one CPU each")
+    sweep.add_argument("--seeds", type=positive_int, default=1, help="seeds per configuration (0..S-1)")
     sweep.add_argument("--seed-list", type=int, nargs="+", help="explicit seeds instead of --seeds")
     sweep.add_argument("--storage", default="runs/sweeps", help="root folder of sweeps (shared path on clusters)")
     sweep.add_argument("--name", required=True, help="sweep name (a folder under --storage)")
     sweep.add_argument("--searcher", default="ax", help="ax (Bayesian optimisation), random or optuna")
-    sweep.add_argument("--init-trials", type=_positive_int, default=8, help="Ax initial design size")
+    sweep.add_argument("--init-trials", type=positive_int, default=8, help="Ax initial design size")
     sweep.add_argument("--early-stop", choices=["none", "asha"], default="none")
     sweep.add_argument("--baselines", default="mopo_official", help="hand-tuned baseline evaluated first")
     sweep.add_argument("--warm-start", nargs="*", default=[], help="earlier sweep folders to learn from")
@@ -213,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     export = sub.add_parser("export", help="write the best configurations as train-ready YAML")
     export.add_argument("path", help="the sweep folder")
     export.add_argument("--out", required=True, help="output YAML (rank k > 1 goes to <stem>-k.yaml)")
-    export.add_argument("--top", type=_positive_int, default=1)
+    export.add_argument("--top", type=positive_int, default=1)
     export.add_argument("--dataset", help="which dataset's experiment (default: the first)")
     export.set_defaults(func=cmd_export)
 
@@ -221,8 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="the embedded default job")
     demo.add_argument("--out", default="runs/demo")
-    demo.add_argument("--trials", type=_positive_int, default=16)
-    demo.add_argument("--concurrency", type=_positive_int, default=2)
+    demo.add_argument("--trials", type=positive_int, default=16)
+    demo.add_argument("--concurrency", type=positive_int, default=2)
     demo.set_defaults(func=cmd_demo)
     return parser
 
