@@ -18,7 +18,7 @@ from trials.dataset import DatasetError, load_dataset, save_hdf5, summary
 from trials.envs import DATASET_ENVS, get_env_spec
 from trials.generate import LEVELS, GenerateConfig, generate
 from trials.trainable import run_standalone
-from tuner.analysis_commands import add_analysis_commands
+from tuner.analysis_commands import add_analysis_commands, cmd_report
 from tuner.argtypes import positive_int
 from tuner.errors import UsageError
 from tuner.presets import PRESETS, load_preset, resolve_space
@@ -132,8 +132,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     cmd_sweep(ns)
     sweep_dir = out / "sweeps" / name
     print(baseline_comparison(sweep_dir))
-    print(f"demo done in {time.perf_counter() - start:.0f} s: sweep results in {sweep_dir} "
-          f"(mbrl-tune status {sweep_dir}; mbrl-tune export {sweep_dir} --out best.yaml)")
+    report_dir = out / "reports" / name
+    cmd_report(build_parser().parse_args(["report", str(sweep_dir), "--out", str(report_dir)]))
+    print(f"demo done in {time.perf_counter() - start:.0f} s: sweep results in {sweep_dir}, report at "
+          f"{report_dir / 'report.html'} (mbrl-tune status {sweep_dir}; mbrl-tune export {sweep_dir} --out best.yaml)")
     return 0
 
 
@@ -215,7 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="the embedded default job")
     demo.add_argument("--out", default="runs/demo")
-    demo.add_argument("--trials", type=positive_int, default=16)
+    demo.add_argument("--trials", type=positive_int, default=12)
     demo.add_argument("--concurrency", type=positive_int, default=2)
     demo.set_defaults(func=cmd_demo)
     return parser
