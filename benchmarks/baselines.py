@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trials.dynamics import EnsembleDynamics
+from trials.dynamics import EnsembleDynamics, bound_logvar
 from trials.nets import mlp
 
 
@@ -41,13 +41,7 @@ class LoopEnsemble(nn.Module):
 
     @staticmethod
     def _member(in_dim: int, hidden: int, layers: int, out_dim: int) -> nn.Sequential:
-        mods: list[nn.Module] = []
-        d = in_dim
-        for _ in range(layers):
-            mods += [nn.Linear(d, hidden), nn.SiLU()]
-            d = hidden
-        mods.append(nn.Linear(d, out_dim))
-        return nn.Sequential(*mods)
+        return mlp(in_dim, out_dim, hidden, layers, activation=nn.SiLU)
 
     @classmethod
     def from_ensemble(cls, model: EnsembleDynamics) -> LoopEnsemble:
@@ -70,9 +64,7 @@ class LoopEnsemble(nn.Module):
         """Normalised inputs ``[M, B, in]`` (or ``[B, in]``) -> mean and log-variance ``[M, B, out]``."""
         outs = [member(x[m] if x.dim() == 3 else x) for m, member in enumerate(self.members)]
         mean, logvar = torch.stack(outs).chunk(2, dim=-1)
-        logvar = self.max_logvar - F.softplus(self.max_logvar - logvar)
-        logvar = self.min_logvar + F.softplus(logvar - self.min_logvar)
-        return mean, logvar
+        return mean, bound_logvar(logvar, self.max_logvar, self.min_logvar)
 
     @torch.no_grad()
     def predict(self, obs: torch.Tensor, act: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -22,6 +22,12 @@ from trials.config import DynamicsConfig
 from trials.nets import EnsembleLinear
 
 
+def bound_logvar(logvar: torch.Tensor, max_logvar: torch.Tensor, min_logvar: torch.Tensor) -> torch.Tensor:
+    """Soft-bound log-variances between the learned limits (Chua et al. 2018)."""
+    logvar = max_logvar - F.softplus(max_logvar - logvar)
+    return min_logvar + F.softplus(logvar - min_logvar)
+
+
 class EnsembleDynamics(nn.Module):
     """``members`` Gaussian MLPs over ``[delta_s, r]``."""
 
@@ -55,9 +61,7 @@ class EnsembleDynamics(nn.Module):
         for layer in self.layers:
             x = F.silu(layer(x))
         mean, logvar = self.head(x).chunk(2, dim=-1)
-        logvar = self.max_logvar - F.softplus(self.max_logvar - logvar)
-        logvar = self.min_logvar + F.softplus(logvar - self.min_logvar)
-        return mean, logvar
+        return mean, bound_logvar(logvar, self.max_logvar, self.min_logvar)
 
     @torch.no_grad()
     def predict(self, obs: torch.Tensor, act: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

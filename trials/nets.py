@@ -54,12 +54,13 @@ class EnsembleMLP(nn.Module):
         return self.out(x)
 
 
-def mlp(in_dim: int, out_dim: int, hidden: int, layers: int) -> nn.Sequential:
-    """A plain ReLU MLP."""
+def mlp(in_dim: int, out_dim: int, hidden: int, layers: int,
+        activation: type[nn.Module] = nn.ReLU) -> nn.Sequential:
+    """A plain MLP (ReLU unless told otherwise)."""
     mods: list[nn.Module] = []
     d = in_dim
     for _ in range(layers):
-        mods += [nn.Linear(d, hidden), nn.ReLU()]
+        mods += [nn.Linear(d, hidden), activation()]
         d = hidden
     mods.append(nn.Linear(d, out_dim))
     return nn.Sequential(*mods)
