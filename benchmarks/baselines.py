@@ -66,12 +66,8 @@ class LoopEnsemble(nn.Module):
         mean, logvar = torch.stack(outs).chunk(2, dim=-1)
         return mean, bound_logvar(logvar, self.max_logvar, self.min_logvar)
 
-    @torch.no_grad()
-    def predict(self, obs: torch.Tensor, act: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Like :meth:`EnsembleDynamics.predict`: ``[M, B, obs_dim + 1]`` means and stds, original units."""
-        x = (torch.cat([obs, act], dim=-1) - self.in_mean) / self.in_std
-        mean, logvar = self.forward_normalized(x)
-        return mean * self.out_std + self.out_mean, (0.5 * logvar).exp() * self.out_std
+    # The same (de)normalisation as the vectorised ensemble; only forward_normalized differs.
+    predict = EnsembleDynamics.predict
 
     def decay_loss(self, decays: tuple[float, ...]) -> torch.Tensor:
         """The L2 weight decay of ``trials.dynamics.fit``: per layer index, summed over members."""
