@@ -9,8 +9,8 @@ from benchmarks import flops
 from benchmarks.baselines import LoopEnsemble, PlainSAC, sb3_available, sb3_sac
 from benchmarks.report import Row, time_speedup
 from benchmarks.sizes import HOPPER_ACT, HOPPER_OBS, Sizes
-from benchmarks.timing import measure, measure_interleaved
-from trials.config import DynamicsConfig
+from benchmarks.timing import Timing, measure, measure_interleaved
+from trials.config import DynamicsConfig, RolloutPrecision
 from trials.dynamics import EnsembleDynamics, _decay_loss
 from trials.envs import hopper_terminated
 from trials.penalties import PENALTIES
@@ -169,9 +169,10 @@ def rollout_rounds(sizes: Sizes) -> list[Row]:
     buffer = ReplayBuffer(sizes.rollout_states * sizes.rollout_horizon, HOPPER_OBS, HOPPER_ACT)
     stats: dict[str, object] = {}
 
-    def round_fn(name: str, ensemble: EnsembleDynamics | LoopEnsemble, penalty: str) -> None:
+    def round_fn(name: str, ensemble: EnsembleDynamics | LoopEnsemble, penalty: str,
+                 precision: RolloutPrecision = "float32") -> None:
         stats[name] = rollout(ensemble, elites, agent, start, sizes.rollout_horizon,  # type: ignore[arg-type]
-                              hopper_terminated, PENALTIES[penalty], 1.0, buffer, gen)
+                              hopper_terminated, PENALTIES[penalty], 1.0, buffer, gen, precision=precision)
 
     dyn = DynamicsConfig()
     member_dims = flops.dynamics_dims(HOPPER_OBS, HOPPER_ACT, dyn.hidden, dyn.layers)
@@ -179,13 +180,16 @@ def rollout_rounds(sizes: Sizes) -> list[Row]:
     per_transition = flops.rollout_transition(sizes.rollout_members, HOPPER_OBS, HOPPER_ACT, dyn.hidden, dyn.layers,
                                               SACConfig().hidden, SACConfig().layers)
     # One warm-up round each, then every penalty (max_aleatoric first, interleaved with the loop baseline).
+    bf16 = lambda: round_fn("bf16", model, "max_aleatoric", "bfloat16")  # noqa: E731
     measure_interleaved({"ours": lambda: round_fn("warm", model, "max_aleatoric"),
-                         "loop": lambda: round_fn("warm", loop, "max_aleatoric")}, repeats=0, warmup=1)
+                         "loop": lambda: round_fn("warm", loop, "max_aleatoric"), "bf16": bf16},
+                        repeats=0, warmup=1)
     rows = []
     for penalty in sorted(PENALTIES, key=lambda p: p != "max_aleatoric"):
         fns = {"ours": lambda p=penalty: round_fn("ours", model, p)}
         if penalty == "max_aleatoric":
             fns["loop"] = lambda: round_fn("loop", loop, "max_aleatoric")
+            fns["bf16"] = bf16
         repeats = sizes.rollout_baseline_repeats if penalty == "max_aleatoric" else sizes.rollout_repeats
         t = measure_interleaved(fns, repeats, warmup=0)
         r = stats["ours"]
@@ -213,4 +217,25 @@ def rollout_rounds(sizes: Sizes) -> list[Row]:
             row.speedup = time_speedup(t["ours"].median, t["loop"].median)
             row.details["baseline_minor_faults_per_call"] = round(t["loop"].faults_per_call, 1)
         rows.append(row)
+        if "bf16" in t:
+            rows.append(_bfloat16_rollout_row(row, t["bf16"], sizes))
     return rows
+
+
+def _bfloat16_rollout_row(fp32_row: Row, timing: Timing, sizes: Sizes) -> Row:
+    """Row 4b: the same round with ``precision="bfloat16"`` (interleaved with the float32 round); its
+    "% of peak" is against the float32 peak, so the bfloat16 matmul peak is given beside it."""
+    n = sizes.peak_n
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randn(n, n, generator=gen, dtype=torch.bfloat16)
+    b = torch.randn(n, n, generator=gen, dtype=torch.bfloat16)
+    peak = measure(lambda: torch.mm(a, b), max(sizes.peak_repeats // 2, 1), warmup=1)
+    return Row(
+        "rollout[max_aleatoric,bfloat16]", "rollout", timing.median, "s/round", timing.repeats,
+        "as rollout[max_aleatoric] with rollout.precision=bfloat16: the ensemble's matmuls autocast to "
+        "bfloat16 (actor, penalty, sampling and storage in float32); % of peak against the float32 peak",
+        flops=fp32_row.flops, flop_formula="as rollout[max_aleatoric]",
+        baseline="float32 round (ours)", baseline_what="row rollout[max_aleatoric], interleaved with this one",
+        baseline_value=fp32_row.value, speedup=time_speedup(timing.median, fp32_row.value),
+        details={**timing.summary(), "bfloat16_matmul_peak_gflops": round(2.0 * n**3 / min(peak.samples) / 1e9, 1)},
+    )

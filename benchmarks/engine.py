@@ -159,7 +159,7 @@ def _composite_baselines(measured: dict[str, Row], sizes: Sizes, cfg: TrialConfi
 
 
 def epoch_group(sizes: Sizes, dataset_path: Path, work_dir: Path, measured: dict[str, Row]) -> list[Row]:
-    """Rows pool_train, epoch, epoch.rollout, epoch.sac and memory."""
+    """Rows pool_train, epoch, epoch.rollout, epoch.sac, memory and epoch[bfloat16]."""
     cfg = trial_config(dataset_path, work_dir / "pools", sizes)
     pool_row, _ = train_pool(cfg, load_dataset(dataset_path))
     ens = measured.get("ensemble_step")
@@ -169,4 +169,23 @@ def epoch_group(sizes: Sizes, dataset_path: Path, work_dir: Path, measured: dict
     if result["pool_trained_here"]:
         raise RuntimeError("the epoch worker trained its own pool; expected the one trained for row pool_train")
     atomic_write_text(work_dir / "epoch-result.json", json.dumps(result, indent=2))
-    return [pool_row, *epoch_rows(cfg, result, sizes, measured)]
+    rows = epoch_rows(cfg, result, sizes, measured)
+    bf16_cfg = cfg.with_overrides({"rollout.precision": "bfloat16"})
+    bf16 = run_worker(bf16_cfg, sizes.epochs, work_dir)
+    return [pool_row, *rows, bfloat16_epoch_row(bf16_cfg, bf16, sizes, rows[0])]
+
+
+def bfloat16_epoch_row(cfg: TrialConfig, result: dict[str, Any], sizes: Sizes, fp32_epoch: Row) -> Row:
+    """Row 5b: the same epoch with ``rollout.precision=bfloat16``, against the float32 epoch (row epoch)."""
+    timed = result["epochs"][sizes.epochs_skipped:]
+    epoch_s, rollout_s, sac_s = (_median(timed, k) for k in ("wall_s", "rollout_s", "sac_s"))
+    return Row(
+        "epoch[bfloat16]", "epoch", epoch_s, "s/epoch", len(timed),
+        "as row epoch (a second worker process) with rollout.precision=bfloat16: the rollout's ensemble matmuls "
+        "in bfloat16; % of peak against the float32 peak",
+        flops=fp32_epoch.flops, flop_formula="as row epoch",
+        baseline="float32 epoch (ours)", baseline_what="row epoch, same sizes, measured just before",
+        baseline_value=fp32_epoch.value, speedup=time_speedup(epoch_s, fp32_epoch.value),
+        details={"rollout_s": rollout_s, "sac_s": sac_s, "maxrss_mib": result["maxrss_mib"],
+                 "per_epoch_wall_s": [round(e["wall_s"], 2) for e in result["epochs"]]},
+    )

@@ -65,7 +65,8 @@ class MOPOTrainer:
     def _rollout_round(self) -> RolloutStats:
         idx = self.real.sample_idx(self.cfg.rollout.batch_size, self.gen)
         return rollout(self.model, self.elites, self.agent, self.real.obs[idx], self.cfg.rollout.horizon,
-                       self.spec.terminated, self.penalty, self.cfg.lam, self.model_buffer, self.gen)
+                       self.spec.terminated, self.penalty, self.cfg.lam, self.model_buffer, self.gen,
+                       precision=self.cfg.rollout.precision)
 
     def _batch(self) -> tuple[torch.Tensor, ...]:
         n = self.cfg.sac.batch_size

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
+from trials.config import RolloutPrecision
 from trials.dynamics import EnsembleDynamics
 from trials.envs import TerminationFn
 from trials.penalties import Penalty
@@ -24,6 +25,8 @@ from trials.replay import ReplayBuffer
 from trials.sac import SAC
 
 DEFAULT_CHUNK = 1024
+#: The autocast format of each rollout precision (None: no autocast, plain float32).
+AUTOCAST_DTYPES: dict[str, torch.dtype | None] = {"float32": None, "bfloat16": torch.bfloat16}
 
 
 @dataclass
@@ -40,9 +43,12 @@ class RolloutStats:
 @torch.no_grad()
 def rollout(model: EnsembleDynamics, elites: torch.Tensor, agent: SAC, start_obs: torch.Tensor, horizon: int,
             terminated: TerminationFn, penalty: Penalty, lam: float, buffer: ReplayBuffer,
-            gen: torch.Generator, chunk_size: int = DEFAULT_CHUNK) -> RolloutStats:
-    """Roll out from every row of ``start_obs`` and append the transitions to ``buffer``."""
+            gen: torch.Generator, chunk_size: int = DEFAULT_CHUNK,
+            precision: RolloutPrecision = "float32") -> RolloutStats:
+    """Roll out from every row of ``start_obs`` and append the transitions to ``buffer``. ``precision``
+    is the format of the ensemble's matrix multiplies (its outputs come back as float32)."""
     device = start_obs.device
+    low_precision = AUTOCAST_DTYPES[precision]
     pen_sum = torch.zeros((), device=device)
     pen_max = torch.zeros((), device=device)
     rew_sum = torch.zeros((), device=device)
@@ -62,7 +68,8 @@ def rollout(model: EnsembleDynamics, elites: torch.Tensor, agent: SAC, start_obs
         rows = torch.arange(c, device=device)
         for t in range(horizon):
             act = agent.act(obs)
-            mean, std = model.predict(obs, act)  # [N, c, D]
+            with torch.autocast(device.type, dtype=low_precision, enabled=low_precision is not None):
+                mean, std = model.predict(obs, act)  # [N, c, D]
             k = elites[torch.randint(0, elites.shape[0], (c,), generator=gen, device=device)]
             noise = torch.randn(mean.shape[1:], generator=gen, device=device)
             sample = torch.addcmul(mean[k, rows], std[k, rows], noise)

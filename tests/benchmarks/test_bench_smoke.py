@@ -50,11 +50,13 @@ def check_rows(report: dict[str, Any], expected: set[str]) -> None:
 
 def test_quick_run_of_the_kernel_and_trial_groups(tmp_path: Path, data_dir: Path) -> None:
     report, stdout = run_bench(tmp_path, data_dir, "sac", "ensemble", "rollout", "epoch", "ax")
-    expected = {"peak_matmul", "sac_update", "ensemble_step", *(f"rollout[{p}]" for p in PENALTIES), "pool_train",
-                "epoch", "epoch.rollout", "epoch.sac", "memory", "ax_proposal[quick@5]", "ax_proposal[quick@8]"}
+    expected = {"peak_matmul", "sac_update", "ensemble_step", *(f"rollout[{p}]" for p in PENALTIES),
+                "rollout[max_aleatoric,bfloat16]", "pool_train", "epoch", "epoch.rollout", "epoch.sac", "memory",
+                "epoch[bfloat16]", "ax_proposal[quick@5]", "ax_proposal[quick@8]"}
     check_rows(report, expected)
     rows = {r["name"]: r for r in report["rows"]}
-    for name in ("sac_update", "ensemble_step", "rollout[max_aleatoric]"):
+    for name in ("sac_update", "ensemble_step", "rollout[max_aleatoric]", "rollout[max_aleatoric,bfloat16]",
+                 "epoch[bfloat16]"):
         assert rows[name]["baseline"] is not None, name
     assert rows["peak_matmul"]["peak_fraction"] == 1.0
     assert rows["epoch"]["details"]["rollout_fraction"] + rows["epoch"]["details"]["sac_fraction"] <= 1.0
@@ -69,3 +71,20 @@ def test_quick_run_of_the_ray_groups(tmp_path: Path, data_dir: Path) -> None:
                         "trials_per_hour[c=2]", "sweep_cost[K=20]"})
     rows = {r["name"]: r for r in report["rows"]}
     assert rows["trials_per_hour[c=1]"]["details"]["finished"] == 2
+
+
+def test_precision_report_compares_formats_on_a_real_pool(tmp_path: Path, hopper_random_file: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "benchmarks.precision", "--dataset", str(hopper_random_file),
+                           "--pool-dir", str(tmp_path / "pools"), "--pool-max-epochs", "1", "--states", "256"],
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    gap = next(line for line in lines if line.startswith("mean [delta_s, r]"))
+    rmse = float(gap.split("float32 RMSE ")[1].split()[0])
+    share = float(gap.split("(")[1].split("%")[0])
+    assert rmse > 0 and share < 20  # bfloat16 differs, by far less than the model's own error
+    for name in PENALTIES:
+        if name != "none":
+            row = next(line for line in lines if line.startswith(name + " "))
+            assert float(row.split()[-1]) > 0.9, row  # penalties in both formats rank states alike
+    assert sum("predict of one" in line for line in lines) == 2

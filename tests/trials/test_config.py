@@ -31,6 +31,7 @@ def test_defaults_are_mopo_published_settings() -> None:
 @pytest.mark.parametrize("overrides, message", [
     (["penalty=bogus"], "field 'penalty': value 'bogus': Input should be 'none', 'max_aleatoric'"),
     (["rollout.horizon=0"], "field 'rollout.horizon': value 0: Input should be greater than or equal to 1"),
+    (["rollout.precision=float16"], "value 'float16': Input should be 'float32' or 'bfloat16'"),
     (["lam=-1"], "field 'lam': value -1: Input should be greater than or equal to 0"),
     (["rollout.horizn=3"], "unknown field 'rollout.horizn'"),
     (["num_elites=9"], "num_elites=9 exceeds num_models=7"),

@@ -13,7 +13,10 @@ import torch
 from trials.config import TrialConfig
 from trials.dataset import load_hdf5
 from trials.mopo import DIVERGED, FINISHED
+from trials.penalties import PENALTIES
 from trials.pool import pool_key
+from trials.replay import ReplayBuffer
+from trials.rollout import rollout
 from trials.trainable import build_trainer
 
 
@@ -111,3 +114,37 @@ def test_members_are_chosen_by_holdout_rank(hopper_random_file: Path, tmp_path: 
     pool_losses = sorted(trainer.pool_info.holdout_mse)
     assert trainer.model.holdout_loss.tolist() == pytest.approx(pool_losses[:3])
     assert trainer.elites.tolist() == [0, 1]
+
+
+def test_bfloat16_rollout_tracks_float32(hopper_random_file: Path, tmp_path: Path) -> None:
+    cfg = tiny_config(hopper_random_file, tmp_path)
+    trainer = build_trainer(cfg, load_hdf5(hopper_random_file))
+    start = trainer.real.obs[:500]
+    out: dict[str, ReplayBuffer] = {}
+    actor_rng = trainer.agent.gen.get_state()
+    for precision in ("float32", "bfloat16"):
+        trainer.agent.gen.set_state(actor_rng)
+        buffer = ReplayBuffer(500 * 3, trainer.spec.obs_dim, trainer.spec.act_dim)
+        rollout(trainer.model, trainer.elites, trainer.agent, start, 1, trainer.spec.terminated,
+                PENALTIES["ensemble_std"], 1.0, buffer, torch.Generator().manual_seed(0), precision=precision)
+        out[precision] = buffer
+    full, half = out["float32"], out["bfloat16"]
+    assert len(full) == len(half) == 500  # one step from every start: no row is dropped
+    assert half.next_obs.dtype == half.rew.dtype == torch.float32
+    # Same seed, same actions and elite choices; only the ensemble's arithmetic differs.
+    assert torch.equal(full.act[:500], half.act[:500])
+    delta = full.next_obs[:500] - full.obs[:500]
+    diff = half.next_obs[:500] - full.next_obs[:500]
+    assert 0 < diff.abs().max()  # the low-precision path really ran
+    assert float(diff.pow(2).mean().sqrt()) < 0.01 * float(delta.std())
+    reward_diff = (half.rew[:500] - full.rew[:500]).abs().max()
+    assert float(reward_diff) < 0.01 * float(full.rew[:500].std())
+
+
+def test_trial_runs_with_bfloat16_rollouts(hopper_random_file: Path, tmp_path: Path) -> None:
+    cfg = tiny_config(hopper_random_file, tmp_path, **{"rollout.precision": "bfloat16", "epochs": 2})
+    trainer = build_trainer(cfg, load_hdf5(hopper_random_file))
+    while not trainer.done:
+        metrics = trainer.run_epoch()
+    assert trainer.status == FINISHED
+    assert math.isfinite(metrics["normalized_score"]) and metrics["model_buffer_size"] > 0
