@@ -2,7 +2,8 @@
 by the trial engine within a wall-clock budget on this machine; prints its normalised score against the
 behaviour policy's and the wall-clock split by phase.
 
-    .venv/bin/python -m benchmarks.learning_check --dataset data/hopper-medium-100k.hdf5 --epochs 60
+    .venv/bin/python -m benchmarks.learning_check --dataset data/hopper-medium-100k.hdf5 --epochs 60 \
+        [--set rollout.precision=bfloat16]
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 import torch
 
 from trials.baselines import hand_tuned
-from trials.config import TrialConfig
+from trials.config import TrialConfig, parse_overrides
 from trials.dataset import load_dataset
 from trials.trainable import run_standalone
 
@@ -31,6 +32,8 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default="runs/learning_check")
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="further trial-config overrides, e.g. rollout.precision=bfloat16")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -40,6 +43,7 @@ def main() -> None:
                       steps_per_epoch=args.steps_per_epoch, eval_every=args.eval_every,
                       eval_episodes=args.eval_episodes,
                       dynamics={"max_epochs": args.pool_max_epochs}).with_overrides(overrides)
+    cfg = cfg.with_overrides(parse_overrides(args.set))
     out = Path(args.out)
     results = run_standalone(cfg, out)
     phases = results["phase_seconds"]
