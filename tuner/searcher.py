@@ -53,8 +53,9 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import numpy as np
 import optuna
@@ -565,98 +566,47 @@ class _SpaceOptunaSearch(OptunaSearch):
         return {k: v for k, v in config.items() if k in self._override_keys} if config else config
 
 
-class _Builder(Protocol):
-    def __call__(
-        self,
-        space: SearchSpace,
-        metric: str,
-        mode: Mode,
-        *,
-        seed: int,
-        num_init_trials: int,
-        warm_start: Sequence[WarmStartPoint],
-        max_concurrent: int,
-    ) -> Searcher: ...
+@dataclass(frozen=True)
+class SearcherOptions:
+    """What every searcher kind is built from, besides the space and the objective."""
+
+    seed: int = 0
+    """Seed of the searcher's own randomness (Sobol scrambling, random draws, Optuna's sampler)."""
+    num_init_trials: int = 8
+    """Space-filling trials before model-based proposals (Ax's Sobol design, Optuna's start-up trials)."""
+    warm_start: Sequence[WarmStartPoint] = ()
+    """Scored points from earlier sweeps on the same data, fed to the searcher before it proposes."""
+    max_concurrent: int = 1
+    """Trials proposed but not yet finished at any time."""
 
 
-def _make_ax(
-    space: SearchSpace,
-    metric: str,
-    mode: Mode,
-    *,
-    seed: int,
-    num_init_trials: int,
-    warm_start: Sequence[WarmStartPoint],
-    max_concurrent: int,
-) -> Searcher:
-    return AxSearcher(
-        space,
-        metric,
-        mode,
-        num_init_trials=num_init_trials,
-        seed=seed,
-        warm_start=warm_start,
-        max_concurrent=max_concurrent,
-    )
+def _make_ax(space: SearchSpace, metric: str, mode: Mode, o: SearcherOptions) -> Searcher:
+    return AxSearcher(space, metric, mode, num_init_trials=o.num_init_trials, seed=o.seed,
+                      warm_start=o.warm_start, max_concurrent=o.max_concurrent)
 
 
-def _make_random(
-    space: SearchSpace,
-    metric: str,
-    mode: Mode,
-    *,
-    seed: int,
-    num_init_trials: int,
-    warm_start: Sequence[WarmStartPoint],
-    max_concurrent: int,
-) -> Searcher:
-    return RandomSearcher(
-        space, metric, mode, seed=seed, warm_start=warm_start, max_concurrent=max_concurrent
-    )
+def _make_random(space: SearchSpace, metric: str, mode: Mode, o: SearcherOptions) -> Searcher:
+    return RandomSearcher(space, metric, mode, seed=o.seed, warm_start=o.warm_start,
+                          max_concurrent=o.max_concurrent)
 
 
-def _make_optuna(
-    space: SearchSpace,
-    metric: str,
-    mode: Mode,
-    *,
-    seed: int,
-    num_init_trials: int,
-    warm_start: Sequence[WarmStartPoint],
-    max_concurrent: int,
-) -> Searcher:
-    searcher = _SpaceOptunaSearch(
-        space, metric, mode, seed=seed, num_init_trials=num_init_trials, warm_start=warm_start
-    )
-    return ConcurrencyLimiter(searcher, max_concurrent=max_concurrent)
+def _make_optuna(space: SearchSpace, metric: str, mode: Mode, o: SearcherOptions) -> Searcher:
+    searcher = _SpaceOptunaSearch(space, metric, mode, seed=o.seed, num_init_trials=o.num_init_trials,
+                                  warm_start=o.warm_start)
+    return ConcurrencyLimiter(searcher, max_concurrent=o.max_concurrent)
 
 
-SEARCHERS: dict[str, _Builder] = {"ax": _make_ax, "random": _make_random, "optuna": _make_optuna}
+SEARCHERS: dict[str, Callable[[SearchSpace, str, Mode, SearcherOptions], Searcher]] = {
+    "ax": _make_ax, "random": _make_random, "optuna": _make_optuna}
 """Searcher kinds by name."""
 
 
-def make_searcher(
-    kind: str,
-    space: SearchSpace,
-    metric: str,
-    mode: Mode,
-    *,
-    seed: int = 0,
-    num_init_trials: int = 8,
-    warm_start: Sequence[WarmStartPoint] = (),
-    max_concurrent: int = 1,
-) -> Searcher:
+def make_searcher(kind: str, space: SearchSpace, metric: str, mode: Mode, *, seed: int = 0,
+                  num_init_trials: int = 8, warm_start: Sequence[WarmStartPoint] = (),
+                  max_concurrent: int = 1) -> Searcher:
     """Build a searcher of one of the kinds in :data:`SEARCHERS` (``ax``, ``random``, ``optuna``)."""
     try:
-        builder: Callable[..., Searcher] = SEARCHERS[kind]
+        builder = SEARCHERS[kind]
     except KeyError:
         raise ValueError(f"unknown searcher kind {kind!r} (known: {', '.join(SEARCHERS)})") from None
-    return builder(
-        space,
-        metric,
-        mode,
-        seed=seed,
-        num_init_trials=num_init_trials,
-        warm_start=warm_start,
-        max_concurrent=max_concurrent,
-    )
+    return builder(space, metric, mode, SearcherOptions(seed, num_init_trials, warm_start, max_concurrent))
