@@ -1,0 +1,224 @@
+"""Figures of sweeps and calibrations, as PNG files (matplotlib, Agg backend: no display needed).
+
+Every function takes tables from :mod:`analysis.results` / :mod:`analysis.calibration`, writes one PNG and
+returns its path, or None when there is nothing to draw (e.g. no trial has a score yet).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; must precede pyplot
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+
+from analysis.importance import is_numeric  # noqa: E402
+from analysis.results import best_so_far, completed  # noqa: E402
+
+DPI = 100
+_JITTER = np.random.default_rng(0)  # fixed: the same tables give the same pictures
+
+
+def _save(fig: plt.Figure, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=DPI, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def _label(sweep: str, searcher: str | None = None, dataset: str | None = None, datasets: int = 1) -> str:
+    text = f"{sweep} ({searcher})" if searcher else sweep
+    return f"{text} / {dataset}" if dataset and datasets > 1 else text
+
+
+def plot_best_so_far(trials: pd.DataFrame, path: Path) -> Path | None:
+    """Best final score so far against trial number (creation order): one panel per dataset, one line per
+    sweep, so searchers run on the same data (Ax vs random) compare at equal trial counts."""
+    curve = best_so_far(trials)
+    if curve["best"].notna().sum() == 0:
+        return None
+    searchers = trials.groupby("sweep")["searcher"].first().to_dict()
+    datasets = list(dict.fromkeys(curve["dataset"]))
+    fig, axes = plt.subplots(1, len(datasets), figsize=(5.5 * len(datasets), 3.8), squeeze=False)
+    for ax, dataset in zip(axes[0], datasets, strict=True):
+        for sweep, group in curve[curve["dataset"] == dataset].groupby("sweep", sort=False):
+            line = ax.step(group["trial"], group["best"], where="post", label=_label(sweep, searchers.get(sweep)))
+            ax.scatter(group["trial"], group["score"], s=12, alpha=0.4, color=line[0].get_color())
+        ax.set(title=dataset, xlabel="trial number", ylabel="best normalised score so far")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def _strip(ax: plt.Axes, categories: list[str], values: pd.Series, score: pd.Series, **kw: object) -> None:
+    codes = np.array([categories.index(str(v)) for v in values])
+    ax.scatter(codes + _JITTER.uniform(-0.15, 0.15, len(codes)), score, **kw)
+    ax.set_xticks(range(len(categories)), categories, rotation=20, fontsize=8)
+
+
+def plot_score_vs_params(trials: pd.DataFrame, params: list[str], log_scale: set[str], path: Path) -> Path | None:
+    """Final score against each searched parameter (scatter for numbers, jittered strip for categories)."""
+    done = completed(trials)
+    params = [p for p in params if p in done.columns and done[p].notna().any()]
+    if done.empty or not params:
+        return None
+    cols = min(3, len(params))
+    rows = -(-len(params) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.4 * rows), squeeze=False)
+    groups = list(done.groupby(["sweep", "dataset"], sort=False))
+    for ax, param in zip(axes.flat, params, strict=False):
+        present = done[done[param].notna()]
+        numeric = is_numeric(present[param])
+        categories = sorted({str(v) for v in present[param]})
+        for (sweep, dataset), group in groups:
+            group = group[group[param].notna()]
+            label = _label(sweep, dataset=dataset, datasets=done["dataset"].nunique())
+            if numeric:
+                ax.scatter(group[param].astype(float), group["score"], s=18, alpha=0.8, label=label)
+            else:
+                _strip(ax, categories, group[param], group["score"], s=18, alpha=0.8, label=label)
+        if numeric and param in log_scale:
+            ax.set_xscale("log")
+        ax.set(xlabel=param, ylabel="final score")
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(params):]:
+        ax.set_visible(False)
+    if len(groups) > 1:
+        axes.flat[0].legend(fontsize=7)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_score_by_penalty(trials: pd.DataFrame, path: Path, key: str = "penalty") -> Path | None:
+    """Final score by penalty heuristic: a box per heuristic with every trial drawn on it, a panel per
+    dataset."""
+    done = completed(trials)
+    if done.empty or key not in done.columns or done[key].isna().all():
+        return None
+    done = done[done[key].notna()]
+    categories = sorted({str(v) for v in done[key]})
+    datasets = list(dict.fromkeys(done["dataset"]))
+    width = max(4.5, 1.4 * len(categories))
+    fig, axes = plt.subplots(1, len(datasets), figsize=(width * len(datasets), 3.8), squeeze=False)
+    for ax, dataset in zip(axes[0], datasets, strict=True):
+        rows = done[done["dataset"] == dataset]
+        data = [rows.loc[rows[key].astype(str) == c, "score"].astype(float).to_numpy() for c in categories]
+        ax.boxplot(data, positions=range(len(categories)), widths=0.5, showfliers=False)
+        _strip(ax, categories, rows[key], rows["score"].astype(float), s=16, alpha=0.7, color="tab:blue", zorder=3)
+        ax.set(xlabel=key, ylabel="final score", title=f"{dataset}: score by penalty heuristic")
+        ax.grid(alpha=0.3, axis="y")
+    return _save(fig, path)
+
+
+def _axis_values(values: pd.Series, log: bool) -> tuple[np.ndarray, list[float], list[str]]:
+    """Values scaled to [0, 1] for one parallel-coordinates axis, with tick positions and labels."""
+    present = values.dropna()
+    if is_numeric(present):
+        x = values.astype(float).to_numpy()
+        x = np.log10(x) if log else x
+        lo, hi = np.nanmin(x), np.nanmax(x)
+        span = hi - lo if hi > lo else 1.0
+        ticks = np.linspace(lo, hi if hi > lo else lo + 1, 3)
+        labels = [f"{10 ** t:.3g}" if log else f"{t:.3g}" for t in ticks]
+        return (x - lo) / span, list((ticks - lo) / span), labels
+    categories = sorted({str(v) for v in present})
+    pos = {c: i / max(len(categories) - 1, 1) for i, c in enumerate(categories)}
+    scaled = np.array([pos[str(v)] if pd.notna(v) else np.nan for v in values])
+    return scaled, list(pos.values()), categories
+
+
+def plot_parallel(trials: pd.DataFrame, params: list[str], log_scale: set[str], path: Path) -> Path | None:
+    """Parallel coordinates: each trial a line across its searched values and its score, coloured by score
+    (a parameter absent on a trial's branch leaves a gap)."""
+    done = completed(trials)
+    params = [p for p in params if p in done.columns and done[p].notna().any()]
+    if len(done) < 2 or not params:
+        return None
+    axes_keys = [*params, "score"]
+    scaled = {k: _axis_values(done[k], k in log_scale) for k in axes_keys}
+    score = done["score"].astype(float).to_numpy()
+    norm = plt.Normalize(np.nanmin(score), np.nanmax(score) if np.nanmax(score) > np.nanmin(score) else
+                         np.nanmin(score) + 1)
+    cmap = plt.get_cmap("viridis")
+    fig, ax = plt.subplots(figsize=(1.9 * len(axes_keys) + 2, 4.2))
+    xs = np.arange(len(axes_keys))
+    order = np.argsort(score)  # best drawn last, on top
+    for i in order:
+        ys = np.array([scaled[k][0][i] for k in axes_keys])
+        ax.plot(xs, ys, color=cmap(norm(score[i])), alpha=0.8, lw=1.4)
+    for x, key in zip(xs, axes_keys, strict=True):
+        ax.axvline(x, color="0.6", lw=0.8)
+        for pos, text in zip(scaled[key][1], scaled[key][2], strict=True):
+            ax.text(x + 0.03, pos, text, fontsize=7, va="center")
+    ax.set_xticks(xs, axes_keys, fontsize=9)
+    ax.set_yticks([])
+    ax.set_ylim(-0.05, 1.05)
+    ax.set_title("parallel coordinates (colour: final score)")
+    fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, label="final score")
+    return _save(fig, path)
+
+
+def plot_importance(table: pd.DataFrame, path: Path) -> Path | None:
+    """Bars of per-parameter importance (|Spearman rho| for numbers, eta^2 for categories), a panel per
+    dataset (scores of different datasets are not comparable, so neither are their importances)."""
+    table = table[table["importance"].notna()]
+    if table.empty:
+        return None
+    datasets = list(dict.fromkeys(table["dataset"]))
+    height = 0.5 * table.groupby("dataset").size().max() + 1.4
+    fig, axes = plt.subplots(1, len(datasets), figsize=(5.5 * len(datasets), height), squeeze=False)
+    for ax, dataset in zip(axes[0], datasets, strict=True):
+        rows = table[table["dataset"] == dataset]
+        labels = [f"{p}  ({m})" for p, m in zip(rows["parameter"], rows["measure"], strict=True)]
+        ax.barh(labels[::-1], rows["importance"].to_numpy()[::-1], color="tab:blue")
+        ax.set(xlim=(0, 1), xlabel="importance (0 = none, 1 = explains the score)", title=dataset)
+        ax.grid(alpha=0.3, axis="x")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_learning_curves(history: pd.DataFrame, path: Path) -> Path | None:
+    """Score per epoch of every trial (one panel per dataset)."""
+    if history.empty or "score" not in history.columns:
+        return None
+    datasets = list(dict.fromkeys(history["dataset"]))
+    fig, axes = plt.subplots(1, len(datasets), figsize=(5.5 * len(datasets), 3.6), squeeze=False)
+    for ax, dataset in zip(axes[0], datasets, strict=True):
+        for _, group in history[history["dataset"] == dataset].groupby(["sweep", "trial_id"], sort=False):
+            ax.plot(group["epoch"], group["score"], alpha=0.5, lw=1)
+        ax.set(title=dataset, xlabel="epoch", ylabel="normalised score")
+        ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def plot_calibration_scatter(heuristic: np.ndarray, error: np.ndarray, step: np.ndarray, horizons: list[int],
+                             name: str, stats: pd.DataFrame, path: Path) -> Path | None:
+    """One heuristic against the true model error, a colour per horizon, its rank correlation in the
+    legend; log axes when the values span decades."""
+    fig, ax = plt.subplots(figsize=(5.2, 4.0))
+    drawn = False
+    for k in horizons:
+        mask = (step == k) & np.isfinite(heuristic) & np.isfinite(error)
+        if not mask.any():
+            continue
+        row = stats[(stats["horizon"] == k) & (stats["heuristic"] == name)]
+        rho = float(row["spearman"].iloc[0]) if len(row) else float("nan")
+        ax.scatter(heuristic[mask], error[mask], s=8, alpha=0.5, label=f"k={k} (Spearman {rho:.2f}, n={mask.sum()})")
+        drawn = True
+    if not drawn:
+        plt.close(fig)
+        return None
+    for axis, values in (("x", heuristic), ("y", error)):
+        positive = values[np.isfinite(values) & (values > 0)]
+        if len(positive) and positive.min() > 0 and positive.max() / positive.min() > 100 and (values > 0).all():
+            getattr(ax, f"set_{axis}scale")("log")
+    ax.set(xlabel=f"{name} u(s, a)", ylabel="true model error ||mean prediction - s'||", title=name)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)

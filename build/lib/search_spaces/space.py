@@ -1,0 +1,742 @@
+"""Search spaces over the design choices of offline model-based RL, read from YAML files.
+
+A search space names trial-config keys (dotted, e.g. ``rollout.horizon``) and says which values the
+optimizer may give them. A suggestion is applied to a trial as flat overrides ``{dotted_key: value}``.
+
+YAML schema
+-----------
+::
+
+    name: quick                 # optional, defaults to the file's stem
+    description: free text      # optional
+    parameters:                 # searched parameters, keyed by dotted config key, in this order
+      penalty:
+        choice: [max_aleatoric, ensemble_std]   # >= 2 distinct values, all str, all int, all
+                                                # float (ints allowed) or all bool
+        ordered: false          # optional; default true for numbers, false for str and bool
+        depends:                # optional: parameters that exist only on one value's branch
+          max_aleatoric: {lam: {float: [0.1, 10.0], log: true}}
+          ensemble_std:  {lam: {float: [0.1, 10.0], log: true}}
+      rollout.horizon: {int: [1, 10]}          # integers low..high, both included
+      real_ratio: {float: [0.05, 0.5]}         # reals in [low, high]
+      num_models: {int: [2, 10], log: true}    # log: sampled and modelled on a log scale (low > 0)
+    fixed:                      # optional: overrides applied to every trial, never searched
+      num_elites: 5
+    constraints:                # optional: order constraints between searched numeric parameters
+      - num_elites <= num_models              # `a <= b` or `a >= b`, nothing else
+
+Every parameter spec holds exactly one kind key (``choice``, ``int`` or ``float``) plus that kind's
+options (``log`` for ranges; ``ordered`` and ``depends`` for choices). Branch parameters (under
+``depends``) are ranges or plain choices: one level of nesting, which is what per-penalty ``lam``
+ranges need. A branch key may appear under several values of one choice (each with its own range) and
+under no other parameter. A branch with no entry (e.g. ``none``) searches nothing extra, so the trial
+keeps its config default for those keys.
+
+Keys must be dotted identifiers without ``__``: optimizers need globally unique parameter names, so a
+branch parameter is named ``<key>__<choice value>`` (``lam__max_aleatoric``) there, and
+:meth:`SearchSpace.decode` maps it back to ``lam``.
+
+Constraints
+-----------
+A constraint ``a <= b`` (or ``a >= b``) relates two searched top-level ``int``/``float`` parameters, or
+two fixed values (then it is checked once, at load). The lower side's low bound must not exceed the
+upper side's low bound, so every value of the upper side leaves a feasible lower side. Enforcement:
+
+- Ax: passed as a linear ``parameter_constraints`` entry; Ax only proposes feasible points.
+- :meth:`SearchSpace.sample_random`: rejection sampling (resample the whole point), so random search
+  stays uniform over the feasible region.
+- :meth:`SearchSpace.optuna_space`: repair by clipping, ``a = min(a, b)``. A define-by-run function
+  cannot resample, and the repair is deterministic, so Optuna still sees a consistent objective of its
+  raw samples.
+
+Errors
+------
+Every problem in a file raises :class:`SearchSpaceError` with a one-line message naming the file, the
+parameter, the bad value and what is allowed, e.g.
+``quick.yaml: parameter 'rollout.horizon': bounds [10, 1] must have low < high``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, NoReturn, Protocol
+
+import numpy as np
+import yaml
+
+if TYPE_CHECKING:
+    from ax.api.configs import ChoiceParameterConfig, RangeParameterConfig
+    from optuna.distributions import BaseDistribution
+
+ChoiceValue = str | int | float | bool
+"""A value a choice parameter can take."""
+
+_TOP_LEVEL_KEYS = ("name", "description", "parameters", "fixed", "constraints")
+_KINDS = ("choice", "int", "float")
+_OPTIONS: dict[str, tuple[str, ...]] = {"choice": ("ordered", "depends"), "int": ("log",), "float": ("log",)}
+_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+_CONSTRAINT_RE = re.compile(r"^\s*(\S+)\s*(<=|>=)\s*(\S+)\s*$")
+_BRANCH_SEP = "__"
+# Rejection sampling gives up after this many draws: a feasible region this small is a broken file.
+_MAX_RESAMPLES = 1000
+# Relative slack for values that sit on a bound up to float rounding (e.g. 10 ** log10(10.0)).
+_BOUND_SLACK = 1e-9
+
+
+class SearchSpaceError(ValueError):
+    """A search-space file, or a point checked against it, breaks the rules; the message is one line."""
+
+
+def _fmt(value: Any) -> str:
+    """Short one-line rendering of a value for error messages."""
+    if isinstance(value, str):
+        return repr(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_fmt(v) for v in value) + "]"
+    return str(value).replace("\n", " ")
+
+
+def _is_number(value: Any) -> bool:
+    # bool is an int subclass, but `true` is never a sensible bound or range value.
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True)
+class RangeParameter:
+    """An integer or real parameter searched between two bounds."""
+
+    key: str
+    """Dotted trial-config key this parameter overrides, e.g. ``rollout.horizon``."""
+    kind: Literal["int", "float"]
+    """``int``: integers from low to high, both included; ``float``: reals in [low, high]."""
+    low: float
+    """Lower bound (an integer for ``int``)."""
+    high: float
+    """Upper bound, > low (an integer for ``int``)."""
+    log: bool = False
+    """Sample and model on a log scale (needs low > 0): right for weights spanning decades."""
+    name: str = ""
+    """Optimizer-side name, unique in the space: the key, or ``<key>__<value>`` inside a branch."""
+
+    def contains(self, value: Any) -> bool:
+        """Whether ``value`` is a valid value of this parameter (ints must be integral)."""
+        if not _is_number(value) or not math.isfinite(value):
+            return False
+        if self.kind == "int" and float(value) != round(value):
+            return False
+        slack = _BOUND_SLACK * max(1.0, abs(self.low), abs(self.high))
+        return self.low - slack <= value <= self.high + slack
+
+    def clip(self, value: float) -> int | float:
+        """The nearest valid value: clipped into the bounds, rounded for ``int``."""
+        clipped = min(max(float(value), self.low), self.high)
+        return int(round(clipped)) if self.kind == "int" else clipped
+
+    def native(self, value: Any) -> int | float:
+        """``value`` as a plain Python int or float (optimizers hand back numpy scalars), in bounds."""
+        return self.clip(value)
+
+    def sample(self, rng: np.random.Generator) -> int | float:
+        """One draw, uniform on the parameter's scale."""
+        if self.kind == "int":
+            if not self.log:
+                return int(rng.integers(int(self.low), int(self.high) + 1))
+            # Log-uniform over [low, high + 1) floored, so every integer gets its log-width of mass.
+            draw = math.exp(rng.uniform(math.log(self.low), math.log(self.high + 1)))
+            return min(int(math.floor(draw)), int(self.high))
+        if self.log:
+            return self.clip(math.exp(rng.uniform(math.log(self.low), math.log(self.high))))
+        return float(rng.uniform(self.low, self.high))
+
+    def describe(self) -> str:
+        """The allowed values, for error messages."""
+        scale = ", log scale" if self.log else ""
+        bounds = (
+            f"[{int(self.low)}, {int(self.high)}]" if self.kind == "int" else f"[{self.low}, {self.high}]"
+        )
+        return f"{self.kind} in {bounds}{scale}"
+
+
+@dataclass(frozen=True)
+class ChoiceParameter:
+    """A parameter taking one of a list of values, optionally with branch-only parameters."""
+
+    key: str
+    """Dotted trial-config key this parameter overrides, e.g. ``penalty``."""
+    values: tuple[ChoiceValue, ...]
+    """The allowed values, at least two, distinct, all of ``value_type``."""
+    value_type: Literal["str", "int", "float", "bool"]
+    """The values' type, as Ax names it."""
+    ordered: bool
+    """Whether the values have a meaningful order (numbers) or are categories (penalty names)."""
+    depends: Mapping[ChoiceValue, tuple[Parameter, ...]] = field(default_factory=dict)
+    """Per value, the parameters that exist only when this parameter takes that value."""
+    name: str = ""
+    """Optimizer-side name, unique in the space: the key, or ``<key>__<value>`` inside a branch."""
+
+    def contains(self, value: Any) -> bool:
+        """Whether ``value`` is one of the values (type-aware: ``True`` is not ``1``)."""
+        return self.match(value) is not None
+
+    def match(self, value: Any) -> ChoiceValue | None:
+        """The listed value equal to ``value``, or None. Floats accept integral ints."""
+        for candidate in self.values:
+            same_type = type(candidate) is type(value) or (self.value_type == "float" and _is_number(value))
+            if same_type and candidate == value:
+                return candidate
+        return None
+
+    def native(self, value: Any) -> ChoiceValue:
+        """``value`` as the listed Python value (optimizers hand back numpy scalars)."""
+        if isinstance(value, np.generic):
+            value = value.item()
+        matched = self.match(value)
+        if matched is None:
+            raise ValueError(f"parameter '{self.key}': {_fmt(value)} is not one of {_fmt(self.values)}")
+        return matched
+
+    def sample(self, rng: np.random.Generator) -> ChoiceValue:
+        """One draw, uniform over the values."""
+        return self.values[int(rng.integers(len(self.values)))]
+
+    def describe(self) -> str:
+        """The allowed values, for error messages."""
+        return f"one of {_fmt(self.values)}"
+
+
+Parameter = RangeParameter | ChoiceParameter
+"""A searched parameter."""
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """``lower <= upper`` between two numeric parameters (searched, or both fixed)."""
+
+    lower: str
+    """Key of the side that must be smaller or equal."""
+    upper: str
+    """Key of the side that must be greater or equal."""
+    text: str
+    """The constraint as written in the file, for messages."""
+
+    def holds(self, overrides: Mapping[str, Any]) -> bool:
+        """Whether a point satisfies the constraint."""
+        return overrides[self.lower] <= overrides[self.upper]
+
+    def ax_expression(self) -> str:
+        """The constraint in Ax's ``parameter_constraints`` syntax."""
+        return f"{self.lower} <= {self.upper}"
+
+
+class _SuggestTrial(Protocol):
+    """The part of ``optuna.trial.Trial`` that a define-by-run function uses."""
+
+    def suggest_categorical(self, name: str, choices: list[Any]) -> Any: ...
+
+    def suggest_int(self, name: str, low: int, high: int, *, log: bool = False) -> int: ...
+
+    def suggest_float(self, name: str, low: float, high: float, *, log: bool = False) -> float: ...
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """A validated search space; see the module docstring for the file format."""
+
+    name: str
+    """Short name, e.g. ``quick``; defaults to the file's stem."""
+    description: str
+    """Free text shown in reports."""
+    parameters: tuple[Parameter, ...]
+    """Searched top-level parameters, in file order; branch parameters hang off choices."""
+    fixed: Mapping[str, Any]
+    """Overrides applied to every trial and never searched."""
+    constraints: tuple[Constraint, ...] = ()
+    """Order constraints between searched numeric parameters."""
+    source: str = "<dict>"
+    """Where the space came from (a file name), used in error messages."""
+
+    # ------------------------------------------------------------------ loading
+
+    @classmethod
+    def load(cls, path: str | Path) -> SearchSpace:
+        """Read and validate a search-space YAML file."""
+        path = Path(path)
+        try:
+            text = path.read_text()
+        except FileNotFoundError:
+            raise SearchSpaceError(f"{path}: search-space file not found") from None
+        except OSError as exc:
+            raise SearchSpaceError(f"{path}: cannot read search-space file ({exc.strerror})") from None
+        return cls.from_yaml(text, source=path.name, default_name=path.stem)
+
+    @classmethod
+    def from_yaml(cls, text: str, source: str = "<yaml>", default_name: str = "") -> SearchSpace:
+        """Parse and validate YAML text; ``source`` names it in error messages."""
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+            problem = getattr(exc, "problem", None) or type(exc).__name__
+            raise SearchSpaceError(f"{source}: malformed YAML{where}: {problem}") from None
+        return cls.from_dict(data, source=source, default_name=default_name)
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "<dict>", default_name: str = "") -> SearchSpace:
+        """Validate an already-parsed mapping (the YAML document); ``source`` names it in messages."""
+        return _Parser(source).space(data, default_name)
+
+    # ------------------------------------------------------------------ structure
+
+    def iter_parameters(self) -> Iterator[tuple[Parameter, ChoiceParameter | None, ChoiceValue | None]]:
+        """Every searched parameter with its branch: ``(param, parent choice, parent value)``."""
+        for param in self.parameters:
+            yield param, None, None
+            if isinstance(param, ChoiceParameter):
+                for value, branch in param.depends.items():
+                    for child in branch:
+                        yield child, param, value
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        """Every config key a suggestion may set: searched (top-level and branch) and fixed."""
+        seen: dict[str, None] = {}
+        for param, _, _ in self.iter_parameters():
+            seen[param.key] = None
+        for key in self.fixed:
+            seen[key] = None
+        return tuple(seen)
+
+    def _active(self, choices: Mapping[str, Any]) -> Iterator[Parameter]:
+        """The parameters of the point whose top-level choice values are ``choices``."""
+        for param in self.parameters:
+            yield param
+            if isinstance(param, ChoiceParameter) and param.depends:
+                chosen = param.match(choices.get(param.key))
+                yield from param.depends.get(chosen, ()) if chosen is not None else ()
+
+    # ------------------------------------------------------------------ Ax
+
+    def to_ax_parameters(self) -> list[RangeParameterConfig | ChoiceParameterConfig]:
+        """Ax parameter configs, branch parameters named ``<key>__<value>`` and wired as dependents."""
+        from ax.api.configs import ChoiceParameterConfig, RangeParameterConfig
+
+        configs: list[RangeParameterConfig | ChoiceParameterConfig] = []
+        for param, _, _ in self.iter_parameters():
+            if isinstance(param, RangeParameter):
+                bounds = (int(param.low), int(param.high)) if param.kind == "int" else (param.low, param.high)
+                configs.append(
+                    RangeParameterConfig(
+                        name=param.name,
+                        bounds=bounds,
+                        parameter_type=param.kind,
+                        scaling="log" if param.log else "linear",
+                    )
+                )
+            else:
+                dependents = {
+                    value: [child.name for child in branch] for value, branch in param.depends.items()
+                }
+                configs.append(
+                    ChoiceParameterConfig(
+                        name=param.name,
+                        values=list(param.values),  # type: ignore[arg-type]
+                        parameter_type=param.value_type,
+                        is_ordered=param.ordered,
+                        dependent_parameters=dependents or None,
+                    )
+                )
+        return configs
+
+    def ax_constraints(self) -> list[str]:
+        """Constraints in Ax's ``parameter_constraints`` syntax (fixed-only ones were checked at load)."""
+        return [c.ax_expression() for c in self.constraints]
+
+    def decode(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """Optimizer parameters (Ax/Optuna names) to flat dotted overrides, fixed values included.
+
+        Raises ValueError if a parameter of the point's branch is missing or a name is unknown.
+        """
+        by_name = {param.name: param for param, _, _ in self.iter_parameters()}
+        unknown = sorted(set(params) - set(by_name))
+        if unknown:
+            raise ValueError(f"{self.source}: unknown optimizer parameters {_fmt(unknown)}")
+        choices = {p.key: params.get(p.name) for p in self.parameters if isinstance(p, ChoiceParameter)}
+        overrides: dict[str, Any] = {}
+        for param in self._active(choices):
+            if param.name not in params:
+                raise ValueError(f"{self.source}: optimizer point lacks parameter '{param.name}'")
+            overrides[param.key] = param.native(params[param.name])
+        overrides.update(self.fixed)
+        return overrides
+
+    def encode(self, overrides: Mapping[str, Any]) -> dict[str, Any]:
+        """Flat dotted overrides to optimizer parameters: the inverse of :meth:`decode`.
+
+        Points outside the space are rejected, not clipped: a warm-start score belongs to the exact
+        point that earned it. Keys of inactive branches (``lam`` when ``penalty`` is ``none``) are
+        dropped, since they cannot affect that trial. Use :meth:`project` first to pull an
+        unevaluated point (a hand-tuned baseline) into the space. Raises :class:`SearchSpaceError`
+        naming the key, the value and what is allowed.
+        """
+        where = f"{self.source}: point {_fmt_point(overrides)}"
+        known = set(self.keys)
+        unknown = [key for key in overrides if key not in known]
+        if unknown:
+            raise SearchSpaceError(f"{where}: keys {_fmt(unknown)} are not parameters of this space")
+        for key, value in self.fixed.items():
+            if key in overrides and overrides[key] != value:
+                got, fixed = _fmt(overrides[key]), _fmt(value)
+                raise SearchSpaceError(f"{where}: parameter '{key}': {got} is not the fixed value {fixed}")
+        params: dict[str, Any] = {}
+        checked: dict[str, Any] = {}
+        for param in self._active(overrides):
+            if param.key not in overrides:
+                raise SearchSpaceError(f"{where}: parameter '{param.key}' is missing ({param.describe()})")
+            value = overrides[param.key]
+            if not param.contains(value):
+                raise SearchSpaceError(
+                    f"{where}: parameter '{param.key}': {_fmt(value)} is not allowed ({param.describe()})"
+                )
+            params[param.name] = param.native(value)
+            checked[param.key] = params[param.name]
+        checked.update(self.fixed)
+        for constraint in self.constraints:
+            if not constraint.holds(checked):
+                raise SearchSpaceError(f"{where}: violates constraint '{constraint.text}'")
+        return params
+
+    def project(self, overrides: Mapping[str, Any]) -> dict[str, Any]:
+        """The point of this space nearest to ``overrides``, as overrides.
+
+        Numbers are clipped into bounds (ints rounded), fixed keys take their fixed values, keys the
+        space does not search (or of inactive branches) are dropped and constraints are repaired by
+        clipping. Choice values outside the list and missing searched keys still raise
+        :class:`SearchSpaceError`. Meant for unevaluated starting points such as hand-tuned
+        baselines; never for points with a score.
+        """
+        where = f"{self.source}: point {_fmt_point(overrides)}"
+        projected: dict[str, Any] = {}
+        for param in self._active(overrides):
+            if param.key not in overrides:
+                raise SearchSpaceError(f"{where}: parameter '{param.key}' is missing ({param.describe()})")
+            value = overrides[param.key]
+            if isinstance(param, RangeParameter) and _is_number(value) and math.isfinite(value):
+                projected[param.key] = param.clip(value)
+            elif param.contains(value):
+                projected[param.key] = param.native(value)
+            else:
+                raise SearchSpaceError(
+                    f"{where}: parameter '{param.key}': {_fmt(value)} is not allowed ({param.describe()})"
+                )
+        projected.update(self.fixed)
+        return self._repair(projected)
+
+    def _repair(self, overrides: dict[str, Any]) -> dict[str, Any]:
+        """Clip the lower side of violated constraints down to the upper side, until all hold.
+
+        Values only decrease and never below their low bounds (checked at load), so this ends after
+        at most one pass per constraint.
+        """
+        for _ in range(len(self.constraints) + 1):
+            violated = [c for c in self.constraints if not c.holds(overrides)]
+            if not violated:
+                break
+            for constraint in violated:
+                overrides[constraint.lower] = overrides[constraint.upper]
+        return overrides
+
+    # ------------------------------------------------------------------ random and Optuna
+
+    def sample_random(self, rng: np.random.Generator) -> dict[str, Any]:
+        """A uniform random point (on each parameter's scale) as overrides, fixed values included.
+
+        Constraints are enforced by rejection: the whole point is redrawn until they hold.
+        """
+        for _ in range(_MAX_RESAMPLES):
+            overrides: dict[str, Any] = {}
+            for param in self.parameters:
+                overrides[param.key] = param.sample(rng)
+                if isinstance(param, ChoiceParameter):
+                    for child in param.depends.get(overrides[param.key], ()):
+                        overrides[child.key] = child.sample(rng)
+            overrides.update(self.fixed)
+            if all(c.holds(overrides) for c in self.constraints):
+                return overrides
+        raise SearchSpaceError(
+            f"{self.source}: no point satisfying the constraints in {_MAX_RESAMPLES} random draws"
+        )
+
+    def optuna_space(self, trial: _SuggestTrial) -> dict[str, Any]:
+        """Define-by-run search space for Optuna (and Ray's ``OptunaSearch(space=...)``).
+
+        Suggests each parameter under its optimizer name (branch parameters only on their branch)
+        and returns the flat dotted overrides, fixed values included, with constraints repaired by
+        clipping (see the module docstring).
+        """
+        params: dict[str, Any] = {}
+
+        def suggest(param: Parameter) -> Any:
+            if isinstance(param, ChoiceParameter):
+                return trial.suggest_categorical(param.name, list(param.values))
+            if param.kind == "int":
+                return trial.suggest_int(param.name, int(param.low), int(param.high), log=param.log)
+            return trial.suggest_float(param.name, param.low, param.high, log=param.log)
+
+        for param in self.parameters:
+            params[param.name] = suggest(param)
+            if isinstance(param, ChoiceParameter):
+                for child in param.depends.get(params[param.name], ()):
+                    params[child.name] = suggest(child)
+        return self._repair(self.decode(params))
+
+    def optuna_distributions(self) -> dict[str, BaseDistribution]:
+        """Optuna distributions by optimizer name, matching :meth:`optuna_space` (to add scored points)."""
+        from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+        distributions: dict[str, BaseDistribution] = {}
+        for param, _, _ in self.iter_parameters():
+            if isinstance(param, ChoiceParameter):
+                distributions[param.name] = CategoricalDistribution(list(param.values))
+            elif param.kind == "int":
+                distributions[param.name] = IntDistribution(int(param.low), int(param.high), log=param.log)
+            else:
+                distributions[param.name] = FloatDistribution(param.low, param.high, log=param.log)
+        return distributions
+
+
+def _fmt_point(overrides: Mapping[str, Any]) -> str:
+    return "{" + ", ".join(f"{k}: {_fmt(v)}" for k, v in overrides.items()) + "}"
+
+
+class _Parser:
+    """Turns a parsed YAML document into a :class:`SearchSpace`, failing with one-line messages."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, problem: str, key: str | None = None, branch: str | None = None) -> NoReturn:
+        where = self.source
+        if key is not None:
+            where += f": parameter '{key}'"
+            if branch is not None:
+                where += f" (when {branch})"
+        raise SearchSpaceError(f"{where}: {problem}".replace("\n", " "))
+
+    def space(self, data: Any, default_name: str) -> SearchSpace:
+        if not isinstance(data, dict):
+            self.fail(f"the document must be a mapping with keys {_fmt(_TOP_LEVEL_KEYS)}, got {_fmt(data)}")
+        for top_key in data:
+            if top_key not in _TOP_LEVEL_KEYS:
+                self.fail(f"unknown top-level key {_fmt(top_key)} (allowed: {', '.join(_TOP_LEVEL_KEYS)})")
+        name = data.get("name", default_name or "unnamed")
+        description = data.get("description", "")
+        if not isinstance(name, str) or not name:
+            self.fail(f"'name' must be a non-empty string, got {_fmt(name)}")
+        if not isinstance(description, str):
+            self.fail(f"'description' must be a string, got {_fmt(description)}")
+
+        raw_params = data.get("parameters")
+        if not isinstance(raw_params, dict) or not raw_params:
+            self.fail(f"'parameters' must be a non-empty mapping of key -> spec, got {_fmt(raw_params)}")
+        parameters = tuple(self.parameter(key, spec, branch=None) for key, spec in raw_params.items())
+
+        fixed = data.get("fixed") or {}
+        if not isinstance(fixed, dict):
+            self.fail(f"'fixed' must be a mapping of key -> value, got {_fmt(fixed)}")
+        for key in fixed:
+            self.check_key(key)
+
+        self.check_unique(parameters, fixed)
+        constraints = self.constraints(data.get("constraints") or [], parameters, fixed)
+        return SearchSpace(
+            name=name,
+            description=description,
+            parameters=parameters,
+            fixed=dict(fixed),
+            constraints=constraints,
+            source=self.source,
+        )
+
+    def check_key(self, key: Any) -> str:
+        if not isinstance(key, str) or not _KEY_RE.match(key) or _BRANCH_SEP in key:
+            self.fail(
+                f"key {_fmt(key)} must be a dotted identifier (e.g. rollout.horizon) without '{_BRANCH_SEP}'"
+            )
+        return key
+
+    def parameter(self, key: Any, spec: Any, branch: tuple[str, ChoiceValue] | None) -> Parameter:
+        key = self.check_key(key)
+        where = f"{branch[0]}={branch[1]}" if branch else None
+        name = f"{key}{_BRANCH_SEP}{branch[1]}" if branch else key
+        if not isinstance(spec, dict):
+            self.fail(f"spec must be a mapping like {{int: [1, 10]}}, got {_fmt(spec)}", key, where)
+        kinds = [k for k in spec if k in _KINDS]
+        if len(kinds) != 1:
+            unknown = [k for k in spec if k not in _KINDS and k not in ("log", "ordered", "depends")]
+            if unknown:
+                self.fail(
+                    f"unknown parameter kind {_fmt(unknown[0])} (allowed: {', '.join(_KINDS)})", key, where
+                )
+            self.fail(
+                f"needs exactly one kind key out of {', '.join(_KINDS)}, got {_fmt(list(spec))}", key, where
+            )
+        kind = kinds[0]
+        for option in spec:
+            if option != kind and option not in _OPTIONS[kind]:
+                allowed = ", ".join(_OPTIONS[kind])
+                self.fail(
+                    f"unknown option {_fmt(option)} for a {kind} parameter (allowed: {allowed})", key, where
+                )
+        if kind == "choice":
+            return self.choice(key, name, spec, branch, where)
+        return self.range(key, name, kind, spec, where)
+
+    def range(
+        self, key: str, name: str, kind: Literal["int", "float"], spec: dict, where: str | None
+    ) -> RangeParameter:
+        bounds = spec[kind]
+        if not isinstance(bounds, list) or len(bounds) != 2 or not all(_is_number(b) for b in bounds):
+            self.fail(f"{kind} bounds must be [low, high] numbers, got {_fmt(bounds)}", key, where)
+        low, high = bounds
+        if kind == "int" and not all(isinstance(b, int) for b in bounds):
+            self.fail(f"int bounds {_fmt(bounds)} must be integers", key, where)
+        if not all(math.isfinite(b) for b in bounds):
+            self.fail(f"bounds {_fmt(bounds)} must be finite", key, where)
+        if low >= high:
+            self.fail(
+                f"bounds {_fmt(bounds)} must have low < high (use 'fixed' for a single value)", key, where
+            )
+        log = spec.get("log", False)
+        if not isinstance(log, bool):
+            self.fail(f"'log' must be true or false, got {_fmt(log)}", key, where)
+        if log and low <= 0:
+            self.fail(f"log scale needs low > 0, got bounds {_fmt(bounds)}", key, where)
+        return RangeParameter(key=key, kind=kind, low=low, high=high, log=log, name=name)
+
+    def choice(
+        self, key: str, name: str, spec: dict, branch: tuple[str, ChoiceValue] | None, where: str | None
+    ) -> ChoiceParameter:
+        values = spec["choice"]
+        if not isinstance(values, list) or len(values) < 2:
+            self.fail(f"choice {_fmt(values)} must list at least 2 values (use 'fixed' for one)", key, where)
+        value_type = self.value_type(values, key, where)
+        if value_type == "float":
+            values = [float(v) for v in values]
+        if len(set(values)) != len(values):
+            self.fail(f"choice {_fmt(values)} lists a value twice", key, where)
+        ordered = spec.get("ordered", value_type in ("int", "float"))
+        if not isinstance(ordered, bool):
+            self.fail(f"'ordered' must be true or false, got {_fmt(ordered)}", key, where)
+        param = ChoiceParameter(
+            key=key, values=tuple(values), value_type=value_type, ordered=ordered, name=name
+        )
+
+        raw_depends = spec.get("depends") or {}
+        if raw_depends and branch is not None:
+            self.fail("'depends' is not allowed inside a branch (one level of nesting)", key, where)
+        if not isinstance(raw_depends, dict):
+            self.fail(
+                f"'depends' must map choice values to parameter specs, got {_fmt(raw_depends)}", key, where
+            )
+        depends: dict[ChoiceValue, tuple[Parameter, ...]] = {}
+        for raw_value, children in raw_depends.items():
+            value = param.match(raw_value)
+            if value is None:
+                self.fail(
+                    f"depends on {_fmt(raw_value)}, which is not one of its values {_fmt(param.values)}",
+                    key,
+                    where,
+                )
+            if not isinstance(children, dict) or not children:
+                self.fail(
+                    f"branch {_fmt(raw_value)} must map keys to parameter specs, got {_fmt(children)}",
+                    key,
+                    where,
+                )
+            depends[value] = tuple(self.parameter(k, s, branch=(key, value)) for k, s in children.items())
+        return ChoiceParameter(
+            key=key, values=tuple(values), value_type=value_type, ordered=ordered, depends=depends, name=name
+        )
+
+    def value_type(self, values: list, key: str, where: str | None) -> Literal["str", "int", "float", "bool"]:
+        if all(isinstance(v, bool) for v in values):
+            return "bool"
+        if all(isinstance(v, str) for v in values):
+            return "str"
+        if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+            return "int"
+        if all(_is_number(v) for v in values):
+            return "float"
+        self.fail(f"choice {_fmt(values)} mixes value types (all str, all numbers or all bool)", key, where)
+
+    def check_unique(self, parameters: tuple[Parameter, ...], fixed: dict) -> None:
+        owner: dict[str, str] = {}  # branch key -> the choice parameter whose branches hold it
+        top = {p.key for p in parameters}
+        for param in parameters:
+            if param.key in fixed:
+                self.fail(f"is both fixed ({_fmt(fixed[param.key])}) and searched", param.key)
+            if not isinstance(param, ChoiceParameter):
+                continue
+            for value, branch in param.depends.items():
+                for child in branch:
+                    where = f"{param.key}={value}"
+                    if child.key in top:
+                        self.fail("is searched at the top level and inside a branch", child.key, where)
+                    if child.key in fixed:
+                        self.fail(f"is both fixed ({_fmt(fixed[child.key])}) and searched", child.key, where)
+                    if owner.setdefault(child.key, param.key) != param.key:
+                        self.fail(
+                            f"already belongs to the branches of '{owner[child.key]}'", child.key, where
+                        )
+
+    def constraints(self, raw: Any, parameters: tuple[Parameter, ...], fixed: dict) -> tuple[Constraint, ...]:
+        if not isinstance(raw, list):
+            self.fail(f"'constraints' must be a list of strings like 'a <= b', got {_fmt(raw)}")
+        ranges = {p.key: p for p in parameters if isinstance(p, RangeParameter)}
+        out = []
+        for text in raw:
+            match = _CONSTRAINT_RE.match(text) if isinstance(text, str) else None
+            if match is None:
+                self.fail(f"constraint {_fmt(text)} must read 'a <= b' or 'a >= b' with two keys")
+            left, op, right = match.groups()
+            lower, upper = (left, right) if op == "<=" else (right, left)
+            if lower in fixed and upper in fixed:
+                if not (
+                    _is_number(fixed[lower]) and _is_number(fixed[upper]) and fixed[lower] <= fixed[upper]
+                ):
+                    self.fail(f"fixed values violate constraint {_fmt(text)}", lower)
+                continue
+            for key in (lower, upper):
+                if key not in ranges:
+                    kind = "fixed" if key in fixed else "not a searched top-level int/float parameter"
+                    self.fail(f"constraint {_fmt(text)} needs both sides searched int/float ({kind})", key)
+            if ranges[lower].low > ranges[upper].low:
+                self.fail(
+                    f"constraint {_fmt(text)}: low bound {ranges[lower].low} exceeds the low bound "
+                    f"{ranges[upper].low} of '{upper}', so some values of '{upper}' leave no feasible value",
+                    lower,
+                )
+            out.append(Constraint(lower=lower, upper=upper, text=text.strip()))
+        return tuple(out)
+
+
+def builtin_names() -> list[str]:
+    """Names of the search spaces shipped with the package (``quick``, ``paper``, ...)."""
+    return sorted(
+        p.name[: -len(".yaml")] for p in resources.files(__package__).iterdir() if p.name.endswith(".yaml")
+    )
+
+
+def load_builtin(name: str) -> SearchSpace:
+    """Load a shipped search space by name, e.g. ``load_builtin("quick")``."""
+    names = builtin_names()
+    if name not in names:
+        raise SearchSpaceError(f"{name}: no built-in search space of that name (known: {', '.join(names)})")
+    text = resources.files(__package__).joinpath(f"{name}.yaml").read_text()
+    return SearchSpace.from_yaml(text, source=f"{name}.yaml", default_name=name)

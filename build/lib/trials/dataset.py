@@ -1,0 +1,295 @@
+"""Offline datasets in D4RL's schema: the in-memory form, HDF5 load/save, Minari load, validation.
+
+File layout (D4RL's): top-level ``observations``, ``actions``, ``rewards``, ``next_observations``,
+``terminals``, ``timeouts`` and ``infos/qpos``, ``infos/qvel``. Our metadata lives in the root group's
+HDF5 attributes (``env``, ``level``, ``seed``, ``behaviour_return``, ``behaviour_normalized_score``,
+``generator_version``); a real D4RL file has none, so its env is taken from ``--env`` or its file name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from trials.envs import DATASET_ENVS, ENVS, EnvSpec, get_env_spec
+from trials.files import file_mode
+
+GENERATOR_VERSION = "1"
+
+_FLOAT_FIELDS = ("observations", "actions", "rewards", "next_observations")
+_BOOL_FIELDS = ("terminals", "timeouts")
+
+
+class DatasetError(ValueError):
+    """A dataset file that cannot be used; the message is one line naming file, field and problem."""
+
+
+@dataclass
+class DatasetMeta:
+    """What a dataset is and where it came from."""
+
+    env: str
+    """Env registry name (``hopper``, ``halfcheetah``, ``walker2d``)."""
+    level: str = "unknown"
+    """D4RL level: random, medium, expert, medium-replay, medium-expert, or unknown for foreign files."""
+    seed: int = -1
+    """Seed of the generator run, -1 when unknown."""
+    behaviour_return: float = float("nan")
+    """Mean undiscounted return of the behaviour policy's evaluation episodes."""
+    behaviour_normalized_score: float = float("nan")
+    """That return, D4RL-normalised."""
+    generator_version: str = "external"
+    """``GENERATOR_VERSION`` of mbrl-tune's generator, or ``external`` for loaded D4RL/Minari data."""
+
+
+@dataclass
+class Dataset:
+    """Transitions as flat numpy arrays (float32 for values, bool for flags)."""
+
+    observations: np.ndarray
+    actions: np.ndarray
+    rewards: np.ndarray
+    next_observations: np.ndarray
+    terminals: np.ndarray
+    timeouts: np.ndarray
+    qpos: np.ndarray | None
+    """Simulator positions behind each observation (``infos/qpos``), None when the file has none."""
+    qvel: np.ndarray | None
+    meta: DatasetMeta = field(default_factory=lambda: DatasetMeta(env="hopper"))
+
+    def __len__(self) -> int:
+        return int(self.observations.shape[0])
+
+    @property
+    def spec(self) -> EnvSpec:
+        return get_env_spec(self.meta.env)
+
+    def episode_returns(self) -> np.ndarray:
+        """Undiscounted returns of the episodes, split at terminals and timeouts (a trailing partial
+        episode counts)."""
+        ends = np.flatnonzero(self.terminals | self.timeouts)
+        if len(ends) == 0 or ends[-1] != len(self) - 1:
+            ends = np.append(ends, len(self) - 1)
+        sums = np.cumsum(self.rewards, dtype=np.float64)[ends]
+        return np.diff(np.concatenate([[0.0], sums]))
+
+    def content_hash(self) -> str:
+        """sha256 over the transition arrays: the identity of the data, whatever the file is called."""
+        h = hashlib.sha256()
+        for name in (*_FLOAT_FIELDS, *_BOOL_FIELDS):
+            h.update(np.ascontiguousarray(getattr(self, name)).tobytes())
+        return h.hexdigest()[:16]
+
+    def validate(self, source: str = "<memory>") -> None:
+        """Raise DatasetError on inconsistent lengths, wrong dimensions or non-finite values."""
+        spec = self.spec
+        n = len(self)
+        if n == 0:
+            raise DatasetError(f"{source}: field 'observations': dataset is empty")
+        expected = {"observations": spec.obs_dim, "next_observations": spec.obs_dim, "actions": spec.act_dim}
+        for name, dim in expected.items():
+            arr = getattr(self, name)
+            if arr.ndim != 2 or arr.shape[1] != dim:
+                raise DatasetError(f"{source}: field '{name}': shape {arr.shape}, expected (N, {dim}) "
+                                   f"for env '{spec.name}'")
+        for name in ("qpos", "qvel"):
+            arr = getattr(self, name)
+            dim = spec.qpos_dim if name == "qpos" else spec.qvel_dim
+            if arr is not None and (arr.ndim != 2 or arr.shape[1] != dim):
+                raise DatasetError(f"{source}: field 'infos/{name}': shape {arr.shape}, expected (N, {dim}) "
+                                   f"for env '{spec.name}'")
+        for name in ("actions", "rewards", "next_observations", "terminals", "timeouts", "qpos", "qvel"):
+            arr = getattr(self, name)
+            if arr is not None and arr.shape[0] != n:
+                label = f"infos/{name}" if name in ("qpos", "qvel") else name
+                raise DatasetError(f"{source}: field '{label}': length {arr.shape[0]} differs from "
+                                   f"observations' {n}")
+        if self.rewards.ndim != 1:
+            raise DatasetError(f"{source}: field 'rewards': shape {self.rewards.shape}, expected (N,)")
+        for name in (*_FLOAT_FIELDS, "qpos", "qvel"):
+            arr = getattr(self, name)
+            if arr is not None and not np.isfinite(arr).all():
+                bad = int(np.flatnonzero(~np.isfinite(arr).reshape(n, -1).all(axis=1))[0])
+                label = f"infos/{name}" if name in ("qpos", "qvel") else name
+                raise DatasetError(f"{source}: field '{label}': non-finite value at row {bad}")
+
+
+def _atomic_target(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    os.chmod(tmp, file_mode())
+    return Path(tmp)
+
+
+def save_hdf5(ds: Dataset, path: str | Path) -> Path:
+    """Write ``ds`` in D4RL's schema; the file is complete or absent (temporary name, then rename)."""
+    path = Path(path)
+    ds.validate(str(path))
+    tmp = _atomic_target(path)
+    try:
+        with h5py.File(tmp, "w") as f:
+            for name in (*_FLOAT_FIELDS, *_BOOL_FIELDS):
+                f.create_dataset(name, data=getattr(ds, name), compression="gzip", compression_opts=1)
+            if ds.qpos is not None and ds.qvel is not None:
+                f.create_dataset("infos/qpos", data=ds.qpos, compression="gzip", compression_opts=1)
+                f.create_dataset("infos/qvel", data=ds.qvel, compression="gzip", compression_opts=1)
+            for key, value in asdict(ds.meta).items():
+                f.attrs[key] = value
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _infer_env(path: Path, attrs: dict, env: str | None) -> str:
+    if env is not None:
+        get_env_spec(env)
+        return env
+    if "env" in attrs:
+        return str(attrs["env"])
+    stem = path.name.lower()
+    for name in DATASET_ENVS:
+        if name in stem:
+            return name
+    raise DatasetError(f"{path}: attribute 'env': missing, and the file name names none of "
+                       f"{', '.join(DATASET_ENVS)}; pass --env")
+
+
+def load_hdf5(path: str | Path, env: str | None = None) -> Dataset:
+    """Load and validate a D4RL-schema HDF5 file (ours or D4RL's own)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"{path}: file not found")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as exc:
+        raise DatasetError(f"{path}: not a readable HDF5 file ({exc.__class__.__name__})") from None
+    with f:
+        attrs = dict(f.attrs)
+        env_name = _infer_env(path, attrs, env)
+        if env_name not in ENVS:
+            raise DatasetError(f"{path}: attribute 'env': unknown env '{env_name}'; known: {', '.join(ENVS)}")
+        arrays: dict[str, np.ndarray | None] = {}
+        for name in (*_FLOAT_FIELDS, *_BOOL_FIELDS):
+            if name not in f:
+                if name == "next_observations":
+                    arrays[name] = None  # D4RL v0 files lack it; rebuilt below
+                    continue
+                raise DatasetError(f"{path}: field '{name}': missing")
+            arrays[name] = f[name][()]
+        for name in ("qpos", "qvel"):
+            arrays[name] = f[f"infos/{name}"][()].astype(np.float64) if f"infos/{name}" in f else None
+    meta_fields = DatasetMeta.__dataclass_fields__
+    stored = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in attrs.items() if k in meta_fields}
+    meta = DatasetMeta(**{**stored, "env": env_name})
+    obs = np.asarray(arrays["observations"], dtype=np.float32)
+    next_obs = arrays["next_observations"]
+    if next_obs is None:
+        next_obs = np.concatenate([obs[1:], obs[-1:]])
+    rewards = np.asarray(arrays["rewards"], dtype=np.float32)
+    ds = Dataset(
+        observations=obs,
+        actions=np.asarray(arrays["actions"], dtype=np.float32),
+        rewards=rewards.reshape(-1) if rewards.ndim == 2 and rewards.shape[1] == 1 else rewards,
+        next_observations=np.asarray(next_obs, dtype=np.float32),
+        terminals=np.asarray(arrays["terminals"]).astype(bool).reshape(-1),
+        timeouts=np.asarray(arrays["timeouts"]).astype(bool).reshape(-1),
+        qpos=arrays["qpos"],
+        qvel=arrays["qvel"],
+        meta=meta,
+    )
+    ds.validate(str(path))
+    return ds
+
+
+def load_minari(dataset_id: str, env: str) -> Dataset:
+    """Load a locally present Minari dataset (``minari`` package required; nothing is downloaded)."""
+    try:
+        import minari  # noqa: PLC0415  (optional dependency)
+    except ImportError:
+        raise DatasetError(f"minari:{dataset_id}: the 'minari' package is not installed") from None
+    try:
+        mds = minari.load_dataset(dataset_id, download=False)
+    except Exception as exc:  # minari raises several types for a missing local dataset
+        raise DatasetError(f"minari:{dataset_id}: cannot load locally ({exc})") from None
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in (*_FLOAT_FIELDS, *_BOOL_FIELDS, "qpos", "qvel")}
+    for ep in mds.iterate_episodes():
+        obs = np.asarray(ep.observations)
+        parts["observations"].append(obs[:-1])
+        parts["next_observations"].append(obs[1:])
+        parts["actions"].append(np.asarray(ep.actions))
+        parts["rewards"].append(np.asarray(ep.rewards))
+        parts["terminals"].append(np.asarray(ep.terminations))
+        parts["timeouts"].append(np.asarray(ep.truncations))
+        infos = ep.infos or {}
+        for name in ("qpos", "qvel"):
+            if name in infos:
+                parts[name].append(np.asarray(infos[name])[:-1])
+    cat = {k: np.concatenate(v) if v else None for k, v in parts.items()}
+    ds = Dataset(
+        observations=cat["observations"].astype(np.float32),
+        actions=cat["actions"].astype(np.float32),
+        rewards=cat["rewards"].astype(np.float32),
+        next_observations=cat["next_observations"].astype(np.float32),
+        terminals=cat["terminals"].astype(bool),
+        timeouts=cat["timeouts"].astype(bool),
+        qpos=cat["qpos"], qvel=cat["qvel"],
+        meta=DatasetMeta(env=env),
+    )
+    ds.validate(f"minari:{dataset_id}")
+    return ds
+
+
+def load_dataset(source: str | Path, env: str | None = None) -> Dataset:
+    """Load a dataset from a local HDF5 path, or ``minari:<id>`` for a local Minari dataset."""
+    text = str(source)
+    if text.startswith("minari:"):
+        if env is None:
+            raise DatasetError(f"{text}: attribute 'env': Minari datasets need --env")
+        return load_minari(text.removeprefix("minari:"), env)
+    return load_hdf5(text, env)
+
+
+def concatenate(a: Dataset, b: Dataset, meta: DatasetMeta) -> Dataset:
+    """``a`` followed by ``b`` (D4RL's medium-expert recipe)."""
+    both = [a, b]
+
+    def cat(name: str) -> np.ndarray | None:
+        arrs = [getattr(d, name) for d in both]
+        return None if any(x is None for x in arrs) else np.concatenate(arrs)
+
+    return Dataset(**{name: cat(name) for name in (*_FLOAT_FIELDS, *_BOOL_FIELDS, "qpos", "qvel")}, meta=meta)
+
+
+def summary(ds: Dataset) -> dict[str, float | int | str]:
+    """Size, episodes and return statistics, as printed by ``mbrl-tune datasets info``."""
+    returns = ds.episode_returns()
+    out: dict[str, float | int | str] = {
+        "env": ds.meta.env,
+        "level": ds.meta.level,
+        "transitions": len(ds),
+        "episodes": len(returns),
+        "terminals": int(ds.terminals.sum()),
+        "timeouts": int(ds.timeouts.sum()),
+        "return_mean": float(returns.mean()),
+        "return_std": float(returns.std()),
+        "return_min": float(returns.min()),
+        "return_max": float(returns.max()),
+        "has_qpos_qvel": ds.qpos is not None,
+        "behaviour_return": ds.meta.behaviour_return,
+        "behaviour_normalized_score": ds.meta.behaviour_normalized_score,
+        "seed": ds.meta.seed,
+        "generator_version": ds.meta.generator_version,
+        "content_hash": ds.content_hash(),
+    }
+    if ds.spec.random_score is not None:
+        out["episode_normalized_score_mean"] = float(ds.spec.normalized_score(returns.mean()))
+    return out

@@ -1,0 +1,211 @@
+"""D4RL-style dataset generation in real MuJoCo (the recipe in ../shared/reference/README.md).
+
+- random: uniform random actions.
+- medium: a SAC policy stopped when its evaluation return first reaches ``medium_fraction`` (1/3) of the
+  D4RL expert reference (or at ``medium_max_steps``, whichever comes first).
+- expert: a SAC policy trained for ``expert_steps``.
+- medium-replay: every transition the medium run took (its whole replay history), oldest first.
+- medium-expert: medium and expert data concatenated, half of ``size`` each.
+
+Behaviour policies (and the medium run's history) are cached in ``policy_dir`` under a key of
+(env, seed, SAC settings, budget), so asking for medium-expert after medium does not retrain.
+Data is collected with the stochastic policy, as D4RL did, storing ``infos/qpos``/``infos/qvel``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from tqdm import tqdm
+
+from trials.dataset import GENERATOR_VERSION, Dataset, DatasetMeta, concatenate
+from trials.envs import EnvSpec, get_state
+from trials.online import TransitionLog, train_online
+from trials.sac import SAC, SACConfig
+
+
+class GenerateConfig(BaseModel):
+    """How a behaviour policy is trained; part of the policy cache key."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, frozen=True)
+
+    sac: SACConfig = SACConfig()
+    """SAC settings of the behaviour runs."""
+    medium_fraction: float = Field(1 / 3, gt=0, le=1)
+    """The medium run stops when its evaluation return first reaches this fraction of the expert score."""
+    medium_max_steps: int = Field(300_000, ge=1)
+    """Env-step budget of the medium run if the target is never reached."""
+    expert_steps: int = Field(1_000_000, ge=1)
+    """Env-step budget of the expert run."""
+    learning_starts: int = Field(5000, ge=0)
+    """Uniformly random steps before SAC updates begin."""
+    eval_every: int = Field(5000, ge=1)
+    """Env steps between the evaluations that decide when medium stops."""
+    eval_episodes: int = Field(5, ge=1)
+    """Episodes per evaluation."""
+    device: str = "cpu"
+    """Torch device of the behaviour runs."""
+
+
+@dataclass
+class BehaviourPolicy:
+    """A cached policy: its actor weights and how it was trained."""
+
+    level: str
+    agent: SAC | None
+    """None for the random policy."""
+    train_steps: int
+    final_eval_return: float
+
+
+def _cache_key(spec: EnvSpec, level: str, seed: int, cfg: GenerateConfig) -> str:
+    budget = {"medium": (cfg.medium_fraction, cfg.medium_max_steps), "expert": (cfg.expert_steps,)}[level]
+    blob = json.dumps([spec.name, level, seed, cfg.sac.model_dump(), budget, cfg.learning_starts,
+                       cfg.eval_every, cfg.eval_episodes, GENERATOR_VERSION], sort_keys=True)
+    return f"{spec.name}-seed{seed}-{level}-{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
+
+
+def _atomic_save(obj: object, path: Path, saver: Callable[[object, Path], None]) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    saver(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _save_npz(arrays: object, path: Path) -> None:
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)  # type: ignore[arg-type]
+
+
+def behaviour_policy(spec: EnvSpec, level: str, seed: int, cfg: GenerateConfig, policy_dir: Path,
+                     progress: bool = True) -> BehaviourPolicy:
+    """The medium or expert policy for (env, seed, cfg): loaded from ``policy_dir`` when cached,
+    trained (and cached, with the medium run's history) otherwise."""
+    policy_dir.mkdir(parents=True, exist_ok=True)
+    key = _cache_key(spec, level, seed, cfg)
+    path = policy_dir / f"{key}.pt"
+    agent = SAC(spec.obs_dim, spec.act_dim, cfg.sac, cfg.device)
+    if path.exists():
+        saved = torch.load(path, map_location=cfg.device, weights_only=True)
+        agent.actor.load_state_dict(saved["actor"])
+        return BehaviourPolicy(level, agent, int(saved["train_steps"]), float(saved["final_eval_return"]))
+    if level == "medium":
+        target = cfg.medium_fraction * float(spec.expert_score or 0.0)
+        result = train_online(spec, cfg.sac, cfg.medium_max_steps, seed, learning_starts=cfg.learning_starts,
+                              eval_every=cfg.eval_every, eval_episodes=cfg.eval_episodes, stop_return=target,
+                              device=cfg.device, progress=progress)
+        _atomic_save(result.log.arrays(), policy_dir / f"{key}-replay.npz", _save_npz)
+    else:
+        result = train_online(spec, cfg.sac, cfg.expert_steps, seed, learning_starts=cfg.learning_starts,
+                              eval_every=cfg.eval_every, eval_episodes=cfg.eval_episodes, device=cfg.device,
+                              progress=progress)
+    final = result.evaluations[-1][1] if result.evaluations else float("nan")
+    _atomic_save({"actor": result.agent.actor.state_dict(), "train_steps": result.steps,
+                  "final_eval_return": final, "evaluations": result.evaluations}, path,
+                 lambda obj, p: torch.save(obj, p))
+    return BehaviourPolicy(level, result.agent, result.steps, final)
+
+
+def collect(spec: EnvSpec, policy: BehaviourPolicy, size: int, seed: int, progress: bool = True) -> TransitionLog:
+    """Run ``policy`` (stochastic; uniform random for the random level) for exactly ``size`` transitions."""
+    env = spec.make()
+    env.action_space.seed(seed)
+    torch.manual_seed(seed)
+    log = TransitionLog.for_env(spec, size)
+    obs, _ = env.reset(seed=seed)
+    qpos, qvel = get_state(env)
+    agent = policy.agent
+    if agent is not None:
+        agent.gen.manual_seed(seed)
+    try:
+        for _ in tqdm(range(size), desc=f"collect {spec.name}-{policy.level}", disable=not progress,
+                      unit="step", leave=False):
+            if agent is None:
+                action = env.action_space.sample()
+            else:
+                action = agent.act_numpy(obs)
+            next_obs, reward, terminated, truncated, _ = env.step(action)
+            log.append(obs, action, float(reward), next_obs, bool(terminated), bool(truncated), qpos, qvel)
+            if terminated or truncated:
+                obs, _ = env.reset()
+            else:
+                obs = next_obs
+            qpos, qvel = get_state(env)
+    finally:
+        env.close()
+    return log
+
+
+def _to_dataset(spec: EnvSpec, arrays: dict[str, np.ndarray], level: str, seed: int) -> Dataset:
+    ds = Dataset(qpos=arrays.pop("qpos"), qvel=arrays.pop("qvel"), **arrays,
+                 meta=DatasetMeta(env=spec.name, level=level, seed=seed, generator_version=GENERATOR_VERSION))
+    _set_behaviour_score(ds)
+    return ds
+
+
+def _set_behaviour_score(ds: Dataset) -> None:
+    """Behaviour return = mean return of the complete episodes (the partial last one if none is)."""
+    returns = ds.episode_returns()
+    complete = int((ds.terminals | ds.timeouts).sum())
+    ret = float(returns[:complete].mean()) if complete else float(returns.mean())
+    ds.meta.behaviour_return = ret
+    if ds.spec.random_score is not None:
+        ds.meta.behaviour_normalized_score = float(ds.spec.normalized_score(ret))
+
+
+def _random(spec: EnvSpec, size: int, seed: int, cfg: GenerateConfig, policy_dir: Path,
+            progress: bool) -> Dataset:
+    policy = BehaviourPolicy("random", None, 0, float("nan"))
+    return _to_dataset(spec, collect(spec, policy, size, seed + 1, progress).arrays(), "random", seed)
+
+
+def _policy_level(level: str) -> LevelMaker:
+    def make(spec: EnvSpec, size: int, seed: int, cfg: GenerateConfig, policy_dir: Path,
+             progress: bool) -> Dataset:
+        policy = behaviour_policy(spec, level, seed, cfg, policy_dir, progress)
+        return _to_dataset(spec, collect(spec, policy, size, seed + 1, progress).arrays(), level, seed)
+    return make
+
+
+def _medium_replay(spec: EnvSpec, size: int, seed: int, cfg: GenerateConfig, policy_dir: Path,
+                   progress: bool) -> Dataset:
+    behaviour_policy(spec, "medium", seed, cfg, policy_dir, progress)
+    with np.load(policy_dir / f"{_cache_key(spec, 'medium', seed, cfg)}-replay.npz") as f:
+        arrays = {k: f[k][:size] for k in f.files}
+    return _to_dataset(spec, arrays, "medium-replay", seed)
+
+
+def _medium_expert(spec: EnvSpec, size: int, seed: int, cfg: GenerateConfig, policy_dir: Path,
+                   progress: bool) -> Dataset:
+    medium = LEVELS["medium"](spec, size // 2, seed, cfg, policy_dir, progress)
+    expert = LEVELS["expert"](spec, size - size // 2, seed, cfg, policy_dir, progress)
+    ds = concatenate(medium, expert, DatasetMeta(**{**asdict(medium.meta), "level": "medium-expert"}))
+    _set_behaviour_score(ds)
+    return ds
+
+
+LevelMaker = Callable[[EnvSpec, int, int, GenerateConfig, Path, bool], Dataset]
+
+#: Level name -> how its data is made.
+LEVELS: dict[str, LevelMaker] = {
+    "random": _random,
+    "medium": _policy_level("medium"),
+    "expert": _policy_level("expert"),
+    "medium-replay": _medium_replay,
+    "medium-expert": _medium_expert,
+}
+
+
+def generate(spec: EnvSpec, level: str, size: int, seed: int, cfg: GenerateConfig, policy_dir: Path,
+             progress: bool = True) -> Dataset:
+    """Make a dataset of ``level`` (see module docstring); nothing is written here."""
+    if level not in LEVELS:
+        raise ValueError(f"unknown level '{level}'; known: {', '.join(LEVELS)}")
+    return LEVELS[level](spec, size, seed, cfg, policy_dir, progress)

@@ -1,0 +1,174 @@
+"""The offline MBRL trial loop (MOPO family), one epoch at a time.
+
+Per epoch: ``steps_per_epoch`` SAC updates on batches mixing ``real_ratio`` real transitions with model
+transitions; a rollout round every ``rollout.freq`` updates refills the model buffer (a ring that keeps
+``rollout.retain_epochs`` epochs of rollouts); every ``eval_every`` epochs (and at the last) the
+deterministic policy is evaluated in the real MuJoCo env. The whole state (networks, optimisers, model
+buffer, RNGs) is a ``state_dict``, so a run resumed from a checkpoint continues to the same results.
+
+Divergence rule: NaN or inf in a SAC loss or Q-value ends the trial with status ``diverged``; its
+reported score is that of its last finite evaluation, or 0.0 (the D4RL random-policy level) if none.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import defaultdict
+from typing import Any
+
+import numpy as np
+import torch
+
+from trials.config import TrialConfig
+from trials.dataset import Dataset
+from trials.dynamics import EnsembleDynamics
+from trials.evaluation import evaluate
+from trials.penalties import get_penalty
+from trials.pool import PoolInfo, select_members
+from trials.replay import ReplayBuffer
+from trials.rollout import RolloutStats, rollout
+from trials.sac import SAC
+
+RUNNING, FINISHED, DIVERGED = "running", "finished", "diverged"
+
+
+class MOPOTrainer:
+    """One trial's learner: the selected dynamics members, SAC, the real and model buffers."""
+
+    def __init__(self, cfg: TrialConfig, dataset: Dataset, pool: EnsembleDynamics, pool_info: PoolInfo) -> None:
+        self.cfg = cfg
+        self.spec = dataset.spec
+        self.device = torch.device(cfg.device)
+        torch.manual_seed(cfg.seed)
+        self.gen = torch.Generator(device=self.device).manual_seed(cfg.seed)
+        self.model, self.elites = select_members(pool.to(self.device), cfg.num_models, cfg.num_elites)
+        self.pool_info = pool_info
+        self.penalty = get_penalty(cfg.penalty)
+        self.agent = SAC(self.spec.obs_dim, self.spec.act_dim, cfg.sac, self.device, seed=cfg.seed + 1)
+        self.real = ReplayBuffer(len(dataset), self.spec.obs_dim, self.spec.act_dim, self.device)
+        t = lambda a: torch.as_tensor(a, dtype=torch.float32, device=self.device)  # noqa: E731
+        self.real.add_batch(t(dataset.observations), t(dataset.actions), t(dataset.rewards),
+                            t(dataset.next_observations), t(dataset.terminals))
+        rounds_per_epoch = math.ceil(cfg.steps_per_epoch / cfg.rollout.freq)
+        capacity = cfg.rollout.batch_size * cfg.rollout.horizon * cfg.rollout.retain_epochs * rounds_per_epoch
+        self.model_buffer = ReplayBuffer(capacity, self.spec.obs_dim, self.spec.act_dim, self.device)
+        self.epoch = 0
+        self.updates = 0
+        self.status = RUNNING
+        self.last_eval: dict[str, float] = {}
+        self.history: list[dict[str, Any]] = []
+        self.phase_seconds: dict[str, float] = defaultdict(float)
+        self.phase_seconds["pool"] = pool_info.train_seconds if pool_info.trained_here else 0.0
+
+    # ------------------------------------------------------------ one epoch
+    def _rollout_round(self) -> RolloutStats:
+        idx = self.real.sample_idx(self.cfg.rollout.batch_size, self.gen)
+        return rollout(self.model, self.elites, self.agent, self.real.obs[idx], self.cfg.rollout.horizon,
+                       self.spec.terminated, self.penalty, self.cfg.lam, self.model_buffer, self.gen,
+                       precision=self.cfg.rollout.precision)
+
+    def _batch(self) -> tuple[torch.Tensor, ...]:
+        n = self.cfg.sac.batch_size
+        n_real = n if len(self.model_buffer) == 0 else int(round(n * self.cfg.real_ratio))
+        real = self.real.sample(n_real, self.gen)
+        if n_real == n:
+            return real
+        fake = self.model_buffer.sample(n - n_real, self.gen)
+        return tuple(torch.cat([a, b]) for a, b in zip(real, fake, strict=False))
+
+    def run_epoch(self) -> dict[str, Any]:
+        """Train one epoch, evaluate if due; returns the epoch's metrics (also kept in ``history``)."""
+        cfg = self.cfg
+        stats = self.agent.new_stats()
+        rollouts: list[RolloutStats] = []
+        sac_seconds = 0.0
+        for _ in range(cfg.steps_per_epoch):
+            if self.updates % cfg.rollout.freq == 0:
+                start = time.perf_counter()
+                rollouts.append(self._rollout_round())
+                self.phase_seconds["rollout"] += time.perf_counter() - start
+            start = time.perf_counter()
+            self.agent.update(*self._batch(), stats=stats)
+            sac_seconds += time.perf_counter() - start
+            self.updates += 1
+        self.phase_seconds["sac"] += sac_seconds
+        self.epoch += 1
+        metrics: dict[str, Any] = {"epoch": self.epoch, **stats.means()}
+        if not stats.finite():
+            self.status = DIVERGED
+        elif self.epoch % cfg.eval_every == 0 or self.epoch == cfg.epochs:
+            start = time.perf_counter()
+            returns = evaluate(self.agent, self.spec, cfg.eval_episodes, seed=cfg.seed * 100_003 + self.epoch * 101)
+            self.phase_seconds["eval"] += time.perf_counter() - start
+            ret = float(returns.mean())
+            self.last_eval = {"return_mean": ret, "return_std": float(returns.std()),
+                              "normalized_score": float(self.spec.normalized_score(ret))
+                              if self.spec.random_score is not None else ret}
+        if self.status == RUNNING and self.epoch >= cfg.epochs:
+            self.status = FINISHED
+        if rollouts:
+            total = sum(r.transitions for r in rollouts)
+            metrics.update(
+                penalty_mean=sum(r.penalty_mean * r.transitions for r in rollouts) / max(total, 1),
+                penalty_max=max(r.penalty_max for r in rollouts),
+                model_reward_mean=sum(r.raw_reward_mean * r.transitions for r in rollouts) / max(total, 1),
+                rollout_terminated_fraction=float(np.mean([r.terminated_fraction for r in rollouts])),
+                rollout_length=float(np.mean([r.mean_length for r in rollouts])),
+            )
+        metrics.update(
+            normalized_score=self.last_eval.get("normalized_score", 0.0),
+            return_mean=self.last_eval.get("return_mean", float("nan")),
+            return_std=self.last_eval.get("return_std", float("nan")),
+            evaluated=self.epoch % cfg.eval_every == 0 or self.epoch == cfg.epochs,
+            model_holdout_mse=float(self.model.holdout_loss.mean()),
+            model_buffer_size=len(self.model_buffer),
+            updates_per_sec=cfg.steps_per_epoch / max(sac_seconds, 1e-9),
+            status=self.status,
+            **{f"time_{k}": v for k, v in self.phase_seconds.items()},
+        )
+        metrics["score"] = metrics["normalized_score"]
+        self.history.append(metrics)
+        return metrics
+
+    @property
+    def done(self) -> bool:
+        return self.status != RUNNING
+
+    # ------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        mb = self.model_buffer
+        n = mb.size
+        return {
+            "agent": self.agent.state_dict(),
+            "optimizers": [o.state_dict() for o in (self.agent.actor_opt, self.agent.critic_opt,
+                                                    self.agent.alpha_opt)],
+            "model_buffer": {"obs": mb.obs[:n].clone(), "act": mb.act[:n].clone(), "rew": mb.rew[:n].clone(),
+                             "next_obs": mb.next_obs[:n].clone(), "done": mb.done[:n].clone(),
+                             "ptr": mb.ptr, "size": n},
+            "gen": self.gen.get_state(),
+            "agent_gen": self.agent.gen.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
+            "epoch": self.epoch, "updates": self.updates, "status": self.status,
+            "last_eval": self.last_eval, "history": self.history, "phase_seconds": dict(self.phase_seconds),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.agent.load_state_dict(state["agent"])
+        optimizers = (self.agent.actor_opt, self.agent.critic_opt, self.agent.alpha_opt)
+        for opt, saved_opt in zip(optimizers, state["optimizers"], strict=True):
+            opt.load_state_dict(saved_opt)
+        mb, saved = self.model_buffer, state["model_buffer"]
+        n = saved["size"]
+        for name in ("obs", "act", "rew", "next_obs", "done"):
+            getattr(mb, name)[:n] = saved[name].to(self.device)
+        mb.ptr, mb.size = saved["ptr"], n
+        self.gen.set_state(state["gen"])
+        self.agent.gen.set_state(state["agent_gen"])
+        torch.set_rng_state(state["torch_rng"])
+        if state["cuda_rng"]:
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        self.epoch, self.updates, self.status = state["epoch"], state["updates"], state["status"]
+        self.last_eval, self.history = state["last_eval"], state["history"]
+        self.phase_seconds = defaultdict(float, state["phase_seconds"])

@@ -1,0 +1,96 @@
+"""The shared dynamics pool: ``pool_size`` independently initialised members, trained once per
+(dataset content, seed, architecture, pool size) and stored as an artifact under that key.
+
+The ensemble does not depend on the penalty, lambda, the horizon or the real ratio, so every trial of a
+sweep on the same (dataset, seed) loads the same pool. A file lock makes a second process asking for a
+missing pool wait for the first one's training instead of training it again.
+
+Member selection rule (documented, deterministic): members are ranked by holdout MSE, best first (ties by
+index); a trial with ``N`` models uses the ``N`` best, and its ``E`` elites are the ``E`` best of those. So
+ensembles are nested (the 5-model ensemble is part of the 7-model one), and elites are MOPO's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from filelock import FileLock
+
+from trials.config import DynamicsConfig
+from trials.dataset import Dataset
+from trials.dynamics import EnsembleDynamics, fit
+
+
+def pool_key(dataset_hash: str, seed: int, cfg: DynamicsConfig) -> str:
+    """The artifact key: dataset content hash, seed, and every architecture/training setting."""
+    blob = json.dumps([dataset_hash, seed, cfg.model_dump(mode="json")], sort_keys=True)
+    return f"pool-{dataset_hash}-s{seed}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
+
+
+@dataclass
+class PoolInfo:
+    key: str
+    path: Path
+    trained_here: bool
+    """True when this call trained the pool (False when it was loaded)."""
+    train_seconds: float
+    """Seconds the pool's training took (as recorded at training time)."""
+    epochs: int
+    holdout_mse: list[float]
+
+
+def _train(ds: Dataset, seed: int, cfg: DynamicsConfig, device: torch.device) -> tuple[EnsembleDynamics, int]:
+    torch.manual_seed(seed)
+    spec = ds.spec
+    model = EnsembleDynamics(cfg.pool_size, spec.obs_dim, spec.act_dim, cfg.hidden, cfg.layers).to(device)
+    t = {name: torch.as_tensor(getattr(ds, name), device=device)
+         for name in ("observations", "actions", "rewards", "next_observations")}
+    result = fit(model, t["observations"], t["actions"], t["rewards"], t["next_observations"], cfg, seed)
+    return model, result.epochs
+
+
+def load_or_train_pool(ds: Dataset, seed: int, cfg: DynamicsConfig, pool_dir: Path,
+                       device: torch.device | str = "cpu") -> tuple[EnsembleDynamics, PoolInfo]:
+    """The pool for (dataset, seed, cfg): loaded if stored, otherwise trained and stored (atomically,
+    under a lock). The stored key is checked on load."""
+    device = torch.device(device)
+    dataset_hash = ds.content_hash()
+    key = pool_key(dataset_hash, seed, cfg)
+    pool_dir.mkdir(parents=True, exist_ok=True)
+    path = pool_dir / f"{key}.pt"
+    with FileLock(str(pool_dir / f"{key}.lock")):
+        trained_here = not path.exists()
+        if trained_here:
+            start = time.perf_counter()
+            model, epochs = _train(ds, seed, cfg, device)
+            seconds = time.perf_counter() - start
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            torch.save({"key": key, "config": cfg.model_dump(mode="json"), "state": model.state_dict(),
+                        "epochs": epochs, "train_seconds": seconds}, tmp)
+            os.replace(tmp, path)
+            with open(pool_dir / "trainings.log", "a") as log:  # one line per training, for audits
+                log.write(f"{key} {seconds:.1f}s pid={os.getpid()}\n")
+    saved = torch.load(path, map_location=device, weights_only=True)
+    if saved["key"] != key:
+        raise ValueError(f"{path}: stored pool key {saved['key']} does not match {key}")
+    spec = ds.spec
+    model = EnsembleDynamics(cfg.pool_size, spec.obs_dim, spec.act_dim, cfg.hidden, cfg.layers).to(device)
+    model.load_state_dict(saved["state"])
+    info = PoolInfo(key, path, trained_here, float(saved["train_seconds"]), int(saved["epochs"]),
+                    model.holdout_loss.tolist())
+    return model, info
+
+
+def select_members(pool: EnsembleDynamics, num_models: int, num_elites: int) -> tuple[EnsembleDynamics, torch.Tensor]:
+    """The trial's ensemble and the indices of its elites within it (see module docstring)."""
+    losses = pool.holdout_loss.tolist()
+    ranked = sorted(range(pool.members), key=lambda i: (losses[i], i))
+    sub = pool.subset(ranked[:num_models])
+    elites = torch.arange(num_elites, device=pool.in_mean.device)  # sub is ordered best first
+    return sub, elites

@@ -1,0 +1,174 @@
+"""Soft Actor-Critic (Haarnoja et al. 2018, the automatic-entropy version): tanh-Gaussian actor, twin
+critics computed as one two-member ensemble, Polyak-averaged targets, entropy temperature tuned toward
+``-act_dim``. Used online to make behaviour policies and offline on the real/model mix of a trial."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+
+from trials.nets import EnsembleMLP, mlp
+
+LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
+
+
+class SACConfig(BaseModel):
+    """SAC hyperparameters (defaults: the SAC paper's, as in MOPO and stable-baselines3)."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, frozen=True)
+
+    hidden: int = Field(256, ge=1)
+    """Units in each hidden layer of the actor and the critics."""
+    layers: int = Field(2, ge=1)
+    """Hidden layers in the actor and in each critic."""
+    actor_lr: float = Field(3e-4, gt=0)
+    """Adam learning rate of the actor."""
+    critic_lr: float = Field(3e-4, gt=0)
+    """Adam learning rate of the critics."""
+    alpha_lr: float = Field(3e-4, gt=0)
+    """Adam learning rate of the log entropy temperature."""
+    gamma: float = Field(0.99, gt=0, le=1)
+    """Discount factor."""
+    tau: float = Field(0.005, gt=0, le=1)
+    """Polyak rate of the target critics."""
+    batch_size: int = Field(256, ge=1)
+    """Transitions per gradient step."""
+    init_alpha: float = Field(1.0, gt=0)
+    """Initial entropy temperature."""
+    auto_alpha: bool = True
+    """Tune the temperature toward ``target_entropy`` (else keep ``init_alpha``)."""
+    target_entropy: float | None = None
+    """Target policy entropy; None means ``-act_dim``."""
+
+
+class Actor(nn.Module):
+    """Tanh-squashed diagonal Gaussian policy."""
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden: int, layers: int) -> None:
+        super().__init__()
+        self.net = mlp(obs_dim, 2 * act_dim, hidden, layers)
+
+    def forward(self, obs: torch.Tensor, deterministic: bool = False, with_log_prob: bool = True,
+                gen: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        mean, log_std = self.net(obs).chunk(2, dim=-1)
+        if deterministic:
+            return torch.tanh(mean), None
+        log_std = log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
+        std = log_std.exp()
+        eps = torch.randn(mean.shape, generator=gen, device=mean.device, dtype=mean.dtype)
+        pre = mean + std * eps
+        act = torch.tanh(pre)
+        if not with_log_prob:
+            return act, None
+        # log N(pre; mean, std) minus the tanh Jacobian, in the numerically stable softplus form.
+        log_prob = (-0.5 * eps.pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+        log_prob = log_prob - (2 * (math.log(2) - pre - F.softplus(-2 * pre))).sum(-1)
+        return act, log_prob
+
+
+@dataclass
+class SACStats:
+    """Sums of per-update diagnostics over a stretch of updates (tensors, so no host sync per step)."""
+
+    critic_loss: torch.Tensor
+    actor_loss: torch.Tensor
+    q_mean: torch.Tensor
+    alpha: torch.Tensor
+    updates: int = 0
+
+    def means(self) -> dict[str, float]:
+        n = max(self.updates, 1)
+        return {"critic_loss": float(self.critic_loss) / n, "actor_loss": float(self.actor_loss) / n,
+                "q_mean": float(self.q_mean) / n, "alpha": float(self.alpha) / n}
+
+    def finite(self) -> bool:
+        return bool(torch.isfinite(torch.stack([self.critic_loss, self.actor_loss, self.q_mean])).all())
+
+
+class SAC(nn.Module):
+    """The agent: networks, optimisers and the update step."""
+
+    def __init__(self, obs_dim: int, act_dim: int, cfg: SACConfig, device: torch.device | str = "cpu",
+                 seed: int = 0) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.obs_dim, self.act_dim = obs_dim, act_dim
+        self.device = torch.device(device)
+        # The agent's own generator for action noise: agents running side by side in one process (seeds in
+        # lockstep) must not share the global RNG, or each one's results would depend on the others.
+        self.gen = torch.Generator(device=self.device).manual_seed(seed)
+        self.actor = Actor(obs_dim, act_dim, cfg.hidden, cfg.layers)
+        self.critic = EnsembleMLP(2, obs_dim + act_dim, 1, cfg.hidden, cfg.layers)
+        self.critic_target = EnsembleMLP(2, obs_dim + act_dim, 1, cfg.hidden, cfg.layers)
+        self.critic_target.load_state_dict(self.critic.state_dict())
+        self.critic_target.requires_grad_(False)
+        self.log_alpha = nn.Parameter(torch.tensor(math.log(cfg.init_alpha)))
+        self.target_entropy = float(cfg.target_entropy if cfg.target_entropy is not None else -act_dim)
+        self.to(self.device)
+        # Fused Adam: one kernel per optimiser step instead of a handful of ops per parameter tensor.
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr, fused=True)
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr, fused=True)
+        self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=cfg.alpha_lr, fused=True)
+        self._critic_params = list(self.critic.parameters())
+        self._target_params = list(self.critic_target.parameters())
+
+    def new_stats(self) -> SACStats:
+        z = torch.zeros((), device=self.device)
+        return SACStats(z.clone(), z.clone(), z.clone(), z.clone())
+
+    @torch.no_grad()
+    def act(self, obs: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
+        return self.actor(obs, deterministic=deterministic, with_log_prob=False, gen=self.gen)[0]
+
+    def act_numpy(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
+        """One action for one observation from a real environment (numpy in, numpy out)."""
+        t = torch.as_tensor(obs, dtype=torch.float32, device=self.device).unsqueeze(0)
+        return self.act(t, deterministic=deterministic)[0].cpu().numpy()
+
+    def _q(self, net: EnsembleMLP, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        return net(torch.cat([obs, act], dim=-1)).squeeze(-1)  # [2, B]
+
+    def update(self, obs: torch.Tensor, act: torch.Tensor, rew: torch.Tensor, next_obs: torch.Tensor,
+               done: torch.Tensor, stats: SACStats | None = None) -> None:
+        """One gradient step on a batch (``rew`` and ``done`` shaped ``[B]``, ``done`` float)."""
+        cfg = self.cfg
+        alpha = self.log_alpha.exp().detach()
+        with torch.no_grad():
+            next_act, next_logp = self.actor(next_obs, gen=self.gen)
+            q_next = self._q(self.critic_target, next_obs, next_act).min(0).values - alpha * next_logp
+            target = rew + cfg.gamma * (1.0 - done) * q_next
+        q = self._q(self.critic, obs, act)
+        critic_loss = (q - target).pow(2).mean(1).sum()  # both critics, each its MSE
+        self.critic_opt.zero_grad(set_to_none=True)
+        critic_loss.backward()
+        self.critic_opt.step()
+
+        new_act, logp = self.actor(obs, gen=self.gen)
+        self.critic.requires_grad_(False)
+        q_pi = self._q(self.critic, obs, new_act).min(0).values
+        self.critic.requires_grad_(True)
+        actor_loss = (alpha * logp - q_pi).mean()
+        self.actor_opt.zero_grad(set_to_none=True)
+        actor_loss.backward()
+        self.actor_opt.step()
+
+        if cfg.auto_alpha:
+            alpha_loss = -(self.log_alpha * (logp.detach() + self.target_entropy)).mean()
+            self.alpha_opt.zero_grad(set_to_none=True)
+            alpha_loss.backward()
+            self.alpha_opt.step()
+
+        with torch.no_grad():
+            torch._foreach_lerp_(self._target_params, self._critic_params, cfg.tau)
+            if stats is not None:
+                stats.critic_loss += critic_loss.detach()
+                stats.actor_loss += actor_loss.detach()
+                stats.q_mean += q.detach().mean()
+                stats.alpha += alpha
+                stats.updates += 1

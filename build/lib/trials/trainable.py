@@ -1,0 +1,131 @@
+"""Running trials: the Ray Tune function trainable and the standalone run behind ``mbrl-tune train``.
+
+Ray Tune passes a config dict ``{"base": <full TrialConfig dict>, "seeds": [0, 1], <dotted key>: value,
+...}``: the dotted keys (the searcher's suggestion) override the base. Several seeds run in lockstep, one
+epoch each per report; the reported ``score`` is their mean, ``score_seed<S>`` each seed's.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from trials.config import TrialConfig, apply_overrides, atomic_write_text
+from trials.dataset import Dataset, load_dataset
+from trials.memory import keep_freed_memory
+from trials.mopo import DIVERGED, FINISHED, MOPOTrainer
+from trials.pool import load_or_train_pool
+
+#: Keys of a Tune config that are not trial-config overrides.
+RESERVED_KEYS = ("base", "seeds", "threads")
+CHECKPOINT_FILE = "trial_state.pt"
+
+
+def build_trainer(cfg: TrialConfig, dataset: Dataset) -> MOPOTrainer:
+    """Load (or train, once) the shared pool for (dataset, seed, architecture), then set up the learner."""
+    keep_freed_memory()
+    pool, info = load_or_train_pool(dataset, cfg.seed, cfg.dynamics, cfg.resolved_pool_dir, cfg.device)
+    return MOPOTrainer(cfg, dataset, pool, info)
+
+
+def config_from_tune(config: dict[str, Any]) -> tuple[TrialConfig, list[int]]:
+    """The trial config and seeds a Tune config describes."""
+    overrides = {k: v for k, v in config.items() if k not in RESERVED_KEYS}
+    cfg = TrialConfig.from_dict(apply_overrides(config["base"], overrides), "trial config")
+    seeds = [int(s) for s in config.get("seeds") or [cfg.seed]]
+    return cfg, seeds
+
+
+def combine(per_seed: dict[int, dict[str, Any]]) -> dict[str, Any]:
+    """One report from the seeds' epoch metrics: numeric metrics averaged, per-seed scores kept, status
+    ``diverged`` only if every seed diverged."""
+    rows = list(per_seed.values())
+    out: dict[str, Any] = {}
+    for key, value in rows[0].items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        out[key] = float(np.mean([r[key] for r in rows if key in r]))
+    out["epoch"] = int(max(r["epoch"] for r in rows))
+    for seed, row in per_seed.items():
+        out[f"score_seed{seed}"] = row["score"]
+    statuses = [r["status"] for r in rows]
+    out["status"] = (DIVERGED if all(s == DIVERGED for s in statuses)
+                     else FINISHED if all(s in (FINISHED, DIVERGED) for s in statuses) else "running")
+    out["diverged_seeds"] = sum(s == DIVERGED for s in statuses)
+    return out
+
+
+def tune_trainable(config: dict[str, Any], dataset: Dataset | None = None) -> None:
+    """Ray Tune function trainable (pass the dataset with ``tune.with_parameters`` to share it)."""
+    import ray  # noqa: PLC0415  (Ray is only needed inside a Tune run)
+    from ray import tune  # noqa: PLC0415
+
+    torch.set_num_threads(int(config.get("threads", 1)))
+    node_id = ray.get_runtime_context().get_node_id()  # which cluster node ran the trial
+    cfg, seeds = config_from_tune(config)
+    ds = dataset if dataset is not None else load_dataset(cfg.dataset, cfg.env)
+    trainers = {s: build_trainer(cfg.with_overrides({"seed": s}), ds) for s in seeds}
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as d:
+            states = torch.load(Path(d) / CHECKPOINT_FILE, map_location=cfg.device, weights_only=False)
+        for seed, trainer in trainers.items():
+            trainer.load_state_dict(states[seed])
+    latest = {s: t.history[-1] for s, t in trainers.items() if t.history}
+    while not all(t.done for t in trainers.values()):
+        for seed, trainer in trainers.items():
+            if not trainer.done:
+                latest[seed] = trainer.run_epoch()
+        metrics = combine(latest)
+        metrics["node_id"] = node_id
+        done = all(t.done for t in trainers.values())
+        epoch = metrics["epoch"]
+        if done or epoch % cfg.checkpoint_every == 0:
+            with tempfile.TemporaryDirectory() as d:
+                torch.save({s: t.state_dict() for s, t in trainers.items()}, Path(d) / CHECKPOINT_FILE)
+                tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
+        else:
+            tune.report(metrics)
+
+
+def run_standalone(cfg: TrialConfig, out_dir: Path, progress: bool = True) -> dict[str, Any]:
+    """Run one trial in this process; write ``results.json`` and ``policy.pt`` into ``out_dir``."""
+    start = time.perf_counter()
+    dataset = load_dataset(cfg.dataset, cfg.env)
+    trainer = build_trainer(cfg, dataset)
+    bar = tqdm(total=cfg.epochs, desc="train", unit="epoch", disable=not progress)
+    try:
+        while not trainer.done:
+            m = trainer.run_epoch()
+            bar.set_postfix(score=f"{m['normalized_score']:.1f}", q=f"{m['q_mean']:.1f}",
+                            pen=f"{m.get('penalty_mean', 0.0):.2f}")
+            bar.update(1)
+    finally:
+        bar.close()
+    final = trainer.history[-1]
+    results = {
+        "config": cfg.to_dict(),
+        "status": trainer.status,
+        "score": final["score"],
+        "normalized_score": final["normalized_score"],
+        "return_mean": final["return_mean"],
+        "behaviour_normalized_score": dataset.meta.behaviour_normalized_score,
+        "pool": {"key": trainer.pool_info.key, "trained_here": trainer.pool_info.trained_here,
+                 "epochs": trainer.pool_info.epochs, "holdout_mse": trainer.pool_info.holdout_mse},
+        "phase_seconds": dict(trainer.phase_seconds),
+        "wall_seconds": time.perf_counter() - start,
+        "history": trainer.history,
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir / ".policy.pt.tmp"
+    torch.save({"actor": trainer.agent.actor.state_dict(), "config": cfg.to_dict()}, tmp)
+    tmp.replace(out_dir / "policy.pt")
+    atomic_write_text(out_dir / "results.json", json.dumps(results, indent=2))
+    return results

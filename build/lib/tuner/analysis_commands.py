@@ -1,0 +1,185 @@
+"""CLI subcommands over the analysis package: compare, calibrate, report.
+
+- ``compare SWEEP_DIR``: re-run the best found configuration and the hand-tuned baseline on the same fresh
+  seeds (Ray Tune trials, cached in ``<sweep>/compare/<source>/``), then print and save the table;
+- ``calibrate --dataset FILE --out DIR``: every penalty heuristic against the true model error;
+- ``report SWEEP_DIR [SWEEP_DIR ...] --out DIR``: ``report.html`` and ``report.md`` with tables and plots.
+
+Heavy modules (Ray, matplotlib, the analysis package) are imported inside the commands.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tuner.argtypes import positive_int
+from tuner.errors import UsageError
+
+if TYPE_CHECKING:
+    from trials.config import TrialConfig
+
+
+
+# ---------------------------------------------------------------- compare
+def cmd_compare(args: argparse.Namespace) -> int:
+    from analysis.compare import format_comparison, write_comparison  # noqa: PLC0415
+    from tuner.compare import plan_compare, run_compare, save_plan  # noqa: PLC0415
+
+    sweep = Path(args.path)
+    plan = plan_compare(sweep, args.source, args.seeds, args.dataset)
+    if args.no_run:
+        save_plan(plan)
+    else:
+        run_compare(plan, args.concurrency or _sweep_concurrency(sweep))
+    out = write_comparison(sweep, args.source)
+    assert out is not None  # the plan was just written
+    print(format_comparison(out.rows))
+    print(f"wrote {out.csv} and {out.json}")
+    return 0
+
+
+def _sweep_concurrency(sweep: Path) -> int:
+    from tuner.spec import SweepSpec  # noqa: PLC0415
+
+    return SweepSpec.load(sweep).concurrency
+
+
+# ---------------------------------------------------------------- calibrate
+def _calibration_config(args: argparse.Namespace) -> TrialConfig:
+    """The trial config whose dynamics, models and elites are calibrated: ``--config``, else the config
+    stored in ``--policy policy.pt`` (the model that policy was trained with), else the defaults; then the
+    dataset, seed, pool folder, env and ``--set`` overrides on top."""
+    import torch  # noqa: PLC0415
+
+    from trials.config import TrialConfig, apply_overrides, parse_overrides  # noqa: PLC0415
+
+    overrides: dict[str, Any] = {"dataset": str(Path(args.dataset).resolve())}
+    for key, value in (("seed", args.seed), ("env", args.env),
+                       ("pool_dir", str(Path(args.pool_dir).resolve()) if args.pool_dir else None)):
+        if value is not None:
+            overrides[key] = value
+    overrides.update(parse_overrides(args.set))
+    if args.config:
+        return TrialConfig.load(args.config, overrides)
+    base: dict[str, Any] = {}
+    policy = _policy_file(args.policy)
+    if policy is not None:
+        saved = torch.load(policy, map_location="cpu", weights_only=True)
+        if isinstance(saved, dict) and isinstance(saved.get("config"), dict):
+            base = saved["config"]
+    return TrialConfig.from_dict(apply_overrides(base, overrides), str(policy or "calibrate config"))
+
+
+def _policy_file(policy: str) -> Path | None:
+    from trials.calibration import POLICIES  # noqa: PLC0415
+
+    if policy in POLICIES:
+        return None
+    path = Path(policy)
+    if not path.is_file():
+        raise UsageError(f"--policy {policy}: neither a policy kind ({', '.join(k for k in POLICIES if k != 'sac')})"
+                         f" nor a policy.pt file")
+    return path
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    import torch  # noqa: PLC0415
+
+    from analysis.calibration import format_table, write_calibration  # noqa: PLC0415
+    from trials.calibration import CalibrationConfig, CalibrationError, calibrate  # noqa: PLC0415
+    from trials.dataset import load_dataset  # noqa: PLC0415
+    from trials.pool import load_or_train_pool  # noqa: PLC0415
+
+    horizons = sorted(set(args.horizons))
+    if horizons[0] < 1:
+        raise UsageError(f"--horizons {' '.join(map(str, args.horizons))}: horizons are model steps, 1 or more")
+    policy_file = _policy_file(args.policy)
+    cfg = _calibration_config(args)
+    ds = load_dataset(cfg.dataset, cfg.env)
+    pool, info = load_or_train_pool(ds, cfg.seed, cfg.dynamics, cfg.resolved_pool_dir, cfg.device)
+    print(f"pool {info.key}: {'trained' if info.trained_here else 'loaded'} ({info.path})", flush=True)
+    calib = CalibrationConfig(states=args.states, horizon=horizons[-1], policy="sac" if policy_file else args.policy,
+                              policy_file=policy_file, num_models=cfg.num_models, num_elites=cfg.num_elites,
+                              seed=cfg.seed)
+    try:
+        with torch.no_grad():
+            result = calibrate(ds, pool, calib)
+    except CalibrationError as exc:
+        raise UsageError(str(exc)) from None
+    provenance = {"dataset": cfg.dataset, "pool_key": info.key, "pool_dir": str(info.path.parent)}
+    out = write_calibration(result, Path(args.out), horizons, extra_meta=provenance)
+    print(format_table(out.table))
+    print(f"wrote {out.table_csv}, {out.table_json}, {out.result_path} and {len(out.figures)} scatter plots "
+          f"in {Path(args.out)}")
+    return 0
+
+
+# ---------------------------------------------------------------- report
+def cmd_report(args: argparse.Namespace) -> int:
+    from tuner.errors import SweepError  # noqa: PLC0415
+    from tuner.spec import SweepSpec  # noqa: PLC0415
+
+    out = Path(args.out)
+    try:
+        infos = [SweepSpec.load(p) for p in args.paths]
+    except SweepError as exc:
+        raise UsageError(str(exc)) from None
+    names = [i.name for i in infos]
+    if len(set(names)) != len(names):
+        raise UsageError(f"sweeps with the same name ({', '.join(names)}): their rows could not be told apart")
+
+    from analysis.report import build_report  # noqa: PLC0415
+    from tuner.export import export_best  # noqa: PLC0415  (imports Ray through tuner.sweep)
+
+    best: dict[tuple[str, str], Path] = {}
+    for info in infos:
+        for dataset in info.datasets:
+            stem = Path(dataset).stem
+            target = out / "configs" / f"best-{info.name}-{stem}.yaml"
+            try:
+                written = export_best(info.root, target, 1, stem)
+            except UsageError as exc:  # no completed trial yet: the report says so instead
+                print(f"note: {exc}")
+                continue
+            best[(info.name, stem)] = written[0]
+    files = build_report([i.root for i in infos], out, best)
+    print(f"wrote {files.html} and {files.markdown} ({len(files.figures)} figures in {files.html.parent / 'figures'})")
+    return 0
+
+
+def add_analysis_commands(sub: argparse._SubParsersAction) -> None:
+    """Register the analysis subcommands on the ``mbrl-tune`` parser."""
+    compare = sub.add_parser("compare", help="best found vs hand-tuned baseline on the same fresh seeds")
+    compare.add_argument("path", help="the sweep folder (<storage>/<name>)")
+    compare.add_argument("--source", default="mopo_official", help="hand-tuned baselines: mopo_official or "
+                         "offlinerl_kit")
+    compare.add_argument("--seeds", type=positive_int, default=3,
+                         help="fresh seeds (after the sweep's largest) both configurations run on")
+    compare.add_argument("--concurrency", type=positive_int, help="runs at once (default: the sweep's)")
+    compare.add_argument("--dataset", nargs="+", help="only these datasets (file stems) of the sweep")
+    compare.add_argument("--no-run", action="store_true", help="only tabulate the runs cached so far")
+    compare.set_defaults(func=cmd_compare)
+
+    calibrate = sub.add_parser("calibrate", help="penalty heuristics against the true model error")
+    calibrate.add_argument("--dataset", required=True, help="dataset file (D4RL schema, with infos/qpos, qvel)")
+    calibrate.add_argument("--env", help="env of a dataset without metadata")
+    calibrate.add_argument("--config", help="trial config whose dynamics/models to use (e.g. an exported best.yaml)")
+    calibrate.add_argument("--pool-dir", help="dynamics pool folder (default: the config's, or pools/ beside "
+                           "the dataset); the pool is trained there if missing")
+    calibrate.add_argument("--seed", type=int, help="pool seed and seed of the measurement (default: config's)")
+    calibrate.add_argument("--policy", default="data",
+                           help="data (logged actions), random, or a policy.pt written by mbrl-tune train")
+    calibrate.add_argument("--states", type=positive_int, default=500, help="start states from the dataset")
+    calibrate.add_argument("--horizons", type=int, nargs="+", default=[1, 5],
+                           help="model steps to report (rollouts go to the largest)")
+    calibrate.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                           help="override the trial config (dynamics.hidden=64, num_models=5); repeatable")
+    calibrate.add_argument("--out", required=True, help="output folder (use <sweep>/calibration for the report)")
+    calibrate.set_defaults(func=cmd_calibrate)
+
+    report = sub.add_parser("report", help="HTML and Markdown report of one or more sweeps")
+    report.add_argument("paths", nargs="+", metavar="SWEEP_DIR", help="sweep folders (several: e.g. Ax vs random)")
+    report.add_argument("--out", required=True, help="output folder for report.html, report.md, figures/")
+    report.set_defaults(func=cmd_report)

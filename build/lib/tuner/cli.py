@@ -1,0 +1,246 @@
+"""The ``mbrl-tune`` command line. Each subcommand is a small function over the packages' APIs; input
+errors end with one line on stderr and exit code 2, never a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+
+from trials.config import ConfigError, TrialConfig, parse_overrides
+from trials.dataset import DatasetError, load_dataset, save_hdf5, summary
+from trials.envs import DATASET_ENVS, get_env_spec
+from trials.generate import LEVELS, GenerateConfig, generate
+from trials.trainable import run_standalone
+from tuner.analysis_commands import add_analysis_commands, cmd_report
+from tuner.argtypes import positive_int
+from tuner.errors import UsageError
+from tuner.presets import PRESETS, load_preset, resolve_space
+
+
+# ---------------------------------------------------------------- datasets
+def cmd_datasets_generate(args: argparse.Namespace) -> int:
+    spec = get_env_spec(args.env)
+    out = Path(args.out)
+    cfg = GenerateConfig(medium_max_steps=args.medium_max_steps, expert_steps=args.expert_steps,
+                         learning_starts=min(args.learning_starts, args.medium_max_steps, args.expert_steps),
+                         eval_every=args.eval_every, device=args.device)
+    policy_dir = Path(args.policy_dir) if args.policy_dir else out.parent / "behaviour"
+    start = time.perf_counter()
+    ds = generate(spec, args.level, args.size, args.seed, cfg, policy_dir, progress=not args.quiet)
+    save_hdf5(ds, out)
+    elapsed = time.perf_counter() - start
+    print(f"wrote {out}: {len(ds)} transitions of {spec.name}-{args.level} in {elapsed:.1f} s; behaviour "
+          f"return {ds.meta.behaviour_return:.1f} (normalised {ds.meta.behaviour_normalized_score:.1f})")
+    return 0
+
+
+def cmd_datasets_info(args: argparse.Namespace) -> int:
+    info = summary(load_dataset(args.file, env=args.env))
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        width = max(len(k) for k in info)
+        for key, value in info.items():
+            shown = f"{value:.3f}" if isinstance(value, float) else str(value)
+            print(f"{key:<{width}}  {shown}")
+    return 0
+
+
+# ---------------------------------------------------------------- train
+def cmd_train(args: argparse.Namespace) -> int:
+    cfg = TrialConfig.load(args.config, parse_overrides(args.set))
+    out = Path(args.out) if args.out else Path("runs/train") / time.strftime("%Y%m%d-%H%M%S")
+    results = run_standalone(cfg, out, progress=not args.quiet)
+    print(f"{results['status']}: normalised score {results['normalized_score']:.1f} "
+          f"(return {results['return_mean']:.1f}; behaviour data {results['behaviour_normalized_score']:.1f}) "
+          f"in {results['wall_seconds']:.0f} s; wrote {out / 'results.json'} and {out / 'policy.pt'}")
+    return 0
+
+
+# ---------------------------------------------------------------- sweeps
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from tuner.sweep import new_spec, run_sweep  # noqa: PLC0415  (Ray import is slow)
+
+    base = TrialConfig.load(args.base).to_dict() if args.base else load_preset(args.preset)
+    base.pop("dataset", None)
+    spec = new_spec(name=args.name, storage=args.storage, space_file=resolve_space(args.space),
+                    datasets=args.dataset, trials=args.trials, concurrency=args.concurrency,
+                    seeds=list(range(args.seeds)) if args.seed_list is None else args.seed_list,
+                    searcher=args.searcher, num_init_trials=args.init_trials, early_stop=args.early_stop,
+                    baselines=args.baselines, warm_start=args.warm_start, base=base,
+                    overrides=parse_overrides(args.set), search_seed=args.search_seed,
+                    gpus_per_trial=args.gpus_per_trial)
+    run_sweep(spec)
+    _print_status(spec.root)
+    return 0
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    from tuner.sweep import SweepSpec, run_sweep  # noqa: PLC0415
+
+    spec = SweepSpec.load(args.path)
+    run_sweep(spec, resume=True)
+    _print_status(spec.root)
+    return 0
+
+
+def _print_status(sweep_dir: Path) -> None:
+    from tuner.status import status_table  # noqa: PLC0415
+
+    print(status_table(sweep_dir))
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    _print_status(Path(args.path))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from tuner.export import export_best  # noqa: PLC0415
+
+    for path in export_best(Path(args.path), Path(args.out), args.top, args.dataset):
+        print(f"wrote {path}")
+    return 0
+
+
+# ---------------------------------------------------------------- demo
+def cmd_demo(args: argparse.Namespace) -> int:
+    """The embedded default job: a real sweep (local Ray, Ax, quick.yaml) on a generated hopper dataset,
+    ending with the best configuration beside the hand-tuned baseline."""
+    from tuner.status import baseline_comparison  # noqa: PLC0415
+
+    start = time.perf_counter()
+    out = Path(args.out)
+    data = out / "hopper-random-20k.hdf5"
+    if not data.exists():
+        spec = get_env_spec("hopper")
+        ds = generate(spec, "random", 20_000, 0, GenerateConfig(), out / "behaviour", progress=True)
+        save_hdf5(ds, data)
+        print(f"generated {data}")
+    name = time.strftime("demo-%Y%m%d-%H%M%S")
+    ns = build_parser().parse_args(["sweep", "--space", "quick", "--dataset", str(data), "--trials",
+                                    str(args.trials), "--concurrency", str(args.concurrency), "--storage",
+                                    str(out / "sweeps"), "--name", name, "--preset", "demo",
+                                    "--init-trials", "6"])
+    cmd_sweep(ns)
+    sweep_dir = out / "sweeps" / name
+    print(baseline_comparison(sweep_dir))
+    report_dir = out / "reports" / name
+    cmd_report(build_parser().parse_args(["report", str(sweep_dir), "--out", str(report_dir)]))
+    print(f"demo done in {time.perf_counter() - start:.0f} s: sweep results in {sweep_dir}, report at "
+          f"{report_dir / 'report.html'} (mbrl-tune status {sweep_dir}; mbrl-tune export {sweep_dir} --out best.yaml)")
+    return 0
+
+
+# ---------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mbrl-tune", description=__doc__)
+    parser.add_argument("--threads", type=positive_int, default=1,
+                        help="torch CPU threads of this process (default 1: trials run side by side)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    ds = sub.add_parser("datasets", help="generate and inspect D4RL-schema datasets")
+    ds_sub = ds.add_subparsers(dest="datasets_command", required=True)
+    gen = ds_sub.add_parser("generate", help="generate a D4RL-style dataset in real MuJoCo")
+    gen.add_argument("--env", required=True, choices=DATASET_ENVS)
+    gen.add_argument("--level", required=True, choices=list(LEVELS))
+    gen.add_argument("--size", type=positive_int, default=1_000_000, help="transitions in the file")
+    gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument("--out", required=True, help="output HDF5 path (written atomically)")
+    gen.add_argument("--medium-max-steps", type=positive_int, default=GenerateConfig().medium_max_steps,
+                     help="env-step budget of the medium SAC run if it never reaches 1/3 of expert")
+    gen.add_argument("--expert-steps", type=positive_int, default=GenerateConfig().expert_steps,
+                     help="env-step budget of the expert SAC run")
+    gen.add_argument("--learning-starts", type=int, default=GenerateConfig().learning_starts)
+    gen.add_argument("--eval-every", type=positive_int, default=GenerateConfig().eval_every)
+    gen.add_argument("--device", default="cpu")
+    gen.add_argument("--policy-dir", help="behaviour-policy cache (default: <out dir>/behaviour)")
+    gen.add_argument("--quiet", action="store_true", help="no progress bars")
+    gen.set_defaults(func=cmd_datasets_generate)
+    info = ds_sub.add_parser("info", help="size, episodes, returns and behaviour score of a dataset")
+    info.add_argument("file", help="HDF5 path, or minari:<dataset id>")
+    info.add_argument("--env", help="env of a file without metadata (D4RL's own files)")
+    info.add_argument("--json", action="store_true")
+    info.set_defaults(func=cmd_datasets_info)
+
+    train = sub.add_parser("train", help="run one trial (one offline MBRL run) without a sweep")
+    train.add_argument("--config", required=True, help="trial config YAML/JSON (or an exported best.yaml)")
+    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a config field, dotted for groups (rollout.horizon=5); repeatable")
+    train.add_argument("--out", help="output folder for results.json and policy.pt (default runs/train/<time>)")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.set_defaults(func=cmd_train)
+
+    sweep = sub.add_parser("sweep", help="Bayesian-optimisation sweep over a search space (Ray Tune + Ax)")
+    sweep.add_argument("--space", required=True, help="search-space YAML, or a built-in name (quick, paper)")
+    sweep.add_argument("--dataset", required=True, nargs="+", help="dataset file(s); one experiment each")
+    sweep.add_argument("--trials", type=positive_int, required=True, help="trials per dataset (baseline included)")
+    sweep.add_argument("--concurrency", type=positive_int, default=1, help="trials at once, one CPU each")
+    sweep.add_argument("--seeds", type=positive_int, default=1, help="seeds per configuration (0..S-1)")
+    sweep.add_argument("--seed-list", type=int, nargs="+", help="explicit seeds instead of --seeds")
+    sweep.add_argument("--storage", default="runs/sweeps", help="root folder of sweeps (shared path on clusters)")
+    sweep.add_argument("--name", required=True, help="sweep name (a folder under --storage)")
+    sweep.add_argument("--searcher", default="ax", help="ax (Bayesian optimisation), random or optuna")
+    sweep.add_argument("--init-trials", type=positive_int, default=8, help="Ax initial design size")
+    sweep.add_argument("--early-stop", choices=["none", "asha"], default="none")
+    sweep.add_argument("--baselines", default="mopo_official", help="hand-tuned baseline evaluated first")
+    sweep.add_argument("--warm-start", nargs="*", default=[], help="earlier sweep folders to learn from")
+    sweep.add_argument("--base", help="base trial config YAML (budget, architecture)")
+    sweep.add_argument("--preset", default="demo", choices=sorted(PRESETS), help="built-in base config")
+    sweep.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override the base")
+    sweep.add_argument("--search-seed", type=int, default=0, help="seed of the searcher")
+    sweep.add_argument("--gpus-per-trial", type=float, default=0.0,
+                       help="GPUs per trial (with --set device=cuda; 0.5 lets two trials share a GPU)")
+    sweep.set_defaults(func=cmd_sweep)
+
+    resume = sub.add_parser("resume", help="continue an interrupted sweep to its trial count")
+    resume.add_argument("path", help="the sweep folder (<storage>/<name>)")
+    resume.set_defaults(func=cmd_resume)
+    status = sub.add_parser("status", help="print a sweep's trials table")
+    status.add_argument("path")
+    status.set_defaults(func=cmd_status)
+    export = sub.add_parser("export", help="write the best configurations as train-ready YAML")
+    export.add_argument("path", help="the sweep folder")
+    export.add_argument("--out", required=True, help="output YAML (rank k > 1 goes to <stem>-k.yaml)")
+    export.add_argument("--top", type=positive_int, default=1)
+    export.add_argument("--dataset", help="which dataset's experiment (default: the first)")
+    export.set_defaults(func=cmd_export)
+
+    add_analysis_commands(sub)
+
+    demo = sub.add_parser("demo", help="the embedded default job")
+    demo.add_argument("--out", default="runs/demo")
+    demo.add_argument("--trials", type=positive_int, default=12)
+    demo.add_argument("--concurrency", type=positive_int, default=2)
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+ERRORS: tuple[type[Exception], ...] = (UsageError, DatasetError, ConfigError, FileNotFoundError)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    # Ax and Ray log INFO lines at import and per trial; the CLI prints its own progress instead.
+    logging.disable(logging.INFO)
+    args = build_parser().parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    torch.set_num_threads(args.threads)
+    try:
+        return func(args)
+    except ERRORS as exc:
+        print(f"mbrl-tune: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("mbrl-tune: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,287 @@
+"""Best found vs hand-tuned: re-run a sweep's best configuration and the published baseline as Ray Tune
+trials, on the same seeds, with the sweep's budget.
+
+Per dataset of the sweep, two arms on the sweep's base config (``tuner.sweep.trial_base``):
+
+- ``baseline``: the published hand-tuned setting (``trials.baselines.hand_tuned``) applied to the base
+  config as published, NOT projected into the search space (7 models / 5 elites for MOPO; the pool is
+  enlarged to hold them, which trains a separate pool). It runs on the sweep's seeds and on the fresh seeds.
+- ``best``: the sweep's best trial, re-evaluated on FRESH seeds it was not selected on (``max(sweep seeds)
+  + 1`` onwards): its in-sweep score is biased upward by the selection, the fresh-seed score is not.
+
+So both arms share the fresh seeds. Each (arm, seed) is one Tune trial (``seeds: [s]``), all of a dataset
+in one Tune experiment of ``tune_trainable`` (dataset shared with ``tune.with_parameters``), as many at
+once as ``concurrency``. Results are cached in ``<sweep>/compare/<source>/``:
+
+- ``plan.json``: the :class:`ComparePlan` (arms, their full configs, seeds) of the last invocation;
+- ``<dataset stem>/run-NNN/``: one Tune experiment per invocation that had something to run.
+
+A run is identified by its full trial config (seed included): an invocation runs only the (arm, seed)
+pairs no earlier run finished, so re-running, or asking for more seeds, costs only the missing runs.
+This module imports Ray lazily: reading a plan and its finished runs needs no Ray.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from trials.config import TrialConfig, atomic_write_text
+from tuner.errors import UsageError
+from tuner.records import TrialRecord, read_trials
+
+COMPARE_DIR = "compare"
+PLAN_FILE = "plan.json"
+COMPLETED = ("finished", "diverged")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+
+class CompareArm(_Model):
+    """One configuration of the comparison."""
+
+    name: str
+    """``baseline`` or ``best``."""
+    setting: dict[str, Any]
+    """The overrides that define it (the hand-tuned values, or the best trial's searched values)."""
+    config: dict[str, Any]
+    """The full trial config it runs with (its ``seed`` is replaced by each of ``seeds``)."""
+    seeds: list[int]
+    """Seeds it runs on."""
+    sweep_trial: str | None = None
+    """For ``best``: the sweep trial it comes from."""
+    sweep_score: float | None = None
+    """For ``best``: its score in the sweep (mean over the sweep's seeds; selected on them)."""
+    sweep_seed_scores: dict[str, float] = {}
+    """For ``best``: its per-seed scores in the sweep."""
+
+
+class CompareDataset(_Model):
+    """The comparison on one dataset of the sweep."""
+
+    dataset: str
+    """Dataset file."""
+    experiment: str
+    """Its experiment name (file stem): the sub-folder of the compare folder."""
+    name: str
+    """``<env>-<level>``: the row of the hand-tuned table."""
+    sweep_seeds: list[int]
+    """The sweep's seeds (the best configuration was selected on these)."""
+    fresh_seeds: list[int]
+    """Seeds no sweep trial ran: both arms run on them."""
+    arms: list[CompareArm]
+    """``baseline`` then ``best``."""
+
+
+class ComparePlan(_Model):
+    """What one ``mbrl-tune compare`` invocation compares; written to ``plan.json``."""
+
+    sweep: str
+    """Sweep folder."""
+    source: str
+    """Hand-tuned baseline source (``mopo_official`` or ``offlinerl_kit``)."""
+    datasets: list[CompareDataset]
+    """One entry per dataset compared."""
+    skipped: dict[str, str] = {}
+    """Dataset -> why it was not compared (no baseline for it, no completed trial)."""
+    gpus_per_trial: float = 0.0
+    """GPUs each run reserves: the sweep's (its trials' ``device`` is in the configs)."""
+
+
+def compare_dir(sweep_dir: Path, source: str) -> Path:
+    return Path(sweep_dir).resolve() / COMPARE_DIR / source
+
+
+def run_key(config: dict[str, Any]) -> str:
+    """The identity of a run: its full trial config, normalised (defaults filled, key order fixed)."""
+    return json.dumps(TrialConfig.from_dict(config, "compare run").to_dict(), sort_keys=True)
+
+
+def arm_run_config(arm: CompareArm, seed: int) -> dict[str, Any]:
+    return {**arm.config, "seed": seed}
+
+
+def load_plan(folder: Path) -> ComparePlan | None:
+    path = folder / PLAN_FILE
+    return ComparePlan.model_validate_json(path.read_text()) if path.is_file() else None
+
+
+def save_plan(plan: ComparePlan) -> Path:
+    path = compare_dir(Path(plan.sweep), plan.source) / PLAN_FILE
+    atomic_write_text(path, plan.model_dump_json(indent=2))
+    return path
+
+
+def finished_runs(folder: Path, experiment: str) -> dict[str, TrialRecord]:
+    """Every finished (or diverged) run cached for ``experiment``, by :func:`run_key`."""
+    out: dict[str, TrialRecord] = {}
+    for run_dir in sorted((folder / experiment).glob("run-*")):
+        for record in read_trials(run_dir):
+            if record.status in COMPLETED and isinstance(record.last.get("score"), (int, float)):
+                out[run_key(record.trial_config().to_dict())] = record
+    return out
+
+
+# ---------------------------------------------------------------- planning
+def plan_compare(sweep_dir: Path, source: str, fresh: int, only: list[str] | None = None) -> ComparePlan:
+    """The arms and seeds of every dataset of the sweep (see the module docstring)."""
+    from trials.baselines import baseline_sources, hand_tuned  # noqa: PLC0415
+
+    # Cheap checks first: a mistyped argument should not wait for Ray and Ax to import.
+    if source not in baseline_sources():
+        raise UsageError(f"--source {source}: unknown; known: {', '.join(baseline_sources())}")
+    if fresh < 1:
+        raise UsageError(f"--seeds {fresh}: need at least one fresh seed")
+    if not (Path(sweep_dir) / "sweep.json").is_file():
+        raise UsageError(f"{sweep_dir}: not a sweep folder (no sweep.json)")
+
+    from search_spaces.space import SearchSpace  # noqa: PLC0415
+    from trials.dataset import load_dataset  # noqa: PLC0415
+    from tuner.spec import SweepSpec  # noqa: PLC0415
+    from tuner.status import best_trials  # noqa: PLC0415  (imports Ray through tuner.sweep)
+    from tuner.sweep import trial_base  # noqa: PLC0415
+
+    spec = SweepSpec.load(sweep_dir)
+    space = SearchSpace.load(spec.root / "space.yaml")
+    datasets = spec.datasets
+    if only:
+        datasets = [d for d in datasets if Path(d).stem in only or d in only]
+        if not datasets:
+            raise UsageError(f"--dataset {' '.join(only)}: not in this sweep; it has "
+                             f"{', '.join(Path(d).stem for d in spec.datasets)}")
+    first_fresh = max(spec.seeds) + 1
+    fresh_seeds = list(range(first_fresh, first_fresh + fresh))
+    plan = ComparePlan(sweep=str(spec.root), source=source, datasets=[], gpus_per_trial=spec.gpus_per_trial)
+    for path in datasets:
+        meta = load_dataset(path).meta
+        name = f"{meta.env}-{meta.level}"
+        base = trial_base(spec, path, space)
+        try:
+            published = hand_tuned(source, name)
+        except ValueError as exc:
+            plan.skipped[path] = str(exc)
+            continue
+        best = best_trials(read_trials(spec.root / spec.experiment_name(path)), 1)
+        if not best:
+            plan.skipped[path] = "no completed trial in the sweep yet"
+            continue
+        # The published point as published: enlarge the pool if it has fewer members than the setting uses.
+        pool = max(base.dynamics.pool_size, int(published.get("num_models", base.num_models)))
+        baseline_cfg = base.with_overrides({**published, "dynamics.pool_size": pool, "seed": spec.seeds[0]})
+        record = best[0]
+        best_cfg = base.with_overrides({**record.overrides, "seed": fresh_seeds[0]})
+        plan.datasets.append(CompareDataset(
+            dataset=path, experiment=spec.experiment_name(path), name=name, sweep_seeds=list(spec.seeds),
+            fresh_seeds=fresh_seeds,
+            arms=[CompareArm(name="baseline", setting=published, config=baseline_cfg.to_dict(),
+                             seeds=[*spec.seeds, *fresh_seeds]),
+                  CompareArm(name="best", setting=record.overrides, config=best_cfg.to_dict(), seeds=fresh_seeds,
+                             sweep_trial=record.trial_id, sweep_score=float(record.last["score"]),
+                             sweep_seed_scores={str(s): float(record.last[f"score_seed{s}"]) for s in record.seeds
+                                                if isinstance(record.last.get(f"score_seed{s}"), (int, float))})],
+        ))
+    if not plan.datasets:
+        reasons = "; ".join(f"{Path(d).name}: {why}" for d, why in plan.skipped.items())
+        raise UsageError(f"{sweep_dir}: nothing to compare ({reasons})")
+    return plan
+
+
+def pending_runs(plan: ComparePlan, folder: Path) -> dict[str, list[tuple[str, int, dict[str, Any]]]]:
+    """Per experiment: the (arm, seed, config) runs not finished yet, each distinct config once."""
+    out: dict[str, list[tuple[str, int, dict[str, Any]]]] = {}
+    for entry in plan.datasets:
+        done = set(finished_runs(folder, entry.experiment))
+        todo: dict[str, tuple[str, int, dict[str, Any]]] = {}
+        for arm in entry.arms:
+            for seed in arm.seeds:
+                config = arm_run_config(arm, seed)
+                key = run_key(config)
+                if key not in done and key not in todo:
+                    todo[key] = (arm.name, seed, config)
+        out[entry.experiment] = list(todo.values())
+    return out
+
+
+# ---------------------------------------------------------------- running
+def _init_ray() -> None:
+    import ray  # noqa: PLC0415
+
+    if ray.is_initialized():
+        return
+    if os.environ.get("RAY_ADDRESS"):  # a cluster, as for sweeps
+        ray.init(address=os.environ["RAY_ADDRESS"], log_to_driver=False)
+    else:
+        ray.init(include_dashboard=False, log_to_driver=False)
+
+
+def _run_experiment(entry: CompareDataset, runs: list[tuple[str, int, dict[str, Any]]], folder: Path,
+                    concurrency: int, gpus: float) -> Path:
+    from ray import tune  # noqa: PLC0415
+
+    from trials.dataset import load_dataset  # noqa: PLC0415
+    from trials.trainable import tune_trainable  # noqa: PLC0415
+
+    labels = {run_key(config): f"{arm} seed {seed}" for arm, seed, config in runs}
+
+    class Printer(tune.Callback):
+        def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            result = trial.last_result or {}
+            label = labels.get(run_key(trial.config["base"]), trial.trial_id)
+            print(f"[compare {entry.experiment}] {label}: {result.get('status', 'ended')}, score "
+                  f"{result.get('score', math.nan):.2f}", flush=True)
+
+        def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            print(f"[compare {entry.experiment}] {labels.get(run_key(trial.config['base']), trial.trial_id)} "
+                  f"failed: see {trial.local_path}", flush=True)
+
+    storage = folder / entry.experiment
+    storage.mkdir(parents=True, exist_ok=True)
+    name = f"run-{len(list(storage.glob('run-*'))) + 1:03d}"
+    dataset = load_dataset(entry.dataset)
+    resources = {"cpu": 1, "gpu": gpus} if gpus else {"cpu": 1}  # as the sweep's trials
+    trainable = tune.with_resources(tune.with_parameters(tune_trainable, dataset=dataset), resources)
+    tuner = tune.Tuner(
+        trainable,
+        # A fixed list of runs: a grid over full trial configs, each one seed (``seeds`` follows its config).
+        param_space={"base": tune.grid_search([config for _, _, config in runs]),
+                     "seeds": tune.sample_from(lambda spec: [spec.config["base"]["seed"]]), "threads": 1},
+        tune_config=tune.TuneConfig(num_samples=1, max_concurrent_trials=concurrency, reuse_actors=False),
+        run_config=tune.RunConfig(name=name, storage_path=str(storage), verbose=0, callbacks=[Printer()],
+                                  checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+                                  failure_config=tune.FailureConfig(max_failures=1)),
+    )
+    tuner.fit()
+    return storage / name
+
+
+def run_compare(plan: ComparePlan, concurrency: int) -> dict[str, int]:
+    """Write the plan and run every missing (arm, seed); returns the runs started per experiment."""
+    folder = save_plan(plan).parent
+    for path, why in plan.skipped.items():
+        print(f"note: {Path(path).name} not compared: {why}", file=sys.stderr)
+    pending = pending_runs(plan, folder)
+    started: dict[str, int] = {}
+    for entry in plan.datasets:
+        runs = pending[entry.experiment]
+        started[entry.experiment] = len(runs)
+        total = sum(len(arm.seeds) for arm in entry.arms)
+        if not runs:
+            print(f"[compare {entry.experiment}] all {total} runs cached in {folder / entry.experiment}", flush=True)
+            continue
+        os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+        _init_ray()
+        start = time.perf_counter()
+        print(f"[compare {entry.experiment}] running {len(runs)} of {total} runs "
+              f"({concurrency} at a time)", flush=True)
+        exp = _run_experiment(entry, runs, folder, concurrency, plan.gpus_per_trial)
+        print(f"[compare {entry.experiment}] done in {time.perf_counter() - start:.0f} s: {exp}", flush=True)
+    return started

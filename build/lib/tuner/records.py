@@ -1,0 +1,75 @@
+"""Reading what a sweep wrote, without Ray: one :class:`TrialRecord` per Tune trial folder
+(``params.json`` = the trial's Tune config, ``result.json`` = one JSON line per report)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from trials.config import TrialConfig, apply_overrides
+from trials.trainable import RESERVED_KEYS
+
+
+@dataclass
+class TrialRecord:
+    trial_id: str
+    path: Path
+    params: dict[str, Any]
+    """The Tune config: ``base``, ``seeds`` and the searched overrides."""
+    history: list[dict[str, Any]]
+    """Every report, in order (a resumed trial's re-reported epochs are de-duplicated)."""
+    errored: bool
+
+    @property
+    def overrides(self) -> dict[str, Any]:
+        return {k: v for k, v in self.params.items() if k not in RESERVED_KEYS}
+
+    @property
+    def seeds(self) -> list[int]:
+        return [int(s) for s in self.params.get("seeds") or []]
+
+    @property
+    def last(self) -> dict[str, Any]:
+        return self.history[-1] if self.history else {}
+
+    @property
+    def status(self) -> str:
+        if self.errored:
+            return "error"
+        return str(self.last.get("status", "pending"))
+
+    def trial_config(self) -> TrialConfig:
+        """The full trial config this trial ran (seed = its first seed)."""
+        cfg = TrialConfig.from_dict(apply_overrides(self.params["base"], self.overrides), str(self.path))
+        return cfg.with_overrides({"seed": self.seeds[0]}) if self.seeds else cfg
+
+
+def _read_history(path: Path) -> list[dict[str, Any]]:
+    rows: dict[int, dict[str, Any]] = {}
+    if not path.is_file():
+        return []
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line cut by a crash
+        rows[int(row.get("epoch", len(rows) + 1))] = row
+    return [rows[k] for k in sorted(rows)]
+
+
+def read_trials(experiment_dir: Path) -> list[TrialRecord]:
+    """Every trial of one Tune experiment folder, ordered by trial id."""
+    records = []
+    for params_path in sorted(Path(experiment_dir).glob("*/params.json")):
+        folder = params_path.parent
+        params = json.loads(params_path.read_text())
+        history = _read_history(folder / "result.json")
+        trial_id = str(history[-1]["trial_id"]) if history and "trial_id" in history[-1] else folder.name
+        records.append(TrialRecord(trial_id, folder, params, history, (folder / "error.txt").exists()
+                                   and not (history and history[-1].get("status") in ("finished", "diverged"))))
+    return sorted(records, key=lambda r: r.path.name)

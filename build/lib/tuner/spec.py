@@ -1,0 +1,87 @@
+"""The sweep spec: what a sweep is, as stored in its folder's ``sweep.json``. Ray-free, so reading a
+sweep (status, export, analysis) does not pay for importing Ray and Ax."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+
+from trials.files import atomic_write_text
+from tuner.errors import SweepError
+
+SPEC_FILE = "sweep.json"
+
+
+class SweepSpec(BaseModel):
+    """Everything a sweep is: written to ``sweep.json`` when it starts, read back by ``resume``."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+    name: str
+    """Sweep name: the folder under ``storage``."""
+    storage: str
+    """Root folder of sweeps (a shared path for multi-node clusters)."""
+    space_file: str
+    """The search space, copied into the sweep folder as ``space.yaml``."""
+    datasets: list[str]
+    """Dataset files; each gets its own Tune experiment and searcher."""
+    trials: int = Field(ge=1)
+    """Trials per dataset (the hand-tuned baseline included)."""
+    concurrency: int = Field(1, ge=1)
+    """Trials running at once (one CPU each)."""
+    seeds: list[int] = [0]
+    """Seeds every configuration runs with; its objective is the mean score over them."""
+    searcher: str = "ax"
+    """Searcher kind: ax, random or optuna."""
+    num_init_trials: int = Field(8, ge=1)
+    """Initial design size of the Ax searcher (baseline included)."""
+    early_stop: Literal["none", "asha"] = "none"
+    """``asha`` stops poor trials at rungs of the epoch count."""
+    baselines: str = "mopo_official"
+    """Source of the hand-tuned baseline evaluated first (``mopo_official`` or ``offlinerl_kit``)."""
+    warm_start: list[str] = []
+    """Previous sweeps whose scored trials seed the searcher."""
+    base: dict[str, Any]
+    """The base trial config (budget, architecture); searched keys override it per trial."""
+    search_seed: int = 0
+    """Seed of the searcher."""
+    gpus_per_trial: float = Field(0.0, ge=0)
+    """GPUs Ray reserves per trial (e.g. 0.5 to share one GPU between two trials); set with device=cuda."""
+
+    _dir: Path | None = PrivateAttr(None)
+
+    @property
+    def root(self) -> Path:
+        """The sweep folder: where it was loaded from (it may have moved, or be mounted elsewhere on
+        another node), else ``<storage>/<name>``."""
+        return self._dir if self._dir is not None else Path(self.storage).resolve() / self.name
+
+    @property
+    def pool_dir(self) -> Path:
+        return self.root / "pools"
+
+    def experiment_name(self, dataset: str) -> str:
+        return Path(dataset).stem
+
+    def experiment_dir(self, dataset: str) -> Path:
+        """The Tune experiment folder of ``dataset`` (named after the file's stem)."""
+        return self.root / self.experiment_name(dataset)
+
+    def save(self) -> None:
+        atomic_write_text(self.root / SPEC_FILE, json.dumps(self.model_dump(), indent=2))
+
+    @classmethod
+    def load(cls, sweep_dir: str | Path) -> SweepSpec:
+        path = Path(sweep_dir) / SPEC_FILE
+        if not path.is_file():
+            raise SweepError(f"{sweep_dir}: not a sweep folder (no {SPEC_FILE})")
+        try:
+            spec = cls.model_validate_json(path.read_text())
+        except ValidationError as exc:
+            raise SweepError(f"{path}: not a valid sweep spec ({exc.error_count()} errors, first: "
+                             f"{exc.errors()[0]['msg']})") from None
+        spec._dir = Path(sweep_dir).resolve()
+        return spec

@@ -1,0 +1,75 @@
+"""The trials table of a sweep, as ``mbrl-tune status`` prints it."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from tuner.records import TrialRecord, read_trials
+from tuner.spec import SweepSpec
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}" if math.isfinite(value) else str(value)
+    return str(value)
+
+
+def status_table(sweep_dir: Path) -> str:
+    """One block per dataset: a row per trial (status, epochs, score, per-seed scores, searched values),
+    then the count against the target and the best trial."""
+    spec = SweepSpec.load(sweep_dir)
+    lines = [f"sweep {spec.name}: searcher {spec.searcher}, {spec.trials} trials per dataset, seeds {spec.seeds}"]
+    for dataset in spec.datasets:
+        records = read_trials(spec.root / spec.experiment_name(dataset))
+        keys = sorted({k for r in records for k in r.overrides})
+        header = ["trial", "status", "epoch", "score", *[f"seed{s}" for s in spec.seeds], *keys]
+        rows = [header]
+        for r in records:
+            rows.append([r.trial_id, r.status, _fmt(r.last.get("epoch", 0)), _fmt(r.last.get("score", "-")),
+                         *[_fmt(r.last.get(f"score_seed{s}", "-")) for s in spec.seeds],
+                         *[_fmt(r.overrides.get(k, "-")) for k in keys]])
+        widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+        lines.append(f"\n{dataset}")
+        lines += ["  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) for row in rows]
+        done = [r for r in records if r.status in ("finished", "diverged")]
+        lines.append(f"  {len(done)}/{spec.trials} trials complete")
+        best = best_trials(records, 1)
+        if best:
+            lines.append(f"  best: {best[0].trial_id} score {_fmt(best[0].last['score'])} {best[0].overrides}")
+    return "\n".join(lines)
+
+
+def best_trials(records: list[TrialRecord], k: int) -> list[TrialRecord]:
+    """The ``k`` best finished trials by final score. Diverged trials are left out: their score (the last
+    finite evaluation) tells the searcher the region is bad, but a diverging configuration is no answer."""
+    scored = [r for r in records if r.status == "finished"
+              and isinstance(r.last.get("score"), (int, float)) and math.isfinite(r.last["score"])]
+    return sorted(scored, key=lambda r: -r.last["score"])[:k]
+
+
+def baseline_comparison(sweep_dir: Path) -> str:
+    """Per dataset: the best found configuration beside the hand-tuned baseline's trial in the same sweep."""
+    from search_spaces.space import SearchSpace  # noqa: PLC0415
+    from trials.baselines import hand_tuned  # noqa: PLC0415
+    from trials.dataset import load_dataset  # noqa: PLC0415
+
+    spec = SweepSpec.load(sweep_dir)
+    space = SearchSpace.load(spec.root / "space.yaml")
+    lines = []
+    for dataset in spec.datasets:
+        meta = load_dataset(dataset).meta
+        records = read_trials(spec.root / spec.experiment_name(dataset))
+        best = best_trials(records, 1)
+        try:
+            baseline = space.project(hand_tuned(spec.baselines, f"{meta.env}-{meta.level}"))
+        except ValueError:
+            baseline = None
+        match = [r for r in records if baseline is not None and r.overrides == baseline]
+        lines.append(f"{Path(dataset).name} ({meta.env}-{meta.level}):")
+        if match and match[0].last:
+            score = _fmt(match[0].last.get("score"))
+            lines.append(f"  hand-tuned {spec.baselines} (in this space): score {score}  {baseline}")
+        if best:
+            lines.append(f"  best found:  score {_fmt(best[0].last['score'])}  {best[0].overrides}")
+    return "\n".join(lines)
