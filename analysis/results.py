@@ -18,11 +18,11 @@ import numpy as np
 import pandas as pd
 
 from search_spaces.space import RangeParameter, SearchSpace
-from tuner.records import TrialRecord, read_trials
+from tuner.records import ENDED, TrialRecord, read_trials
 from tuner.spec import SweepSpec
 
-#: Trial statuses that carry a final score.
-COMPLETED = ("finished", "diverged")
+#: Trial statuses that carry a final score (ASHA-stopped trials: the score of their last epoch).
+COMPLETED = ENDED
 
 
 def sweep_space(spec: SweepSpec) -> SearchSpace | None:
@@ -169,7 +169,7 @@ def load_sweep(sweep_dir: str | Path) -> SweepResults:
 
 
 def completed(trials: pd.DataFrame) -> pd.DataFrame:
-    """The trials with a final score (finished or diverged)."""
+    """The trials with a final score (finished, diverged or stopped early)."""
     return trials[trials["status"].isin(COMPLETED) & np.isfinite(trials["score"].astype(float))]
 
 

@@ -9,7 +9,20 @@ from pathlib import Path
 from typing import Any
 
 from trials.config import TrialConfig, apply_overrides
+from trials.files import atomic_write_text
 from trials.trainable import RESERVED_KEYS
+
+#: Status of a trial the scheduler (``--early-stop asha``) ended before its last epoch.
+STOPPED = "stopped"
+#: Statuses of trials that will not run again and carry a score (a stopped trial's: its last epoch's).
+ENDED = ("finished", "diverged", STOPPED)
+#: Marker file the driver writes into such a trial's folder (the trial's own reports cannot say it).
+STOPPED_MARKER = "stopped_early.json"
+
+
+def mark_stopped(trial_dir: Path, epoch: int) -> None:
+    """Record that the scheduler ended this trial after ``epoch`` epochs."""
+    atomic_write_text(trial_dir / STOPPED_MARKER, json.dumps({"stopped_after_epoch": epoch}) + "\n")
 
 
 @dataclass
@@ -38,7 +51,10 @@ class TrialRecord:
     def status(self) -> str:
         if self.errored:
             return "error"
-        return str(self.last.get("status", "pending"))
+        status = str(self.last.get("status", "pending"))
+        if status == "running" and (self.path / STOPPED_MARKER).exists():
+            return STOPPED
+        return status
 
     def trial_config(self) -> TrialConfig:
         """The full trial config this trial ran (seed = its first seed)."""

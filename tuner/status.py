@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from tuner.records import TrialRecord, read_trials
+from tuner.records import ENDED, TrialRecord, read_trials
 from tuner.spec import SweepSpec
 
 
@@ -32,7 +32,7 @@ def status_table(sweep_dir: Path) -> str:
         widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
         lines.append(f"\n{dataset}")
         lines += ["  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) for row in rows]
-        done = [r for r in records if r.status in ("finished", "diverged")]
+        done = [r for r in records if r.status in ENDED]
         lines.append(f"  {len(done)}/{spec.trials} trials complete")
         best = best_trials(records, 1)
         if best:

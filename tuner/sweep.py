@@ -34,6 +34,7 @@ from trials.dataset import Dataset, load_dataset
 from trials.pool import load_or_train_pool
 from trials.trainable import tune_trainable
 from tuner.errors import SweepError
+from tuner.records import STOPPED, mark_stopped, read_trials
 from tuner.searcher import SEARCHERS, WarmStartPoint, make_searcher
 from tuner.spec import SPEC_FILE, SweepSpec
 
@@ -94,7 +95,6 @@ def warm_start_points(spec: SweepSpec, dataset: Dataset, space: SearchSpace) -> 
 
 def previous_results(sweep_dir: Path, dataset: Dataset, space: SearchSpace) -> list[WarmStartPoint]:
     """Scored, finished trials of an earlier sweep on the same dataset content that lie in ``space``."""
-    from tuner.records import read_trials  # noqa: PLC0415
 
     old = SweepSpec.load(sweep_dir)
     digest = dataset.content_hash()
@@ -116,8 +116,8 @@ def previous_results(sweep_dir: Path, dataset: Dataset, space: SearchSpace) -> l
 
 def _scheduler(spec: SweepSpec, base: TrialConfig) -> TrialScheduler:
     if spec.early_stop == "asha":
-        return ASHAScheduler(time_attr="epoch", max_t=base.epochs, grace_period=max(1, base.epochs // 8),
-                             reduction_factor=3)
+        return ASHAScheduler(time_attr="epoch", metric=METRIC, mode=MODE, max_t=base.epochs,
+                             grace_period=max(1, base.epochs // 8), reduction_factor=3)
     return FIFOScheduler()
 
 
@@ -132,12 +132,15 @@ class ProgressPrinter(tune.Callback):
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.done += 1
         result = trial.last_result or {}
+        if result.get("status") == "running":  # ended by the scheduler before its last epoch
+            mark_stopped(Path(trial.path), int(result.get("epoch", 0)))
         score = result.get(METRIC, float("nan"))
         overrides = {k: v for k, v in trial.config.items() if k not in ("base", "seeds", "threads")}
         if isinstance(score, (int, float)) and math.isfinite(score) and (self.best is None or score > self.best[0]):
             self.best = (float(score), overrides)
         best = f"{self.best[0]:.1f} {self.best[1]}" if self.best else "-"
-        print(f"[{self.label}] trial {trial.trial_id} {result.get('status', 'ended')}: score {score:.1f} "
+        status = STOPPED if result.get("status") == "running" else result.get("status", "ended")
+        print(f"[{self.label}] trial {trial.trial_id} {status}: score {score:.1f} "
               f"(epoch {result.get('epoch', 0)}) | best so far {best}", flush=True)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:

@@ -247,3 +247,19 @@ def test_two_node_cluster_runs_trials_on_both_nodes(ray_head, hopper_random_file
     records = finished(tmp_path / "two", hopper_random_file.stem)
     assert len(records) == 4
     assert len({r.last["node_id"] for r in records}) == 2, "both nodes ran trials"
+
+
+def test_asha_stops_trials_and_status_says_so(hopper_random_file: Path, tmp_path: Path) -> None:
+    done = subprocess.run(sweep_args(hopper_random_file, tmp_path, "asha", 6, "--early-stop", "asha",
+                                     "--searcher", "random", "--concurrency", "1"),
+                          capture_output=True, text=True, timeout=600, env=ENV)
+    assert done.returncode == 0, done.stderr[-3000:]
+    records = read_trials(tmp_path / "asha" / hopper_random_file.stem)
+    stopped = [r for r in records if r.status == "stopped"]
+    assert len(records) == 6 and stopped  # the scheduler ended some trials at its first rung
+    for r in records:  # a trial is either stopped before the last epoch or ran all of them
+        assert (r.status, r.last["epoch"] < 3) in (("stopped", True), ("finished", False), ("diverged", False))
+        assert (r.path / "stopped_early.json").exists() == (r.status == "stopped")
+    assert done.stdout.count(" stopped: score") == len(stopped)
+    status = subprocess.run([*CLI, "status", str(tmp_path / "asha")], capture_output=True, text=True, env=ENV)
+    assert status.returncode == 0 and "6/6 trials complete" in status.stdout and "stopped" in status.stdout
