@@ -6,8 +6,9 @@ transitions; a rollout round every ``rollout.freq`` updates refills the model bu
 deterministic policy is evaluated in the real MuJoCo env. The whole state (networks, optimisers, model
 buffer, RNGs) is a ``state_dict``, so a run resumed from a checkpoint continues to the same results.
 
+Score: the mean D4RL-normalised score of the last ``score_window`` evaluations (1: the latest one).
 Divergence rule: NaN or inf in a SAC loss or Q-value ends the trial with status ``diverged``; its
-reported score is that of its last finite evaluation, or 0.0 (the D4RL random-policy level) if none.
+reported score is that of its last finite evaluations, or 0.0 (the D4RL random-policy level) if none.
 """
 
 from __future__ import annotations
@@ -95,9 +96,11 @@ class MOPOTrainer:
         self.phase_seconds["sac"] += sac_seconds
         self.epoch += 1
         metrics: dict[str, Any] = {"epoch": self.epoch, **stats.means()}
+        evaluated = False
         if not stats.finite():
             self.status = DIVERGED
         elif self.epoch % cfg.eval_every == 0 or self.epoch == cfg.epochs:
+            evaluated = True
             start = time.perf_counter()
             returns = evaluate(self.agent, self.spec, cfg.eval_episodes, seed=cfg.seed * 100_003 + self.epoch * 101)
             self.phase_seconds["eval"] += time.perf_counter() - start
@@ -120,16 +123,25 @@ class MOPOTrainer:
             normalized_score=self.last_eval.get("normalized_score", 0.0),
             return_mean=self.last_eval.get("return_mean", float("nan")),
             return_std=self.last_eval.get("return_std", float("nan")),
-            evaluated=self.epoch % cfg.eval_every == 0 or self.epoch == cfg.epochs,
+            evaluated=evaluated,
             model_holdout_mse=float(self.model.holdout_loss.mean()),
             model_buffer_size=len(self.model_buffer),
             updates_per_sec=cfg.steps_per_epoch / max(sac_seconds, 1e-9),
             status=self.status,
             **{f"time_{k}": v for k, v in self.phase_seconds.items()},
         )
-        metrics["score"] = metrics["normalized_score"]
+        metrics["score"] = self._score(metrics)
         self.history.append(metrics)
         return metrics
+
+    def _score(self, metrics: dict[str, Any]) -> float:
+        """The trial's score: the mean normalised score of its last ``score_window`` evaluations (0.0, the
+        random-policy level, before the first)."""
+        scores = [h["normalized_score"] for h in self.history if h["evaluated"]]
+        if metrics["evaluated"]:
+            scores.append(metrics["normalized_score"])
+        window = scores[-self.cfg.score_window:]
+        return float(np.mean(window)) if window else 0.0
 
     @property
     def done(self) -> bool:

@@ -148,3 +148,18 @@ def test_trial_runs_with_bfloat16_rollouts(hopper_random_file: Path, tmp_path: P
         metrics = trainer.run_epoch()
     assert trainer.status == FINISHED
     assert math.isfinite(metrics["normalized_score"]) and metrics["model_buffer_size"] > 0
+
+
+def test_score_averages_the_last_evaluations(hopper_random_file: Path, tmp_path: Path) -> None:
+    ds = load_hdf5(hopper_random_file)
+    latest = build_trainer(tiny_config(hopper_random_file, tmp_path), ds)
+    window = build_trainer(tiny_config(hopper_random_file, tmp_path, score_window=2), ds)
+    for trainer in (latest, window):
+        while not trainer.done:
+            trainer.run_epoch()
+    evals = [h["normalized_score"] for h in latest.history if h["evaluated"]]
+    assert len(evals) == 3 and len(set(evals)) > 1  # the evaluations differ, so the window matters
+    assert [h["normalized_score"] for h in window.history] == evals  # same training, same evaluations
+    assert [h["score"] for h in latest.history] == evals
+    assert [h["score"] for h in window.history] == pytest.approx([evals[0], *(
+        (a + b) / 2 for a, b in zip(evals[:-1], evals[1:], strict=True))])
