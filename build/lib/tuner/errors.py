@@ -1,9 +1,0 @@
-"""Errors the CLI reports as one line with exit code 2 (bad arguments, inputs or sweep state)."""
-
-
-class UsageError(ValueError):
-    """A bad argument, input file or sweep state; the message is one line."""
-
-
-class SweepError(UsageError):
-    """A sweep that cannot start, resume or be read; one line."""
