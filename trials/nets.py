@@ -30,7 +30,7 @@ class EnsembleLinear(nn.Module):
         if self.out_features == 1:
             # One output column (the critics' Q head): a batched GEMM with N=1 runs at a few GFLOP/s on
             # CPU BLAS (93 us forward and 109 us for the weight gradient at 2 x 256 x 256); the same
-            # product as multiply-and-sum takes ~17 us each way. Measured SAC update: 8.5 -> 7.9 ms.
+            # product as multiply-and-sum takes ~17 us each way (SAC update 8.05 -> 7.71 ms, benchmarks.run).
             return (x * self.weight.transpose(1, 2)).sum(-1, keepdim=True) + self.bias
         return torch.baddbmm(self.bias, x, self.weight)
 

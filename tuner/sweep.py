@@ -95,7 +95,6 @@ def warm_start_points(spec: SweepSpec, dataset: Dataset, space: SearchSpace) -> 
 
 def previous_results(sweep_dir: Path, dataset: Dataset, space: SearchSpace) -> list[WarmStartPoint]:
     """Scored, finished trials of an earlier sweep on the same dataset content that lie in ``space``."""
-
     old = SweepSpec.load(sweep_dir)
     digest = dataset.content_hash()
     points: list[WarmStartPoint] = []
