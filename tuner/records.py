@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -89,3 +91,32 @@ def read_trials(experiment_dir: Path) -> list[TrialRecord]:
         records.append(TrialRecord(trial_id, folder, params, history, (folder / "error.txt").exists()
                                    and not (history and history[-1].get("status") in ("finished", "diverged"))))
     return sorted(records, key=lambda r: r.path.name)
+
+
+def restore_missing_checkpoints(experiment_dir: Path) -> list[Path]:
+    """Repair what a driver killed at the wrong moment leaves behind, before the experiment is restored.
+
+    Ray Tune deletes a trial's previous checkpoint as soon as it registers a new one (``num_to_keep=1``)
+    and snapshots the experiment state a moment later; a driver killed in between leaves a state naming
+    the deleted ``checkpoint_<k-1>``, and that trial then fails every restore. For each unfinished trial
+    whose newest checkpoint is ``k`` and whose ``k-1`` is missing, a copy of ``k`` is put under the name
+    ``k-1`` (copied to a temporary name, then renamed), so the trial resumes from its newest state. Returns
+    the copies made; the caller removes those still present once the experiment has run.
+    """
+    made = []
+    for record in read_trials(experiment_dir):
+        if record.status in ENDED or record.errored:
+            continue
+        checkpoints = sorted(record.path.glob("checkpoint_[0-9]*"))
+        if not checkpoints:
+            continue
+        newest = checkpoints[-1]
+        index = int(newest.name.split("_")[1])
+        previous = record.path / f"checkpoint_{index - 1:06d}"
+        if index == 0 or previous.exists():
+            continue
+        tmp = record.path / f".{previous.name}.{os.getpid()}.tmp"
+        shutil.copytree(newest, tmp)
+        os.replace(tmp, previous)
+        made.append(previous)
+    return made

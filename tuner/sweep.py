@@ -34,7 +34,7 @@ from trials.dataset import Dataset, load_dataset
 from trials.pool import load_or_train_pool
 from trials.trainable import tune_trainable
 from tuner.errors import SweepError
-from tuner.records import STOPPED, mark_stopped, read_trials
+from tuner.records import STOPPED, mark_stopped, read_trials, restore_missing_checkpoints
 from tuner.searcher import SEARCHERS, WarmStartPoint, make_searcher
 from tuner.spec import SPEC_FILE, SweepSpec
 
@@ -211,8 +211,10 @@ def _run_experiment(spec: SweepSpec, dataset_path: str, dataset: Dataset, base: 
     label = spec.experiment_name(dataset_path)
     printer = ProgressPrinter(label, spec.trials)
     start = time.perf_counter()
+    repaired: list[Path] = []
     if resume and tune.Tuner.can_restore(str(exp_dir)):
         print(f"[{label}] resuming {exp_dir}", flush=True)
+        repaired = restore_missing_checkpoints(exp_dir)
         tuner = tune.Tuner.restore(str(exp_dir), trainable=_trainable(dataset, spec.gpus_per_trial),
                                    resume_errored=True)
     else:
@@ -233,6 +235,8 @@ def _run_experiment(spec: SweepSpec, dataset_path: str, dataset: Dataset, base: 
             ),
         )
     tuner.fit()
+    for copy in repaired:  # Ray deleted the ones it restored from; the others were never named
+        shutil.rmtree(copy, ignore_errors=True)
     print(f"[{label}] {spec.trials} trials in {time.perf_counter() - start:.0f} s; results in {exp_dir}",
           flush=True)
     return exp_dir
