@@ -15,7 +15,7 @@ from typing import Any
 from benchmarks import flops
 from benchmarks.report import Row, time_speedup
 from benchmarks.sizes import HOPPER_ACT, HOPPER_OBS, Sizes
-from trials.config import TrialConfig, apply_overrides, atomic_write_text
+from trials.config import TrialConfig, apply_overrides
 from trials.dataset import Dataset, load_dataset
 from trials.pool import PoolInfo, load_or_train_pool
 
@@ -55,10 +55,11 @@ def train_pool(cfg: TrialConfig, dataset: Dataset) -> tuple[Row, PoolInfo]:
     return row, info
 
 
-def run_worker(cfg: TrialConfig, epochs: int, work_dir: Path) -> dict[str, Any]:
-    """Run ``benchmarks.trial_epoch`` in a fresh process and return its JSON result."""
-    cfg_path = work_dir / "epoch-trial.json"
-    out_path = work_dir / "epoch-result.json"
+def run_worker(cfg: TrialConfig, epochs: int, work_dir: Path, tag: str = "epoch") -> dict[str, Any]:
+    """Run ``benchmarks.trial_epoch`` in a fresh process and return its JSON result (config and result
+    kept in ``work_dir`` as ``<tag>-trial.json`` and ``<tag>-result.json``)."""
+    cfg_path = work_dir / f"{tag}-trial.json"
+    out_path = work_dir / f"{tag}-result.json"
     cfg.save(cfg_path)
     subprocess.run([sys.executable, "-m", "benchmarks.trial_epoch", "--config", str(cfg_path), "--epochs",
                     str(epochs), "--out", str(out_path)], check=True, cwd=REPO_ROOT, timeout=1800)
@@ -168,10 +169,9 @@ def epoch_group(sizes: Sizes, dataset_path: Path, work_dir: Path, measured: dict
     result = run_worker(cfg, sizes.epochs, work_dir)
     if result["pool_trained_here"]:
         raise RuntimeError("the epoch worker trained its own pool; expected the one trained for row pool_train")
-    atomic_write_text(work_dir / "epoch-result.json", json.dumps(result, indent=2))
     rows = epoch_rows(cfg, result, sizes, measured)
     bf16_cfg = cfg.with_overrides({"rollout.precision": "bfloat16"})
-    bf16 = run_worker(bf16_cfg, sizes.epochs, work_dir)
+    bf16 = run_worker(bf16_cfg, sizes.epochs, work_dir, tag="epoch-bfloat16")
     return [pool_row, *rows, bfloat16_epoch_row(bf16_cfg, bf16, sizes, rows[0])]
 
 
