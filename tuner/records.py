@@ -1,5 +1,7 @@
 """Reading what a sweep wrote, without Ray: one :class:`TrialRecord` per Tune trial folder
-(``params.json`` = the trial's Tune config, ``result.json`` = one JSON line per report)."""
+(``params.json`` = the trial's Tune config, ``result.json`` = one JSON line per report). Also the two
+small things the driver writes into those folders: the early-stop marker and, before a resume, copies
+of checkpoints a killed driver left missing."""
 
 from __future__ import annotations
 
