@@ -1,9 +1,10 @@
-"""Published hand-tuned MOPO settings per D4RL dataset, as trial-config overrides.
+"""Published hand-tuned settings per D4RL dataset, as trial-config overrides.
 
-Source: ``trials/data/hand_tuned_baselines.yaml``, a copy of ../shared/reference/hand_tuned_baselines.yaml:
-``mopo_official`` from tianheyu927/mopo ``examples/config/d4rl/*.py`` (shared settings in ``base.py``: 7
-models, 5 elites, real_ratio 0.05, rollout batch 50,000, model_retain_epochs 5); ``offlinerl_kit`` from
-yihaosun1124/OfflineRL-Kit ``run_example/run_mopo.py``. The penalty is MOPO's max-aleatoric in every row.
+Source: ``trials/data/hand_tuned_baselines.yaml`` (citations there and in ``docs/reference.md``). Each
+source has ``settings`` shared by all its datasets (the algorithm as that code base runs it, its SAC
+included: MOPO's official code uses target entropy -3 for every env, OfflineRL-Kit a cosine-decayed actor
+learning rate) and a row per dataset with the rollout horizon ``h`` and the penalty weight ``lambda``.
+A baseline is compared as its source ran it, so :func:`hand_tuned` returns both.
 """
 
 from __future__ import annotations
@@ -14,12 +15,9 @@ from typing import Any
 
 import yaml
 
-#: Settings MOPO's base config shares across datasets (the rows only give h and lambda).
-MOPO_SHARED: dict[str, Any] = {"penalty": "max_aleatoric", "num_models": 7, "num_elites": 5, "real_ratio": 0.05}
-
 
 @cache
-def _table() -> dict[str, dict[str, dict[str, float]]]:
+def _table() -> dict[str, dict[str, Any]]:
     text = resources.files("trials").joinpath("data/hand_tuned_baselines.yaml").read_text()
     return yaml.safe_load(text)
 
@@ -28,14 +26,29 @@ def baseline_sources() -> list[str]:
     return list(_table())
 
 
-def hand_tuned(source: str, dataset: str) -> dict[str, Any]:
-    """Overrides for ``dataset`` (``<env>-<level>``, e.g. ``hopper-medium``) from ``source``; a ValueError
-    names the known sources or datasets otherwise."""
+def _source(source: str) -> dict[str, Any]:
     table = _table()
     if source not in table:
         raise ValueError(f"unknown baseline source '{source}'; known: {', '.join(table)}")
-    rows = table[source]
+    return table[source]
+
+
+def source_settings(source: str) -> dict[str, Any]:
+    """The overrides ``source`` shares across its datasets (penalty, ensemble, real ratio, SAC)."""
+    return dict(_source(source)["settings"])
+
+
+def agent_settings(source: str) -> dict[str, Any]:
+    """The part of :func:`source_settings` that configures the agent (``sac.*``): what a sweep's base
+    takes from its baseline source, so that the baseline trial runs exactly as published."""
+    return {k: v for k, v in source_settings(source).items() if k.startswith("sac.")}
+
+
+def hand_tuned(source: str, dataset: str) -> dict[str, Any]:
+    """Overrides for ``dataset`` (``<env>-<level>``, e.g. ``hopper-medium``) from ``source``; a ValueError
+    names the known sources or datasets otherwise."""
+    rows = _source(source)["datasets"]
     if dataset not in rows:
         raise ValueError(f"baseline '{source}' has no setting for '{dataset}'; it has: {', '.join(rows)}")
     row = rows[dataset]
-    return {**MOPO_SHARED, "lam": float(row["lambda"]), "rollout.horizon": int(row["h"])}
+    return {**source_settings(source), "lam": float(row["lambda"]), "rollout.horizon": int(row["h"])}

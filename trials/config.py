@@ -57,6 +57,16 @@ class DynamicsConfig(_Strict):
     """Epochs without a >1% holdout improvement of any member before training stops."""
     max_epochs: int | None = Field(None, ge=1)
     """Hard cap on training epochs (None: until early stopping)."""
+    bootstrap: bool = True
+    """Each member trains on its own bootstrap resample of the training rows (drawn once, reshuffled every
+    epoch), as MOPO's ``bnn.py`` and OfflineRL-Kit's ``EnsembleDynamics.train`` do; without it every member
+    sees the same rows (only initialisation and order differ), so the members agree more and every
+    heuristic that compares members reads lower."""
+    normalize_targets: bool = False
+    """Standardise the targets ``[delta_s, r]`` too (inputs always are). False, as in both references: the
+    Gaussian NLL, the learned log-variance bounds and the holdout MSE that ranks members live in the data's
+    own units, so ``max_aleatoric`` and the published lambdas mean what they meant there. True weights every
+    output dimension equally in the loss (its bounds then live in standardised units)."""
 
 
 class RolloutConfig(_Strict):
@@ -221,3 +231,13 @@ def apply_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str
             node = child
         node[parts[-1]] = value
     return result
+
+
+def has_key(data: dict[str, Any], dotted: str) -> bool:
+    """Whether the nested mapping ``data`` holds the dotted key (``sac.actor_lr``)."""
+    node: Any = data
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return True

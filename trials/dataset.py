@@ -4,6 +4,12 @@ File layout (D4RL's): top-level ``observations``, ``actions``, ``rewards``, ``ne
 ``terminals``, ``timeouts`` and ``infos/qpos``, ``infos/qvel``. Our metadata lives in the root group's
 HDF5 attributes (``env``, ``level``, ``seed``, ``behaviour_return``, ``behaviour_normalized_score``,
 ``generator_version``); a real D4RL file has none, so its env is taken from ``--env`` or its file name.
+
+D4RL v0 files have no ``next_observations`` (and some no ``timeouts``). They are rebuilt as D4RL's and
+OfflineRL-Kit's ``qlearning_dataset`` do: ``next_observations[i] = observations[i + 1]``, and the rows
+whose successor belongs to another episode are dropped: the last row of the file and every row at a
+timeout (or, without ``timeouts``, at the env's episode limit). Terminal rows are kept (their rebuilt
+successor is masked by ``terminals`` in the TD target), again as both references do.
 """
 
 from __future__ import annotations
@@ -178,10 +184,11 @@ def load_hdf5(path: str | Path, env: str | None = None) -> Dataset:
         if env_name not in ENVS:
             raise DatasetError(f"{path}: attribute 'env': unknown env '{env_name}'; known: {', '.join(ENVS)}")
         arrays: dict[str, np.ndarray | None] = {}
+        v0 = "next_observations" not in f
         for name in (*_FLOAT_FIELDS, *_BOOL_FIELDS):
             if name not in f:
-                if name == "next_observations":
-                    arrays[name] = None  # D4RL v0 files lack it; rebuilt below
+                if v0 and name in ("next_observations", "timeouts"):
+                    arrays[name] = None  # D4RL v0 files lack them; rebuilt below
                     continue
                 raise DatasetError(f"{path}: field '{name}': missing")
             arrays[name] = f[name][()]
@@ -190,24 +197,62 @@ def load_hdf5(path: str | Path, env: str | None = None) -> Dataset:
     meta_fields = DatasetMeta.__dataclass_fields__
     stored = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in attrs.items() if k in meta_fields}
     meta = DatasetMeta(**{**stored, "env": env_name})
-    obs = np.asarray(arrays["observations"], dtype=np.float32)
-    next_obs = arrays["next_observations"]
-    if next_obs is None:
-        next_obs = np.concatenate([obs[1:], obs[-1:]])
     rewards = np.asarray(arrays["rewards"], dtype=np.float32)
+    terminals = np.asarray(arrays["terminals"]).astype(bool).reshape(-1)
     ds = Dataset(
-        observations=obs,
+        observations=np.asarray(arrays["observations"], dtype=np.float32),
         actions=np.asarray(arrays["actions"], dtype=np.float32),
         rewards=rewards.reshape(-1) if rewards.ndim == 2 and rewards.shape[1] == 1 else rewards,
-        next_observations=np.asarray(next_obs, dtype=np.float32),
-        terminals=np.asarray(arrays["terminals"]).astype(bool).reshape(-1),
-        timeouts=np.asarray(arrays["timeouts"]).astype(bool).reshape(-1),
+        next_observations=np.empty((0, 0), np.float32),  # set below
+        terminals=terminals,
+        timeouts=(np.asarray(arrays["timeouts"]).astype(bool).reshape(-1) if arrays["timeouts"] is not None
+                  else episode_limit_timeouts(terminals, get_env_spec(env_name).max_episode_steps)),
         qpos=arrays["qpos"],
         qvel=arrays["qvel"],
         meta=meta,
     )
+    if arrays["next_observations"] is None:
+        ds = rebuild_next_observations(ds)
+    else:
+        ds.next_observations = np.asarray(arrays["next_observations"], dtype=np.float32)
     ds.validate(str(path))
     return ds
+
+
+def episode_limit_timeouts(terminals: np.ndarray, max_episode_steps: int) -> np.ndarray:
+    """Timeouts of a file without them: the row where an episode reaches ``max_episode_steps`` steps
+    without a terminal (D4RL's ``qlearning_dataset`` rule when ``timeouts`` is absent)."""
+    out = np.zeros_like(terminals)
+    step = 0
+    for i, terminal in enumerate(terminals):
+        step += 1
+        if terminal:
+            step = 0
+        elif step == max_episode_steps:
+            out[i] = True
+            step = 0
+    return out
+
+
+def rebuild_next_observations(ds: Dataset) -> Dataset:
+    """A v0 dataset (no ``next_observations``): successors from the next row, dropping the rows whose
+    next row starts another episode (timeouts, and the file's last row); the kept row before each dropped
+    one becomes its episode's timeout. See the module docstring."""
+    n = len(ds)
+    keep = ~ds.timeouts.copy()
+    keep[n - 1] = False
+    next_obs = np.concatenate([ds.observations[1:], ds.observations[-1:]])[keep]
+    # The row before a dropped one now ends its episode: it keeps the boundary as a timeout.
+    ends = np.zeros(n, dtype=bool)
+    ends[:-1] = keep[:-1] & ~keep[1:]
+
+    def rows(arr: np.ndarray | None) -> np.ndarray | None:
+        return None if arr is None or len(arr) != n else arr[keep]
+
+    return Dataset(observations=ds.observations[keep], actions=ds.actions[keep], rewards=ds.rewards[keep],
+                   next_observations=next_obs, terminals=ds.terminals[keep],
+                   timeouts=(ends & ~ds.terminals)[keep], qpos=rows(ds.qpos), qvel=rows(ds.qvel),
+                   meta=ds.meta)
 
 
 def load_minari(dataset_id: str, env: str) -> Dataset:

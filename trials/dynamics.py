@@ -1,12 +1,17 @@
 """Probabilistic dynamics ensemble (PETS/MBPO/MOPO): each member predicts a diagonal Gaussian over
 ``[delta_s, r]`` given ``(s, a)``. All members are computed at once (weights ``[members, in, out]``).
 
-- Inputs and targets are standardised with the training data's statistics; predictions are returned
-  in original units.
+- Inputs are standardised with the training data's statistics; targets too only with
+  ``DynamicsConfig.normalize_targets`` (off by default, as in MOPO and OfflineRL-Kit). Predictions are
+  returned in original units either way.
 - Log-variances are soft-bounded by learned ``max_logvar``/``min_logvar`` (Chua et al. 2018).
-- Training: Gaussian NLL per member on its own shuffle of the data, L2 weight decay per layer, a holdout
-  set for validation; stops when no member improved its holdout MSE by more than 1% for ``patience``
-  epochs, keeping each member's best weights.
+- Training: a holdout set (``holdout_ratio``, at most ``max_holdout`` rows) is split off first; each
+  member then trains on its own bootstrap resample of the remaining rows (``bootstrap``; reshuffled every
+  epoch), by Gaussian NLL with L2 weight decay per layer. Training stops when no member improved its
+  holdout MSE (in the training targets' units) by more than 1% for ``patience`` epochs, keeping each
+  member's best weights; that MSE ranks members for elites.
+- Reported per pool: holdout MSE in the data's own units (comparable across tools) and in units of
+  each target dimension's standard deviation, and the members' disagreement on held-out inputs.
 """
 
 from __future__ import annotations
@@ -47,11 +52,16 @@ class EnsembleDynamics(nn.Module):
         self.register_buffer("out_std", torch.ones(self.out_dim))
         self.register_buffer("holdout_loss", torch.full((members,), float("inf")))
 
-    def set_normalizer(self, inputs: torch.Tensor, targets: torch.Tensor) -> None:
+    def set_normalizer(self, inputs: torch.Tensor, targets: torch.Tensor, normalize_targets: bool) -> None:
+        """Input statistics always; target statistics only when ``normalize_targets`` (else 0 and 1)."""
         self.in_mean.copy_(inputs.mean(0))
         self.in_std.copy_(inputs.std(0).clamp_min(1e-6))
-        self.out_mean.copy_(targets.mean(0))
-        self.out_std.copy_(targets.std(0).clamp_min(1e-6))
+        if normalize_targets:
+            self.out_mean.copy_(targets.mean(0))
+            self.out_std.copy_(targets.std(0).clamp_min(1e-6))
+        else:
+            self.out_mean.zero_()
+            self.out_std.fill_(1.0)
 
     def forward_normalized(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Normalised inputs ``[M, B, in]`` (or ``[B, in]``) -> normalised mean and log-variance
@@ -88,8 +98,15 @@ class EnsembleDynamics(nn.Module):
 class FitResult:
     epochs: int
     holdout_mse: list[float]
-    """Per-member best holdout MSE (normalised units)."""
+    """Per-member best holdout MSE in the training targets' units (what ranks members)."""
     train_nll: float
+    holdout_mse_raw: list[float]
+    """Per-member holdout MSE of the kept weights in the data's own units (comparable across tools)."""
+    holdout_mse_std: list[float]
+    """The same in units of each target dimension's standard deviation (mean over dimensions)."""
+    disagreement: float
+    """Members' disagreement on held-out inputs: the L2 norm over target dimensions of the std across
+    members of their predicted means, each dimension in units of its std, averaged over held-out rows."""
 
 
 def _decay_loss(model: EnsembleDynamics, decays: tuple[float, ...]) -> torch.Tensor:
@@ -98,6 +115,14 @@ def _decay_loss(model: EnsembleDynamics, decays: tuple[float, ...]) -> torch.Ten
     for i, layer in enumerate(mods):
         total = total + decays[min(i, len(decays) - 1)] * 0.5 * layer.weight.pow(2).sum()
     return total
+
+
+def member_rows(members: int, n_train: int, bootstrap: bool, gen: torch.Generator) -> torch.Tensor:
+    """Each member's training rows ``[members, n_train]``: a bootstrap resample (with replacement, drawn
+    once per fit), or every row."""
+    if bootstrap:
+        return torch.randint(0, n_train, (members, n_train), generator=gen, device=gen.device)
+    return torch.arange(n_train, device=gen.device).expand(members, -1)
 
 
 def fit(model: EnsembleDynamics, obs: torch.Tensor, act: torch.Tensor, rew: torch.Tensor,
@@ -110,24 +135,25 @@ def fit(model: EnsembleDynamics, obs: torch.Tensor, act: torch.Tensor, rew: torc
     n_hold = min(int(n * cfg.holdout_ratio), cfg.max_holdout)
     perm = torch.randperm(n, generator=gen, device=obs.device)
     hold_idx, train_idx = perm[:n_hold], perm[n_hold:]
-    model.set_normalizer(inputs[train_idx], targets[train_idx])
+    model.set_normalizer(inputs[train_idx], targets[train_idx], cfg.normalize_targets)
     x_all = (inputs - model.in_mean) / model.in_std
     y_all = (targets - model.out_mean) / model.out_std
     x_hold, y_hold = x_all[hold_idx], y_all[hold_idx]
     x_train, y_train = x_all[train_idx], y_all[train_idx]
     n_train = x_train.shape[0]
     members = model.members
+    rows = member_rows(members, n_train, cfg.bootstrap, gen)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, fused=True)
     best = torch.full((members,), float("inf"), device=obs.device)
     best_state = {k: v.clone() for k, v in model.state_dict().items()}
     epochs_since, epoch, nll_value = 0, 0, float("nan")
     while True:
         epoch += 1
-        order = torch.argsort(torch.rand(members, n_train, generator=gen, device=obs.device), dim=1)
+        order = rows.gather(1, torch.argsort(torch.rand(members, n_train, generator=gen, device=obs.device), dim=1))
         nll_sum = torch.zeros((), device=obs.device)
         steps = 0
         for start in range(0, n_train, cfg.batch_size):
-            idx = order[:, start:start + cfg.batch_size]  # [M, b]: each member its own shuffle
+            idx = order[:, start:start + cfg.batch_size]  # [M, b]: each member its own rows and order
             mean, logvar = model.forward_normalized(x_train[idx])
             target = y_train[idx]
             nll = (((mean - target) ** 2) * torch.exp(-logvar) + logvar).mean(dim=(1, 2)).sum()
@@ -161,4 +187,20 @@ def fit(model: EnsembleDynamics, obs: torch.Tensor, act: torch.Tensor, rew: torc
             break
     model.load_state_dict(best_state)
     model.holdout_loss.copy_(best)
-    return FitResult(epoch, best.tolist(), nll_value)
+    raw, in_std, disagreement = holdout_errors(model, inputs[hold_idx], targets[hold_idx],
+                                               targets[train_idx].std(0).clamp_min(1e-6))
+    return FitResult(epoch, best.tolist(), nll_value, raw.tolist(), in_std.tolist(), disagreement)
+
+
+@torch.no_grad()
+def holdout_errors(model: EnsembleDynamics, inputs: torch.Tensor, targets: torch.Tensor,
+                   target_std: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """Per-member MSE in the data's units and in target-std units, and the members' disagreement (see
+    :class:`FitResult`), of raw ``inputs`` -> ``targets`` rows."""
+    obs_dim = model.obs_dim
+    mean, _ = model.predict(inputs[:, :obs_dim], inputs[:, obs_dim:])  # [M, B, D], original units
+    err = (mean - targets) ** 2
+    raw = err.mean(dim=(1, 2))
+    in_std = (err / target_std.pow(2)).mean(dim=(1, 2))
+    spread = (mean.std(0, unbiased=False) / target_std).norm(dim=-1).mean() if model.members > 1 else mean.new_zeros(())
+    return raw, in_std, float(spread)

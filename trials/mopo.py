@@ -82,6 +82,7 @@ class MOPOTrainer:
         """Train one epoch, evaluate if due; returns the epoch's metrics (also kept in ``history``)."""
         cfg = self.cfg
         stats = self.agent.new_stats()
+        self.agent.set_actor_lr_for_epoch(self.epoch, cfg.epochs)
         rollouts: list[RolloutStats] = []
         sac_seconds = 0.0
         for _ in range(cfg.steps_per_epoch):
@@ -118,6 +119,7 @@ class MOPOTrainer:
                 model_reward_mean=sum(r.raw_reward_mean * r.transitions for r in rollouts) / max(total, 1),
                 rollout_terminated_fraction=float(np.mean([r.terminated_fraction for r in rollouts])),
                 rollout_length=float(np.mean([r.mean_length for r in rollouts])),
+                rollout_nonfinite=sum(r.nonfinite for r in rollouts),
             )
         metrics.update(
             normalized_score=self.last_eval.get("normalized_score", 0.0),

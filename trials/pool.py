@@ -16,15 +16,16 @@ import hashlib
 import json
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from filelock import FileLock
 
 from trials.config import DynamicsConfig
 from trials.dataset import Dataset
-from trials.dynamics import EnsembleDynamics, fit
+from trials.dynamics import EnsembleDynamics, FitResult, fit
 
 
 def pool_key(dataset_hash: str, seed: int, cfg: DynamicsConfig) -> str:
@@ -42,17 +43,22 @@ class PoolInfo:
     train_seconds: float
     """Seconds the pool's training took (as recorded at training time)."""
     epochs: int
+    """Training epochs the pool took (to early stopping unless ``max_epochs`` capped it)."""
     holdout_mse: list[float]
+    """Per-member holdout MSE in the training targets' units (ranks members)."""
+    fit: dict[str, Any] = field(default_factory=dict)
+    """The rest of :class:`trials.dynamics.FitResult` (holdout MSE in the data's own units and in target
+    std units, member disagreement); empty for pools stored before it was recorded."""
 
 
-def _train(ds: Dataset, seed: int, cfg: DynamicsConfig, device: torch.device) -> tuple[EnsembleDynamics, int]:
+def _train(ds: Dataset, seed: int, cfg: DynamicsConfig, device: torch.device) -> tuple[EnsembleDynamics, FitResult]:
     torch.manual_seed(seed)
     spec = ds.spec
     model = EnsembleDynamics(cfg.pool_size, spec.obs_dim, spec.act_dim, cfg.hidden, cfg.layers).to(device)
     t = {name: torch.as_tensor(getattr(ds, name), device=device)
          for name in ("observations", "actions", "rewards", "next_observations")}
     result = fit(model, t["observations"], t["actions"], t["rewards"], t["next_observations"], cfg, seed)
-    return model, result.epochs
+    return model, result
 
 
 def load_or_train_pool(ds: Dataset, seed: int, cfg: DynamicsConfig, pool_dir: Path,
@@ -68,11 +74,13 @@ def load_or_train_pool(ds: Dataset, seed: int, cfg: DynamicsConfig, pool_dir: Pa
         trained_here = not path.exists()
         if trained_here:
             start = time.perf_counter()
-            model, epochs = _train(ds, seed, cfg, device)
+            model, result = _train(ds, seed, cfg, device)
             seconds = time.perf_counter() - start
             tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            fit_info = {"holdout_mse_raw": result.holdout_mse_raw, "holdout_mse_std": result.holdout_mse_std,
+                        "disagreement": result.disagreement, "train_nll": result.train_nll}
             torch.save({"key": key, "config": cfg.model_dump(mode="json"), "state": model.state_dict(),
-                        "epochs": epochs, "train_seconds": seconds}, tmp)
+                        "epochs": result.epochs, "train_seconds": seconds, "fit": fit_info}, tmp)
             os.replace(tmp, path)
             with open(pool_dir / "trainings.log", "a") as log:  # one line per training, for audits
                 log.write(f"{key} {seconds:.1f}s pid={os.getpid()}\n")
@@ -83,7 +91,7 @@ def load_or_train_pool(ds: Dataset, seed: int, cfg: DynamicsConfig, pool_dir: Pa
     model = EnsembleDynamics(cfg.pool_size, spec.obs_dim, spec.act_dim, cfg.hidden, cfg.layers).to(device)
     model.load_state_dict(saved["state"])
     info = PoolInfo(key, path, trained_here, float(saved["train_seconds"]), int(saved["epochs"]),
-                    model.holdout_loss.tolist())
+                    model.holdout_loss.tolist(), dict(saved.get("fit", {})))
     return model, info
 
 

@@ -38,6 +38,8 @@ class RolloutStats:
     terminated_fraction: float
     """Fraction of the start states whose rollout ended in a terminal state before the horizon."""
     mean_length: float
+    nonfinite: int = 0
+    """Rows ended because the model's prediction (or its penalty) was not finite; none of them is stored."""
 
 
 @torch.no_grad()
@@ -54,6 +56,7 @@ def rollout(model: EnsembleDynamics, elites: torch.Tensor, agent: SAC, start_obs
     rew_sum = torch.zeros((), device=device)
     count = torch.zeros((), device=device)
     ended = torch.zeros((), device=device)
+    nonfinite = torch.zeros((), device=device)
     obs_dim, act_dim = agent.obs_dim, agent.act_dim
     for start in range(0, start_obs.shape[0], chunk_size):
         obs = start_obs[start:start + chunk_size]
@@ -65,6 +68,7 @@ def rollout(model: EnsembleDynamics, elites: torch.Tensor, agent: SAC, start_obs
         s_next = torch.empty(horizon, c, obs_dim, device=device)
         s_done = torch.empty(horizon, c, device=device)
         alive = torch.ones(horizon + 1, c, dtype=torch.bool, device=device)
+        stored = torch.empty(horizon, c, dtype=torch.bool, device=device)
         rows = torch.arange(c, device=device)
         for t in range(horizon):
             act = agent.act(obs)
@@ -74,15 +78,20 @@ def rollout(model: EnsembleDynamics, elites: torch.Tensor, agent: SAC, start_obs
             noise = torch.randn(mean.shape[1:], generator=gen, device=device)
             sample = torch.addcmul(mean[k, rows], std[k, rows], noise)
             u = penalty(mean, std, sample, k)
+            # A diverging model can predict inf or NaN: such a row ends here and is not stored (storing it
+            # as a clamped ~3.4e38 would turn into NaN downstream, 0 * inf in the TD target).
             next_obs = obs + sample[:, :-1]
             reward = sample[:, -1]
+            penalised = reward - lam * u
+            finite = torch.isfinite(next_obs).all(-1) & torch.isfinite(penalised)
+            live = alive[t] & finite
+            nonfinite += (alive[t] & ~finite).sum()
+            next_obs = torch.where(finite.unsqueeze(-1), next_obs, obs)  # rows that ended stay finite
             done = terminated(next_obs)
-            live = alive[t]
-            s_obs[t], s_act[t], s_next[t] = obs, act, torch.nan_to_num(next_obs)
-            # A diverging model can emit non-finite states; they are terminal, and stored finite so that
-            # (1 - done) * Q(s') cannot turn into NaN.
-            s_rew[t] = torch.nan_to_num(reward - lam * u, nan=0.0)
+            s_obs[t], s_act[t], s_next[t] = obs, act, next_obs
+            s_rew[t] = penalised
             s_done[t] = done.float()
+            stored[t] = live
             alive[t + 1] = live & ~done
             lu = torch.where(live, u, torch.zeros_like(u))
             pen_sum += lu.sum()
@@ -90,8 +99,8 @@ def rollout(model: EnsembleDynamics, elites: torch.Tensor, agent: SAC, start_obs
             rew_sum += torch.where(live, reward, torch.zeros_like(reward)).sum()
             count += live.sum()
             ended += (live & done).sum()
-            obs = s_next[t]
-        idx = alive[:horizon].flatten().nonzero().squeeze(1)  # one host sync per chunk
+            obs = next_obs
+        idx = stored.flatten().nonzero().squeeze(1)  # one host sync per chunk
         buffer.add_batch(*(x.flatten(0, 1)[idx] for x in (s_obs, s_act, s_rew, s_next, s_done)))
     n_start = max(start_obs.shape[0], 1)
     total = int(count)
@@ -102,4 +111,5 @@ def rollout(model: EnsembleDynamics, elites: torch.Tensor, agent: SAC, start_obs
         raw_reward_mean=float(rew_sum) / max(total, 1),
         terminated_fraction=float(ended) / n_start,
         mean_length=total / n_start,
+        nonfinite=int(nonfinite),
     )

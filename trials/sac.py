@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import torch
@@ -44,7 +45,10 @@ class SACConfig(BaseModel):
     auto_alpha: bool = True
     """Tune the temperature toward ``target_entropy`` (else keep ``init_alpha``)."""
     target_entropy: float | None = None
-    """Target policy entropy; None means ``-act_dim``."""
+    """Target policy entropy; None means ``-act_dim`` (MOPO's official code uses -3 for every env)."""
+    actor_lr_schedule: Literal["constant", "cosine"] = "constant"
+    """Actor learning rate over a run: constant, or cosine-decayed from ``actor_lr`` to 0 over the run's
+    epochs (OfflineRL-Kit's ``CosineAnnealingLR(actor_optim, epochs)``, stepped once per epoch)."""
 
 
 class Actor(nn.Module):
@@ -117,6 +121,14 @@ class SAC(nn.Module):
         self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=cfg.alpha_lr, fused=True)
         self._critic_params = list(self.critic.parameters())
         self._target_params = list(self.critic_target.parameters())
+
+    def set_actor_lr_for_epoch(self, epoch: int, epochs: int) -> None:
+        """Apply ``actor_lr_schedule`` for 0-based ``epoch`` of ``epochs``."""
+        lr = self.cfg.actor_lr
+        if self.cfg.actor_lr_schedule == "cosine":
+            lr = 0.5 * self.cfg.actor_lr * (1.0 + math.cos(math.pi * epoch / epochs))
+        for group in self.actor_opt.param_groups:
+            group["lr"] = lr
 
     def new_stats(self) -> SACStats:
         z = torch.zeros((), device=self.device)

@@ -103,3 +103,45 @@ def test_save_refuses_invalid_data_and_writes_nothing(hopper_random: Dataset, tm
     with pytest.raises(DatasetError):
         save_hdf5(hopper_random, tmp_path / "out.hdf5")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_v0_file_rebuilds_successors_and_drops_rows_that_cross_episodes(hopper_random: Dataset,
+                                                                        tmp_path: Path) -> None:
+    """D4RL v0 layout (no next_observations): successors come from the next row, and the rows whose next
+    row starts another episode (timeouts, the file's last row) are dropped, as OfflineRL-Kit's loader does."""
+    timeouts = np.zeros(len(hopper_random), dtype=bool)
+    cut = [i for i in (100, 701, 1502) if not hopper_random.terminals[i]]
+    timeouts[cut] = True  # episodes cut by a time limit, as D4RL's collector marks them
+    path = _write_d4rl_style(tmp_path / "hopper-random-v0.hdf5", hopper_random, drop="next_observations",
+                             timeouts=timeouts)
+    ds = load_hdf5(path)
+    kept = np.setdiff1d(np.arange(len(hopper_random)), [*cut, len(hopper_random) - 1])
+    assert len(ds) == len(kept)
+    np.testing.assert_array_equal(ds.observations, hopper_random.observations[kept])
+    np.testing.assert_array_equal(ds.next_observations, hopper_random.observations[kept + 1])
+    np.testing.assert_array_equal(ds.qpos, hopper_random.qpos[kept])
+    np.testing.assert_array_equal(ds.terminals, hopper_random.terminals[kept])
+    # Where the episode goes on, the rebuilt successor is the true one the generator recorded.
+    going_on = ~hopper_random.terminals[kept]
+    np.testing.assert_array_equal(ds.next_observations[going_on],
+                                  hopper_random.next_observations[kept][going_on])
+    # No kept row points across a dropped one; the row before each cut (and before the dropped last row,
+    # unless terminal) now ends its episode.
+    assert ds.timeouts.sum() == len(cut) + (not hopper_random.terminals[-2])
+    assert all(ds.timeouts[np.searchsorted(kept, c - 1)] for c in cut)
+    assert summary(ds)["episodes"] == int((ds.terminals | ds.timeouts).sum()) + (
+        not (ds.terminals | ds.timeouts)[-1])
+
+
+def test_v0_file_without_timeouts_uses_the_episode_limit(hopper_random: Dataset, tmp_path: Path) -> None:
+    from trials.dataset import episode_limit_timeouts
+
+    terminals = np.array([0, 0, 0, 0, 1, 0, 0, 0, 0], dtype=bool)
+    # Limit 3: an episode is cut at its 3rd step unless a terminal came first; a terminal restarts the count.
+    assert episode_limit_timeouts(terminals, 3).nonzero()[0].tolist() == [2, 7]
+    path = _write_d4rl_style(tmp_path / "hopper-random-v0.hdf5", hopper_random, drop="next_observations")
+    with h5py.File(path, "a") as f:
+        del f["timeouts"]
+    ds = load_hdf5(path)  # random hopper episodes end long before 1,000 steps: only the last row goes
+    assert len(ds) == len(hopper_random) - 1
+    np.testing.assert_array_equal(ds.next_observations, hopper_random.observations[1:])

@@ -163,3 +163,24 @@ def test_score_averages_the_last_evaluations(hopper_random_file: Path, tmp_path:
     assert [h["score"] for h in latest.history] == evals
     assert [h["score"] for h in window.history] == pytest.approx([evals[0], *(
         (a + b) / 2 for a, b in zip(evals[:-1], evals[1:], strict=True))])
+
+
+def test_rollout_ends_rows_whose_prediction_is_not_finite(hopper_random_file: Path, tmp_path: Path) -> None:
+    cfg = tiny_config(hopper_random_file, tmp_path, penalty="max_aleatoric")
+    trainer = build_trainer(cfg, load_hdf5(hopper_random_file))
+    model = trainer.model
+    with torch.no_grad():  # one hidden unit drives the reward to inf wherever it is active: a real overflow
+        model.head.weight[:, 0, model.obs_dim] = 3e38
+        model.head.weight[:, 0, 2 * model.out_dim - 1] = 0.0
+    start = trainer.real.obs[:400]
+    buffer = ReplayBuffer(400 * 3, trainer.spec.obs_dim, trainer.spec.act_dim)
+    stats = rollout(model, trainer.elites, trainer.agent, start, 3, trainer.spec.terminated,
+                    PENALTIES["max_aleatoric"], 1.0, buffer, torch.Generator().manual_seed(0))
+    assert 0 < stats.nonfinite < 400
+    assert stats.transitions == len(buffer) > 0
+    n = len(buffer)
+    for field in (buffer.obs, buffer.next_obs, buffer.rew):
+        assert torch.isfinite(field[:n]).all()
+    # The old guard stored inf as float32's largest value (nan_to_num); nothing at that value is stored now.
+    limit = torch.finfo(torch.float32).max
+    assert (buffer.rew[:n].abs() < limit).all() and (buffer.next_obs[:n].abs() < limit).all()
