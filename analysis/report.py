@@ -1,6 +1,7 @@
 """The report of one or more sweeps: ``report.html`` (self-contained) and ``report.md`` (its twin).
 
-Sections (HTML anchors): ``summary`` (datasets, trials, searcher, budget), ``best`` (the best
+Sections (HTML anchors): ``front`` (when a comparison exists: the result per dataset, see
+``analysis.front``), ``summary`` (datasets, trials, searcher, budget), ``best`` (the best
 configuration of each sweep and dataset, with the train-ready YAML ``tuner.export.export_best`` wrote),
 ``comparison`` (best found vs hand-tuned, if ``mbrl-tune compare`` results are cached in the sweep),
 ``calibration`` (if ``mbrl-tune calibrate --out <sweep>/calibration`` ran), ``plots`` (best so far per
@@ -24,6 +25,7 @@ from analysis import plots
 from analysis.calibration import read_calibration
 from analysis.compare import sources_compared, write_comparison
 from analysis.document import Code, Image, Paragraph, Section, Table, render_html, render_markdown
+from analysis.front import front_section
 from analysis.importance import importance
 from analysis.results import COMPLETED, SweepResults, load_sweeps
 from trials.files import atomic_write_text
@@ -213,7 +215,7 @@ def _title(infos: list[SweepSpec]) -> str:
 
 
 def build_report(sweep_dirs: list[Path], out_dir: Path,
-                 best_configs: dict[tuple[str, str], Path] | None = None) -> ReportFiles:
+                 best_configs: dict[tuple[str, str], Path] | None = None, title: str | None = None) -> ReportFiles:
     """Write ``report.html``, ``report.md`` and ``figures/`` into ``out_dir``. ``best_configs`` maps
     (sweep name, dataset stem) to an exported best-config YAML (``tuner.export.export_best``)."""
     res = load_sweeps(list(sweep_dirs))
@@ -222,9 +224,10 @@ def build_report(sweep_dirs: list[Path], out_dir: Path,
     plot_section, plot_files = _plots(res, figures)
     importance_section, importance_files = _importance(res, figures)
     calibration_section = _calibration(res, figures)
-    sections = [_summary(res), _best(res, best_configs or {}), _comparison(res), calibration_section, plot_section,
-                importance_section, _trials(res)]
-    title = _title(res.sweeps)
+    front = front_section(res.sweeps)
+    sections = [*([front] if front else []), _summary(res), _best(res, best_configs or {}), _comparison(res),
+                calibration_section, plot_section, importance_section, _trials(res)]
+    title = title or _title(res.sweeps)
     intro = (f"Generated {time.strftime('%Y-%m-%d %H:%M:%S')} from " + ", ".join(str(i.root) for i in res.sweeps)
              + ".")
     html_path, md_path = out_dir / HTML_FILE, out_dir / MD_FILE

@@ -85,22 +85,35 @@ def _policy_file(policy: str) -> Path | None:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    import torch  # noqa: PLC0415
-
-    from analysis.calibration import format_table, write_calibration  # noqa: PLC0415
-    from trials.calibration import CalibrationConfig, CalibrationError, calibrate  # noqa: PLC0415
-    from trials.dataset import load_dataset  # noqa: PLC0415
-    from trials.pool import load_or_train_pool  # noqa: PLC0415
+    from analysis.calibration import format_table  # noqa: PLC0415
 
     horizons = sorted(set(args.horizons))
     if horizons[0] < 1:
         raise UsageError(f"--horizons {' '.join(map(str, args.horizons))}: horizons are model steps, 1 or more")
     policy_file = _policy_file(args.policy)
     cfg = _calibration_config(args)
+    out = calibrate_to(cfg, Path(args.out), horizons, args.states, args.policy, policy_file)
+    print(format_table(out.table))
+    print(f"wrote {out.table_csv}, {out.table_json}, {out.result_path} and {len(out.figures)} scatter plots "
+          f"in {Path(args.out)}")
+    return 0
+
+
+def calibrate_to(cfg: TrialConfig, out_dir: Path, horizons: list[int], states: int, policy: str,
+                 policy_file: Path | None = None) -> Any:
+    """Calibrate the pool of ``cfg`` (trained if missing) and write the outputs into ``out_dir``; returns
+    :class:`analysis.calibration.CalibrationOutputs`."""
+    import torch  # noqa: PLC0415
+
+    from analysis.calibration import write_calibration  # noqa: PLC0415
+    from trials.calibration import CalibrationConfig, CalibrationError, calibrate  # noqa: PLC0415
+    from trials.dataset import load_dataset  # noqa: PLC0415
+    from trials.pool import load_or_train_pool  # noqa: PLC0415
+
     ds = load_dataset(cfg.dataset, cfg.env)
     pool, info = load_or_train_pool(ds, cfg.seed, cfg.dynamics, cfg.resolved_pool_dir, cfg.device)
     print(f"pool {info.key}: {'trained' if info.trained_here else 'loaded'} ({info.path})", flush=True)
-    calib = CalibrationConfig(states=args.states, horizon=horizons[-1], policy="sac" if policy_file else args.policy,
+    calib = CalibrationConfig(states=states, horizon=max(horizons), policy="sac" if policy_file else policy,
                               policy_file=policy_file, num_models=cfg.num_models, num_elites=cfg.num_elites,
                               seed=cfg.seed)
     try:
@@ -109,21 +122,24 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     except CalibrationError as exc:
         raise UsageError(str(exc)) from None
     provenance = {"dataset": cfg.dataset, "pool_key": info.key, "pool_dir": str(info.path.parent)}
-    out = write_calibration(result, Path(args.out), horizons, extra_meta=provenance)
-    print(format_table(out.table))
-    print(f"wrote {out.table_csv}, {out.table_json}, {out.result_path} and {len(out.figures)} scatter plots "
-          f"in {Path(args.out)}")
-    return 0
+    return write_calibration(result, out_dir, sorted(horizons), extra_meta=provenance)
 
 
 # ---------------------------------------------------------------- report
 def cmd_report(args: argparse.Namespace) -> int:
+    files = write_report([Path(p) for p in args.paths], Path(args.out))
+    print(f"wrote {files.html} and {files.markdown} ({len(files.figures)} figures in {files.html.parent / 'figures'})")
+    return 0
+
+
+def write_report(paths: list[Path], out: Path, title: str | None = None) -> Any:
+    """Export each sweep's best configurations and write the report of ``paths`` into ``out``; returns
+    :class:`analysis.report.ReportFiles`."""
     from tuner.errors import SweepError  # noqa: PLC0415
     from tuner.spec import SweepSpec  # noqa: PLC0415
 
-    out = Path(args.out)
     try:
-        infos = [SweepSpec.load(p) for p in args.paths]
+        infos = [SweepSpec.load(p) for p in paths]
     except SweepError as exc:
         raise UsageError(str(exc)) from None
     names = [i.name for i in infos]
@@ -144,9 +160,7 @@ def cmd_report(args: argparse.Namespace) -> int:
                 print(f"note: {exc}")
                 continue
             best[(info.name, stem)] = written[0]
-    files = build_report([i.root for i in infos], out, best)
-    print(f"wrote {files.html} and {files.markdown} ({len(files.figures)} figures in {files.html.parent / 'figures'})")
-    return 0
+    return build_report([i.root for i in infos], out, best, title=title)
 
 
 def add_analysis_commands(sub: argparse._SubParsersAction) -> None:

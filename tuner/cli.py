@@ -110,6 +110,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- study
+def cmd_study(args: argparse.Namespace) -> int:
+    from tuner.study import run_study  # noqa: PLC0415  (Ray import is slow)
+
+    return run_study(args.file)
+
+
 # ---------------------------------------------------------------- demo
 def cmd_demo(args: argparse.Namespace) -> int:
     """The embedded default job: a real sweep (local Ray, Ax, quick.yaml) on a generated hopper dataset,
@@ -214,6 +221,11 @@ def build_parser() -> argparse.ArgumentParser:
     export.set_defaults(func=cmd_export)
 
     add_analysis_commands(sub)
+
+    study = sub.add_parser("study", help="a whole experiment from one YAML file: generate, sweep, compare, "
+                           "calibrate, report (the same command resumes it)")
+    study.add_argument("file", help="study file (keys documented in tuner/study_spec.py)")
+    study.set_defaults(func=cmd_study)
 
     demo = sub.add_parser("demo", help="the embedded default job")
     demo.add_argument("--out", default="runs/demo")

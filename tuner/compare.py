@@ -224,7 +224,7 @@ def _init_ray() -> None:
 
 
 def _run_experiment(entry: CompareDataset, runs: list[tuple[str, int, dict[str, Any]]], folder: Path,
-                    concurrency: int, gpus: float) -> Path:
+                    concurrency: int, gpus: float, callbacks: list[Any]) -> Path:
     from ray import tune  # noqa: PLC0415
 
     from trials.dataset import load_dataset  # noqa: PLC0415
@@ -251,11 +251,11 @@ def _run_experiment(entry: CompareDataset, runs: list[tuple[str, int, dict[str, 
     trainable = tune.with_resources(tune.with_parameters(tune_trainable, dataset=dataset), resources)
     tuner = tune.Tuner(
         trainable,
-        # A fixed list of runs: a grid over full trial configs, each one seed (``seeds`` follows its config).
-        param_space={"base": tune.grid_search([config for _, _, config in runs]),
-                     "seeds": tune.sample_from(lambda spec: [spec.config["base"]["seed"]]), "threads": 1},
+        # A fixed list of runs: a grid over full trial configs, each run on its config's one seed (a Tune
+        # config without ``seeds`` runs ``base.seed``).
+        param_space={"base": tune.grid_search([config for _, _, config in runs]), "threads": 1},
         tune_config=tune.TuneConfig(num_samples=1, max_concurrent_trials=concurrency, reuse_actors=False),
-        run_config=tune.RunConfig(name=name, storage_path=str(storage), verbose=0, callbacks=[Printer()],
+        run_config=tune.RunConfig(name=name, storage_path=str(storage), verbose=0, callbacks=[Printer(), *callbacks],
                                   checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
                                   failure_config=tune.FailureConfig(max_failures=1)),
     )
@@ -263,8 +263,9 @@ def _run_experiment(entry: CompareDataset, runs: list[tuple[str, int, dict[str, 
     return storage / name
 
 
-def run_compare(plan: ComparePlan, concurrency: int) -> dict[str, int]:
-    """Write the plan and run every missing (arm, seed); returns the runs started per experiment."""
+def run_compare(plan: ComparePlan, concurrency: int, callbacks: list[Any] | None = None) -> dict[str, int]:
+    """Write the plan and run every missing (arm, seed); returns the runs started per experiment.
+    ``callbacks``: extra Ray Tune callbacks of the runs."""
     folder = save_plan(plan).parent
     for path, why in plan.skipped.items():
         print(f"note: {Path(path).name} not compared: {why}", file=sys.stderr)
@@ -282,6 +283,6 @@ def run_compare(plan: ComparePlan, concurrency: int) -> dict[str, int]:
         start = time.perf_counter()
         print(f"[compare {entry.experiment}] running {len(runs)} of {total} runs "
               f"({concurrency} at a time)", flush=True)
-        exp = _run_experiment(entry, runs, folder, concurrency, plan.gpus_per_trial)
+        exp = _run_experiment(entry, runs, folder, concurrency, plan.gpus_per_trial, callbacks or [])
         print(f"[compare {entry.experiment}] done in {time.perf_counter() - start:.0f} s: {exp}", flush=True)
     return started

@@ -28,8 +28,8 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 
 from search_spaces.space import RangeParameter, SearchSpace, SearchSpaceError
-from trials.baselines import hand_tuned
-from trials.config import TrialConfig, apply_overrides
+from trials.baselines import agent_settings, hand_tuned
+from trials.config import TrialConfig, apply_overrides, has_key
 from trials.dataset import Dataset, load_dataset
 from trials.pool import load_or_train_pool
 from trials.trainable import tune_trainable
@@ -181,8 +181,10 @@ def _pretrain_pools(spec: SweepSpec, bases: dict[str, TrialConfig], datasets: di
         print(f"pool {line}", flush=True)
 
 
-def run_sweep(spec: SweepSpec, resume: bool = False) -> dict[str, Path]:
-    """Run (or resume) every dataset's experiment to its trial count; returns experiment folders."""
+def run_sweep(spec: SweepSpec, resume: bool = False, callbacks: list[tune.Callback] | None = None) -> dict[str, Path]:
+    """Run (or resume) every dataset's experiment to its trial count; returns experiment folders.
+    ``callbacks`` are extra Tune callbacks of a new experiment (a restored one keeps those it started with,
+    as Ray Tune stores them with the experiment)."""
     # Tiny trials checkpoint every few seconds; Tune's snapshot-frequency warning is noise here.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     logging.getLogger("ax").setLevel(logging.WARNING)
@@ -211,14 +213,14 @@ def run_sweep(spec: SweepSpec, resume: bool = False) -> dict[str, Path]:
         _pretrain_pools(spec, bases, {d: ray.put(ds) for d, ds in datasets.items()})
         out = {}
         for d in spec.datasets:
-            out[d] = _run_experiment(spec, d, datasets[d], bases[d], space, resume)
+            out[d] = _run_experiment(spec, d, datasets[d], bases[d], space, resume, callbacks or [])
         return out
     finally:
         lock.release()
 
 
 def _run_experiment(spec: SweepSpec, dataset_path: str, dataset: Dataset, base: TrialConfig,
-                    space: SearchSpace, resume: bool) -> Path:
+                    space: SearchSpace, resume: bool, callbacks: list[tune.Callback]) -> Path:
     exp_dir = spec.root / spec.experiment_name(dataset_path)
     label = spec.experiment_name(dataset_path)
     printer = ProgressPrinter(label, spec.trials)
@@ -241,7 +243,8 @@ def _run_experiment(spec: SweepSpec, dataset_path: str, dataset: Dataset, base: 
                                         num_samples=spec.trials, max_concurrent_trials=spec.concurrency,
                                         reuse_actors=True),  # 0.14 s instead of 2.3 s of Ray overhead per trial
             run_config=tune.RunConfig(
-                name=exp_dir.name, storage_path=str(spec.root), verbose=0, callbacks=[EarlyStopMarker(), printer],
+                name=exp_dir.name, storage_path=str(spec.root), verbose=0,
+                callbacks=[EarlyStopMarker(), printer, *callbacks],
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
                 failure_config=tune.FailureConfig(max_failures=1),
             ),
@@ -252,6 +255,18 @@ def _run_experiment(spec: SweepSpec, dataset_path: str, dataset: Dataset, base: 
     print(f"[{label}] {spec.trials} trials in {time.perf_counter() - start:.0f} s; results in {exp_dir}",
           flush=True)
     return exp_dir
+
+
+def with_source_agent(base: dict[str, Any], source: str) -> dict[str, Any]:
+    """``base`` with the baseline source's agent settings (``sac.*``) for every key ``base`` leaves unset:
+    the sweep's trials then run the agent the baseline was published with, so its first trial is the
+    baseline exactly. Explicit settings of ``base`` (and later ``--set``) win."""
+    try:
+        settings = agent_settings(source)
+    except ValueError as exc:
+        raise SweepError(f"--baselines {source}: {exc}") from None
+    missing = {k: v for k, v in settings.items() if not has_key(base, k)}
+    return apply_overrides(base, missing)
 
 
 def new_spec(name: str, storage: str, space_file: str, datasets: list[str], trials: int, concurrency: int,
@@ -267,7 +282,7 @@ def new_spec(name: str, storage: str, space_file: str, datasets: list[str], tria
         space = SearchSpace.load(space_file)
     except SearchSpaceError as exc:
         raise SweepError(str(exc)) from None
-    merged = apply_overrides(base, overrides)
+    merged = apply_overrides(with_source_agent(base, baselines), overrides)
     check_space_fits(space, TrialConfig.from_dict({**merged, "dataset": datasets[0]}, "sweep base config"))
     root = Path(storage).resolve() / name
     if (root / SPEC_FILE).exists():

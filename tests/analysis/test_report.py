@@ -16,7 +16,7 @@ import pytest
 
 from trials.config import TrialConfig
 
-SECTIONS = ("summary", "best", "comparison", "calibration", "plots", "importance", "trials")
+SECTIONS = ("front", "summary", "best", "comparison", "calibration", "plots", "importance", "trials")
 
 
 class _Page(HTMLParser):
@@ -120,3 +120,11 @@ def test_headless_chromium_renders_the_page(report: Path, tmp_path: Path) -> Non
     assert done.returncode == 0 and shot.exists(), done.stderr[-2000:]
     image = matplotlib.image.imread(shot)
     assert image.std() > 0.01, "the page rendered blank"
+
+
+def test_front_table_opens_the_report_with_the_result_and_the_pools(report: Path) -> None:
+    text = (report / "report.html").read_text()
+    front = text.split('id="front"')[1].split("</section>")[0]
+    assert "hopper-random (mopo_official)" in front and "95% CI (Welch)" in front
+    assert "h1: " in front and "max_aleatoric" in front  # the calibration ranking
+    assert "pool-" in front and "member disagreement" in front  # every pool with its training record

@@ -1,0 +1,118 @@
+"""``mbrl-tune study``: a tiny study end to end through the real CLI (generation, a real Ax sweep on a
+local Ray instance, compare, calibrate, report), killed with SIGKILL inside a stage and between stages and
+completed by the same command; and study files refused before any work starts."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tuner.records import read_trials
+
+BIN = Path(sys.executable).parent
+CLI = [str(BIN / "mbrl-tune")]
+ENV = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "RAY_AUTH_MODE": "token"}
+
+TINY = {
+    "name": "tiny", "storage": "out",
+    "datasets": [{"path": "data/hopper-random-2k.hdf5", "env": "hopper", "level": "random", "size": 2000}],
+    "space": "quick", "trials": 4, "init_trials": 3, "concurrency": 2,
+    "budget": {"preset": "tiny", "set": {"dynamics.max_epochs": 20}},
+    "compare": {"seeds": 2}, "calibrate": {"horizons": [1, 2], "states": 40},
+}
+
+
+def write_study(folder: Path, **changes: object) -> Path:
+    path = folder / "study.yaml"
+    path.write_text(yaml.safe_dump({**TINY, **changes}))
+    return path
+
+
+def run_until(study: Path, marker: str | None, timeout: float = 900) -> tuple[int | None, str]:
+    """Run ``mbrl-tune study``; with ``marker``, SIGKILL its whole session (driver and in-process Ray) as
+    soon as a line containing it is printed. Returns (exit code or None if killed, output)."""
+    proc = subprocess.Popen([*CLI, "study", str(study)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, env=ENV, cwd=study.parent, start_new_session=True)
+    lines = []
+    deadline = time.time() + timeout
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        lines.append(line)
+        if (marker is not None and marker in line) or time.time() > deadline:
+            subprocess.run(["pkill", "-9", "-s", str(proc.pid)], check=False)
+            proc.wait(timeout=60)
+            return None, "".join(lines)
+    return proc.wait(timeout=60), "".join(lines)
+
+
+def test_study_survives_kills_inside_and_between_stages(tmp_path: Path) -> None:
+    study = write_study(tmp_path)
+    folder = tmp_path / "out" / "tiny"
+    exp = folder / "sweeps" / "hopper-random-2k" / "hopper-random-2k"
+
+    code, out = run_until(study, "[study] 1/4 sweep trials")  # inside the sweep stage
+    assert code is None, out
+    kept = {r.trial_id: r.last["score"] for r in read_trials(exp) if r.status == "finished"}
+    assert 1 <= len(kept) < 4, out
+
+    code, out = run_until(study, "hopper-random-2k/sweep: done")  # between the sweep and the comparison
+    assert code is None, out
+    assert "hopper-random-2k/generate: done earlier" in out and "resuming the sweep" in out
+
+    code, out = run_until(study, None)
+    assert code == 0, out[-3000:]
+    assert "hopper-random-2k/sweep: done earlier" in out and "generate: done earlier" in out
+    assert "hopper-random-2k/sweep: started" not in out, "a finished stage is never re-run"
+
+    records = [r for r in read_trials(exp) if r.status == "finished"]
+    assert len(records) == 4
+    scores = {r.trial_id: r.last["score"] for r in records}
+    assert all(scores[t] == s for t, s in kept.items()), "trials finished before the kill are kept as they were"
+    stages = json.loads((folder / "stages.json").read_text())
+    assert all(stages[f"hopper-random-2k/{s}"]["done"] for s in ("generate", "sweep", "compare", "calibrate"))
+    assert stages["report"]["done"]
+    table = json.loads((folder / "sweeps/hopper-random-2k/compare/mopo_official/comparison.json").read_text())
+    row = table["rows"][0]
+    assert row["n_best"] == 2 and row["n_baseline"] == 2 and row["fresh_seeds"] == [1, 2]
+    report = (folder / "report" / "report.html").read_text()
+    assert 'id="front"' in report and "hopper-random-2k (mopo_official)" in report
+    assert (folder / "sweeps/hopper-random-2k/calibration/calibration.csv").is_file()
+
+    # Done is done: the same command runs nothing and says so; a changed study file is refused.
+    code, out = run_until(study, None, timeout=120)
+    assert code == 0 and "started" not in out, out
+    changed = write_study(tmp_path, trials=5)
+    done = subprocess.run([*CLI, "study", str(changed)], capture_output=True, text=True, env=ENV, timeout=120)
+    assert done.returncode == 2 and "key 'trials' differs" in done.stderr, done.stderr
+
+
+BAD = {
+    "unknown key": ({"trails": 3}, "unknown key 'trails'"),
+    "missing dataset": ({"datasets": [{"path": "absent.hdf5"}]}, "absent.hdf5: file not found"),
+    "half a recipe": ({"datasets": [{"path": "x.hdf5", "env": "hopper"}]}, "give env, level and size together"),
+    "unknown env": ({"datasets": [{"path": "x.hdf5", "env": "ant", "level": "random", "size": 10}]},
+                    "env 'ant' unknown"),
+    "score window beyond the evaluations": ({"budget": {"preset": "tiny", "set": {"score_window": 5}}},
+                                            "score_window=5 needs that many evaluations, but 3 epochs"),
+    "bad budget value": ({"budget": {"preset": "tiny", "set": {"rollout.horizon": 0}}}, "field 'rollout.horizon'"),
+    "no baseline for the dataset": ({"baselines": "offlinerl_kit"}, "has no setting for 'hopper-random'"),
+    "init trials beyond trials": ({"init_trials": 9}, "'init_trials': 9 exceeds trials=4"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_bad_study_files_are_refused_before_any_work(tmp_path: Path, case: str) -> None:
+    changes, message = BAD[case]
+    study = write_study(tmp_path, **changes)
+    done = subprocess.run([*CLI, "study", str(study)], capture_output=True, text=True, env=ENV, timeout=120,
+                          cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert message in done.stderr and done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr
+    assert not (tmp_path / "out").exists() and not (tmp_path / "data").exists(), "nothing is written"

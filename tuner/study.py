@@ -1,0 +1,282 @@
+"""``mbrl-tune study FILE``: the whole experiment in one resumable command.
+
+For each dataset of the study file (``tuner.study_spec``): generate (if missing) -> sweep -> compare on
+fresh seeds -> calibrate; then one report across all datasets. The study folder ``<storage>/<name>/``:
+
+- ``study.yaml``: the validated study (paths resolved), written when it starts; a later run of the same
+  name must describe the same study;
+- ``stages.json``: each finished stage with its wall-clock seconds (summed over the runs it took);
+- ``sweeps/<dataset stem>/``: that dataset's sweep (compare results in ``compare/``, calibration in
+  ``calibration/``);
+- ``report/``: ``report.html``, ``report.md``, ``figures/``, ``configs/``;
+- ``.study.lock``: held by the running driver.
+
+The same command resumes a study killed at any point: a finished stage (in ``stages.json``, or whose
+outputs are complete) is skipped, an interrupted sweep is resumed through ``Tuner.restore``, the
+comparison runs only its missing (arm, seed) runs. Exit 0 only when every stage completed; a stage that
+ends with errored or missing trials prints what is missing and the study exits 1.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+from filelock import FileLock, Timeout
+from ray import tune
+
+from trials.files import atomic_write_text
+from tuner.records import ENDED, read_trials
+from tuner.study_spec import StudyDataset, StudyError, StudySpec, check_study, load_study_file
+
+STUDY_FILE = "study.yaml"
+STAGES_FILE = "stages.json"
+
+
+def sweep_dir(folder: Path, ds: StudyDataset) -> Path:
+    return folder / "sweeps" / Path(ds.path).stem
+
+
+def _say(text: str) -> None:
+    print(f"[study] {text}", flush=True)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+# ---------------------------------------------------------------- progress
+def trial_counts(folder: Path) -> dict[str, Any]:
+    """What the study folder holds: sweep trials and compare runs done and planned, and the mean wall
+    time of the trials done (from their reports), read from disk so that it is right after a resume."""
+    spec = StudySpec.model_validate(yaml.safe_load((folder / STUDY_FILE).read_text()))
+    done = planned = compare_done = compare_planned = 0
+    seconds: list[float] = []
+    for ds in spec.datasets:
+        records = read_trials(sweep_dir(folder, ds) / Path(ds.path).stem)
+        ended = [r for r in records if r.status in ENDED]
+        done += len(ended)
+        planned += spec.trials
+        seconds += [float(r.last["time_total_s"]) for r in ended if "time_total_s" in r.last]
+        runs = 2 * spec.compare.seeds + len(spec.seeds)
+        compare_planned += runs
+        for run in (sweep_dir(folder, ds) / "compare" / spec.baselines).glob("*/run-*"):
+            finished = [r for r in read_trials(run) if r.status in ("finished", "diverged")]
+            compare_done += len(finished)
+            seconds += [float(r.last["time_total_s"]) for r in finished if "time_total_s" in r.last]
+    return {"done": done, "planned": planned, "compare_done": min(compare_done, compare_planned),
+            "compare_planned": compare_planned, "seconds": seconds,
+            "concurrency": spec.compare.concurrency or spec.concurrency}
+
+
+def eta_line(folder: Path) -> str:
+    c = trial_counts(folder)
+    left = (c["planned"] - c["done"]) + (c["compare_planned"] - c["compare_done"])
+    text = f"{c['done']}/{c['planned']} sweep trials, {c['compare_done']}/{c['compare_planned']} compare runs done"
+    if not c["seconds"]:
+        return text + "; time left: after the first trial"
+    mean = sum(c["seconds"]) / len(c["seconds"])
+    return (text + f"; about {_duration(left * mean / c['concurrency'])} left (mean trial {mean:.0f} s over "
+            f"{len(c['seconds'])}, {c['concurrency']} at a time; pools, calibration and the report not included)")
+
+
+class StudyEta(tune.Callback):
+    """After each finished trial, a line with the study's progress and remaining time (read from disk, so
+    a restored sweep's copy of this callback reports correctly too)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = str(folder)
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        _say(eta_line(Path(self.folder)))
+
+
+# ---------------------------------------------------------------- stages
+class Stages:
+    """``stages.json``: finished stages and the seconds each took."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder / STAGES_FILE
+        self.data: dict[str, dict[str, Any]] = json.loads(self.path.read_text()) if self.path.is_file() else {}
+
+    def done(self, key: str) -> bool:
+        return bool(self.data.get(key, {}).get("done"))
+
+    def record(self, key: str, seconds: float, done: bool) -> None:
+        entry = self.data.setdefault(key, {"done": False, "seconds": 0.0})
+        entry["seconds"] = float(entry["seconds"]) + seconds
+        entry["done"] = done
+        atomic_write_text(self.path, json.dumps(self.data, indent=2))
+
+
+def _generate(spec: StudySpec, ds: StudyDataset, folder: Path, base: dict[str, Any]) -> bool:
+    from trials.dataset import load_dataset, save_hdf5  # noqa: PLC0415
+    from trials.envs import get_env_spec  # noqa: PLC0415
+    from trials.generate import GenerateConfig, generate  # noqa: PLC0415
+
+    path = Path(ds.path)
+    if path.is_file():
+        if ds.generated:  # a file of that name must be what the recipe would make
+            meta, n = (lambda d: (d.meta, len(d)))(load_dataset(path))
+            found = (meta.env, meta.level, meta.seed, n)
+            wanted = (ds.env, ds.level, ds.seed, ds.size)
+            if found != wanted:
+                raise StudyError(f"{path}: holds {found[0]}-{found[1]} seed {found[2]}, {found[3]} transitions; the "
+                                 f"study asks {wanted[0]}-{wanted[1]} seed {wanted[2]}, {wanted[3]}: move it or "
+                                 f"change the study's path")
+        _say(f"{path.stem}: dataset present ({path})")
+        return True
+    assert ds.env is not None and ds.level is not None and ds.size is not None  # checked by check_study
+    _say(f"{path.stem}: generating {ds.env}-{ds.level}, {ds.size} transitions, seed {ds.seed}")
+    data = generate(get_env_spec(ds.env), ds.level, ds.size, ds.seed, GenerateConfig(), path.parent / "behaviour",
+                    progress=False)
+    save_hdf5(data, path)
+    return True
+
+
+def _sweep_missing(spec: StudySpec, ds: StudyDataset, folder: Path) -> str | None:
+    """None when the dataset's sweep has all its trials ended without error; else what is missing."""
+    records = read_trials(sweep_dir(folder, ds) / Path(ds.path).stem)
+    ended = sum(r.status in ENDED for r in records)
+    errored = sum(r.status == "error" for r in records)
+    if ended >= spec.trials and not errored:
+        return None
+    return f"{ended}/{spec.trials} trials finished, {errored} errored, {max(spec.trials - ended - errored, 0)} missing"
+
+
+def _sweep(spec: StudySpec, ds: StudyDataset, folder: Path, base: dict[str, Any]) -> bool:
+    from tuner.presets import resolve_space  # noqa: PLC0415
+    from tuner.spec import SPEC_FILE, SweepSpec  # noqa: PLC0415
+    from tuner.sweep import new_spec, run_sweep  # noqa: PLC0415
+
+    root = sweep_dir(folder, ds)
+    if (root / SPEC_FILE).is_file():
+        if _sweep_missing(spec, ds, folder) is None:
+            return True
+        _say(f"{root.name}: resuming the sweep ({_sweep_missing(spec, ds, folder)})")
+        run_sweep(SweepSpec.load(root), resume=True)
+    else:
+        sweep = new_spec(name=root.name, storage=str(root.parent), space_file=resolve_space(spec.space),
+                         datasets=[ds.path], trials=spec.trials, concurrency=spec.concurrency, seeds=list(spec.seeds),
+                         searcher=spec.searcher, num_init_trials=spec.init_trials, early_stop="none",
+                         baselines=spec.baselines, warm_start=[], base=base, overrides={},
+                         search_seed=spec.search_seed)
+        run_sweep(sweep, callbacks=[StudyEta(folder)])
+    missing = _sweep_missing(spec, ds, folder)
+    if missing is not None:
+        _say(f"{root.name}: sweep incomplete: {missing}; run the same command again to resume it")
+    return missing is None
+
+
+def _compare(spec: StudySpec, ds: StudyDataset, folder: Path, base: dict[str, Any]) -> bool:
+    from tuner.compare import compare_dir, pending_runs, plan_compare, run_compare  # noqa: PLC0415
+
+    root = sweep_dir(folder, ds)
+    plan = plan_compare(root, spec.baselines, spec.compare.seeds)
+    run_compare(plan, spec.compare.concurrency or spec.concurrency, callbacks=[StudyEta(folder)])
+    left = sum(len(v) for v in pending_runs(plan, compare_dir(root, spec.baselines)).values())
+    if left:
+        _say(f"{root.name}: comparison incomplete: {left} runs did not finish; run the same command again")
+    return left == 0
+
+
+def _calibrate(spec: StudySpec, ds: StudyDataset, folder: Path, base: dict[str, Any]) -> bool:
+    from search_spaces.space import SearchSpace  # noqa: PLC0415
+    from tuner.analysis_commands import calibrate_to  # noqa: PLC0415
+    from tuner.spec import SweepSpec  # noqa: PLC0415
+    from tuner.sweep import trial_base  # noqa: PLC0415
+
+    root = sweep_dir(folder, ds)
+    sweep = SweepSpec.load(root)
+    # The sweep's own pool (its first seed, the sweep's architecture), the hand-tuned ensemble size.
+    cfg = trial_base(sweep, ds.path, SearchSpace.load(root / "space.yaml")).with_overrides({"seed": sweep.seeds[0]})
+    calibrate_to(cfg, root / "calibration", list(spec.calibrate.horizons), spec.calibrate.states,
+                 spec.calibrate.policy)
+    return True
+
+
+#: Stage -> its runner, in the order a dataset goes through them.
+STAGES: dict[str, Callable[[StudySpec, StudyDataset, Path, dict[str, Any]], bool]] = {
+    "generate": _generate, "sweep": _sweep, "compare": _compare, "calibrate": _calibrate}
+
+
+# ---------------------------------------------------------------- driver
+def _stored_spec(folder: Path, spec: StudySpec, source: str) -> None:
+    """Write ``study.yaml`` on the first run; on later runs the file must describe the same study."""
+    path = folder / STUDY_FILE
+    mine = spec.model_dump(mode="json")
+    if not path.is_file():
+        atomic_write_text(path, yaml.safe_dump(mine, sort_keys=False))
+        return
+    stored = yaml.safe_load(path.read_text())
+    for key in mine:
+        if stored.get(key) != mine[key]:
+            raise StudyError(f"{source}: key '{key}' differs from the study already in {folder} ({stored.get(key)!r} "
+                             f"there); resume it unchanged or give the study another name")
+
+
+def run_study(file: str | Path) -> int:
+    """Run or resume the study of ``file``; returns the exit code (0: every stage complete)."""
+    spec = load_study_file(file)
+    base = check_study(spec, str(file))
+    folder = spec.folder()
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(folder / ".study.lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise StudyError(f"{folder}: study is already running (another driver holds "
+                         f"{folder / '.study.lock'})") from None
+    try:
+        _stored_spec(folder, spec, str(file))
+        return _run_stages(spec, folder, base)
+    finally:
+        lock.release()
+
+
+def _run_stages(spec: StudySpec, folder: Path, base: dict[str, Any]) -> int:
+    stages = Stages(folder)
+    start = time.perf_counter()
+    _say(f"{spec.name}: {len(spec.datasets)} datasets x {spec.trials} trials, folder {folder}")
+    incomplete: list[str] = []
+    for ds in spec.datasets:
+        stem = Path(ds.path).stem
+        for stage, runner in STAGES.items():
+            key = f"{stem}/{stage}"
+            if stages.done(key):
+                _say(f"{key}: done earlier ({_duration(stages.data[key]['seconds'])})")
+                continue
+            _say(f"{key}: started")
+            t0 = time.perf_counter()
+            ok = runner(spec, ds, folder, base)
+            seconds = time.perf_counter() - t0
+            stages.record(key, seconds, ok)
+            _say(f"{key}: {'done' if ok else 'incomplete'} in {_duration(seconds)}"
+                 + (f"; {eta_line(folder)}" if stage in ("sweep", "compare") else ""))
+            if not ok:
+                incomplete.append(key)
+                break  # the later stages of this dataset need this one
+    if incomplete:
+        _say(f"incomplete: {', '.join(incomplete)}; the report waits for them. Run the same command again.")
+        return 1
+    if not stages.done("report"):
+        from tuner.analysis_commands import write_report  # noqa: PLC0415
+
+        t0 = time.perf_counter()
+        files = write_report([sweep_dir(folder, ds) for ds in spec.datasets], folder / "report",
+                             title=f"mbrl-tune study: {spec.name}")
+        stages.record("report", time.perf_counter() - t0, True)
+        _say(f"report: {files.html} and {files.markdown}")
+    total = sum(float(v["seconds"]) for v in stages.data.values())
+    _say(f"{spec.name}: complete ({_duration(time.perf_counter() - start)} this run, {_duration(total)} in all "
+         f"stages); report at {folder / 'report' / 'report.html'}")
+    return 0
+
