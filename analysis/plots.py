@@ -6,6 +6,7 @@ returns its path, or None when there is nothing to draw (e.g. no trial has a sco
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import matplotlib
@@ -25,9 +26,15 @@ _JITTER = np.random.default_rng(0)  # fixed: the same tables give the same pictu
 
 
 def _save(fig: plt.Figure, path: Path) -> Path:
+    """Write the figure to a temporary sibling, then rename it over ``path`` (complete or absent)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI, bbox_inches="tight")
-    plt.close(fig)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
+    try:
+        fig.savefig(tmp, dpi=DPI, bbox_inches="tight")
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        tmp.unlink(missing_ok=True)
     return path
 
 

@@ -8,6 +8,7 @@ epoch each per report; the reported ``score`` is their mean, ``score_seed<S>`` e
 from __future__ import annotations
 
 import json
+import pickle
 import tempfile
 import time
 from pathlib import Path
@@ -62,6 +63,17 @@ def combine(per_seed: dict[int, dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def _read_checkpoint(checkpoint: Any, device: str) -> dict[int, Any] | None:
+    """The seeds' states in a Tune checkpoint, or None when it cannot be read (a crash or a full disk cut
+    it short): the trial then starts over, which loses only its own unfinished epochs."""
+    try:
+        with checkpoint.as_directory() as d:
+            return torch.load(Path(d) / CHECKPOINT_FILE, map_location=device, weights_only=False)
+    except (OSError, EOFError, RuntimeError, pickle.UnpicklingError) as exc:
+        print(f"checkpoint {checkpoint.path} unreadable ({type(exc).__name__}); the trial starts over", flush=True)
+        return None
+
+
 def tune_trainable(config: dict[str, Any], dataset: Dataset | None = None) -> None:
     """Ray Tune function trainable (pass the dataset with ``tune.with_parameters`` to share it)."""
     import ray  # noqa: PLC0415  (Ray is only needed inside a Tune run)
@@ -73,9 +85,8 @@ def tune_trainable(config: dict[str, Any], dataset: Dataset | None = None) -> No
     ds = dataset if dataset is not None else load_dataset(cfg.dataset, cfg.env)
     trainers = {s: build_trainer(cfg.with_overrides({"seed": s}), ds) for s in seeds}
     checkpoint = tune.get_checkpoint()
-    if checkpoint is not None:
-        with checkpoint.as_directory() as d:
-            states = torch.load(Path(d) / CHECKPOINT_FILE, map_location=cfg.device, weights_only=False)
+    states = _read_checkpoint(checkpoint, cfg.device) if checkpoint is not None else None
+    if states is not None:
         for seed, trainer in trainers.items():
             trainer.load_state_dict(states[seed])
     latest = {s: t.history[-1] for s, t in trainers.items() if t.history}

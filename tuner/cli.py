@@ -4,11 +4,15 @@ errors end with one line on stderr and exit code 2, never a traceback."""
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import json
 import logging
+import os
+import signal
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import torch
@@ -20,7 +24,7 @@ from trials.generate import LEVELS, GenerateConfig, generate
 from trials.trainable import run_standalone
 from tuner.analysis_commands import add_analysis_commands, cmd_report
 from tuner.argtypes import positive_int
-from tuner.errors import UsageError
+from tuner.errors import StorageFullError, UsageError
 from tuner.presets import PRESETS, load_preset, resolve_space
 
 
@@ -77,28 +81,42 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                     baselines=args.baselines, warm_start=args.warm_start, base=base,
                     overrides=parse_overrides(args.set), search_seed=args.search_seed,
                     gpus_per_trial=args.gpus_per_trial)
-    run_sweep(spec)
-    _print_status(spec.root)
-    return 0
+    with storage_guard(spec.root, f"mbrl-tune resume {spec.root}"):
+        run_sweep(spec)
+    return _print_status(spec.root)
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
     from tuner.sweep import SweepSpec, run_sweep  # noqa: PLC0415
 
     spec = SweepSpec.load(args.path)
-    run_sweep(spec, resume=True)
-    _print_status(spec.root)
-    return 0
+    with storage_guard(spec.root, f"mbrl-tune resume {spec.root}"):
+        run_sweep(spec, resume=True)
+    return _print_status(spec.root)
 
 
-def _print_status(sweep_dir: Path) -> None:
-    from tuner.status import status_table  # noqa: PLC0415
+def _print_status(sweep_dir: Path) -> int:
+    """Print the trials table and, for experiments short of their count or with errored trials, a summary
+    on stderr; returns 0 when every experiment is complete, else 1 (what ``sweep`` and ``resume`` exit
+    with)."""
+    from tuner.status import status_table, sweep_completion  # noqa: PLC0415
 
     print(status_table(sweep_dir))
+    incomplete = {d: c for d, c in sweep_completion(sweep_dir).items() if not c.complete}
+    if not incomplete:
+        return 0
+    for dataset, c in incomplete.items():
+        print(f"mbrl-tune: incomplete: {Path(dataset).stem}: {c.ended} finished, {c.errored} errored, {c.missing} "
+              f"missing of {c.target}", file=sys.stderr)
+    if any(c.disk_full for c in incomplete.values()):
+        print(f"mbrl-tune: error: the filesystem of {sweep_dir} is full (no space left on device); free space "
+              f"there, then resume", file=sys.stderr)
+    print(f"mbrl-tune: continue with: mbrl-tune resume {sweep_dir}", file=sys.stderr)
+    return 1
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    _print_status(Path(args.path))
+    _print_status(Path(args.path))  # a running sweep is no error of the status command
     return 0
 
 
@@ -113,8 +131,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- study
 def cmd_study(args: argparse.Namespace) -> int:
     from tuner.study import run_study  # noqa: PLC0415  (Ray import is slow)
+    from tuner.study_spec import load_study_file  # noqa: PLC0415
 
-    return run_study(args.file)
+    with storage_guard(Path(load_study_file(args.file).storage), f"mbrl-tune study {args.file}"):
+        return run_study(args.file)
 
 
 # ---------------------------------------------------------------- demo
@@ -238,9 +258,56 @@ def build_parser() -> argparse.ArgumentParser:
 ERRORS: tuple[type[Exception], ...] = (UsageError, DatasetError, ConfigError, FileNotFoundError)
 
 
+def disk_full(exc: BaseException) -> bool:
+    """Whether ``exc``, or an exception it wraps (Ray's carry the cause only as text), is ENOSPC."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno == errno.ENOSPC:
+            return True
+        if "No space left on device" in str(seen) or "[Errno 28]" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def free_bytes(path: Path) -> int:
+    """Bytes available to this user on the filesystem holding ``path`` (or its nearest existing parent)."""
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    st = os.statvfs(path)
+    return st.f_bavail * st.f_frsize
+
+
+@contextlib.contextmanager
+def storage_guard(storage: Path, resume_hint: str) -> Iterator[None]:
+    """Turn a failure on a full ``storage`` filesystem into one line (:class:`StorageFullError`). A full
+    disk surfaces in many forms (ENOSPC, or Ray Tune failing to read back a file it could not write), so
+    any error while the filesystem has under 1 MiB free counts."""
+    try:
+        yield
+    except (UsageError, KeyboardInterrupt):
+        raise
+    except Exception as exc:
+        if disk_full(exc) or free_bytes(storage) < (1 << 20):
+            raise StorageFullError(f"the filesystem of {storage} is full (no space left on device); free space "
+                                   f"there, then run: {resume_hint}") from None
+        raise
+
+
+def _terminate_as_interrupt(signum: int, frame: object) -> None:
+    """SIGTERM (a scheduler's or an orchestrator's stop) gets what Ctrl-C gets: Ray Tune's SIGINT handler
+    saves the experiment and ends the run gracefully; outside a run it is a KeyboardInterrupt."""
+    os.kill(os.getpid(), signal.SIGINT)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     # Ax and Ray log INFO lines at import and per trial; the CLI prints its own progress instead.
     logging.disable(logging.INFO)
+    # Ray Tune logs each failed trial's traceback; the CLI prints one line per failure (with the trial's
+    # error file) and a summary instead.
+    for name in ("ray.tune", "ray.train", "ray.air"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    signal.signal(signal.SIGTERM, _terminate_as_interrupt)
     args = build_parser().parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
     torch.set_num_threads(args.threads)
@@ -252,6 +319,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("mbrl-tune: interrupted", file=sys.stderr)
         return 130
+    except StorageFullError as exc:
+        print(f"mbrl-tune: error: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -162,7 +162,9 @@ def plan_compare(sweep_dir: Path, source: str, fresh: int, only: list[str] | Non
     fresh_seeds = list(range(first_fresh, first_fresh + fresh))
     plan = ComparePlan(sweep=str(spec.root), source=source, datasets=[], gpus_per_trial=spec.gpus_per_trial)
     for path in datasets:
-        meta = load_dataset(path).meta
+        data = load_dataset(path)
+        spec.verify_dataset(path, data.content_hash())
+        meta = data.meta
         name = f"{meta.env}-{meta.level}"
         base = trial_base(spec, path, space)
         try:

@@ -7,3 +7,8 @@ class UsageError(ValueError):
 
 class SweepError(UsageError):
     """A sweep that cannot start, resume or be read; one line."""
+
+
+class StorageFullError(Exception):
+    """The filesystem a run writes to is full (ENOSPC); one line naming it. Exit code 1: nothing was wrong
+    with the input, and the same command completes once space is freed."""

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import yaml
 
+from trials.dataset import load_dataset
 from trials.files import atomic_write_text
 from tuner.errors import UsageError
 from tuner.records import read_trials
@@ -25,6 +26,8 @@ def export_best(sweep_dir: Path, out: Path, top: int, dataset: str | None = None
             raise UsageError(f"--dataset {dataset}: not in this sweep; it has "
                              f"{', '.join(Path(d).stem for d in spec.datasets)}")
         chosen = matches[0]
+    if spec.dataset_hashes:  # the configs name the file: it must still hold the data they were found on
+        spec.verify_dataset(chosen, load_dataset(chosen).content_hash())
     best = best_trials(read_trials(spec.root / spec.experiment_name(chosen)), top)
     if not best:
         raise UsageError(f"{sweep_dir}: no completed trial to export yet")

@@ -87,7 +87,12 @@ def read_trials(experiment_dir: Path) -> list[TrialRecord]:
     records = []
     for params_path in sorted(Path(experiment_dir).glob("*/params.json")):
         folder = params_path.parent
-        params = json.loads(params_path.read_text())
+        try:
+            params = json.loads(params_path.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue  # written at the trial's start and cut short (a full disk): the trial never ran
+        if not isinstance(params, dict):
+            continue
         history = _read_history(folder / "result.json")
         trial_id = str(history[-1]["trial_id"]) if history and "trial_id" in history[-1] else folder.name
         records.append(TrialRecord(trial_id, folder, params, history, (folder / "error.txt").exists()

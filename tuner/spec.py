@@ -50,6 +50,9 @@ class SweepSpec(BaseModel):
     """Seed of the searcher."""
     gpus_per_trial: float = Field(0.0, ge=0)
     """GPUs Ray reserves per trial (e.g. 0.5 to share one GPU between two trials); set with device=cuda."""
+    dataset_hashes: dict[str, str] = {}
+    """Content hash of each dataset when the sweep started (``Dataset.content_hash``): ``resume``,
+    ``compare`` and ``export`` refuse a file whose content changed. Empty for sweeps older than this."""
 
     _dir: Path | None = PrivateAttr(None)
 
@@ -69,6 +72,13 @@ class SweepSpec(BaseModel):
     def experiment_dir(self, dataset: str) -> Path:
         """The Tune experiment folder of ``dataset`` (named after the file's stem)."""
         return self.root / self.experiment_name(dataset)
+
+    def verify_dataset(self, dataset: str, digest: str) -> None:
+        """Refuse (one line) a dataset whose content hash is not the one the sweep started with."""
+        pinned = self.dataset_hashes.get(dataset)
+        if pinned is not None and pinned != digest:
+            raise SweepError(f"{dataset}: the dataset changed since sweep '{self.name}' started (content hash "
+                             f"{pinned} then, {digest} now); restore that file, or start a new sweep on the new data")
 
     def save(self) -> None:
         atomic_write_text(self.root / SPEC_FILE, json.dumps(self.model_dump(), indent=2))

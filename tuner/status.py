@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 from tuner.records import ENDED, TrialRecord, read_trials
@@ -32,12 +34,64 @@ def status_table(sweep_dir: Path) -> str:
         widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
         lines.append(f"\n{dataset}")
         lines += ["  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) for row in rows]
-        done = [r for r in records if r.status in ENDED]
-        lines.append(f"  {len(done)}/{spec.trials} trials complete")
+        lines.append("  " + completion(spec.trials, records).line())
         best = best_trials(records, 1)
         if best:
             lines.append(f"  best: {best[0].trial_id} score {_fmt(best[0].last['score'])} {best[0].overrides}")
     return "\n".join(lines)
+
+
+@dataclass
+class Completion:
+    """How far one experiment is from its trial count."""
+
+    target: int
+    ended: int
+    """Trials that finished, diverged or were stopped early: they will not run again."""
+    errored: int
+    running: int
+    """Trials started but neither ended nor errored (a killed driver leaves them so)."""
+    disk_full: bool = False
+    """Whether an errored trial failed on a full filesystem (ENOSPC in its error file)."""
+
+    @property
+    def missing(self) -> int:
+        return max(self.target - self.ended - self.errored, 0)
+
+    @property
+    def complete(self) -> bool:
+        return self.ended >= self.target and self.errored == 0
+
+    def line(self) -> str:
+        text = f"{self.ended}/{self.target} trials complete"
+        if not self.complete:
+            text += f" (incomplete: {self.errored} errored, {self.missing} missing)"
+        return text
+
+
+def completion(target: int, records: list[TrialRecord]) -> Completion:
+    ended = sum(r.status in ENDED for r in records)
+    # An errored trial whose configuration later ended in another trial was superseded (a resume from an
+    # older state copy re-runs it under a new trial id): it is no longer missing work.
+    done_configs = {json.dumps(r.overrides, sort_keys=True) for r in records if r.status in ENDED}
+    errored = [r for r in records if r.status == "error"
+               and json.dumps(r.overrides, sort_keys=True) not in done_configs]
+    full = any("No space left on device" in _read(r.path / "error.txt") for r in errored)
+    running = sum(r.status not in ENDED and r.status != "error" for r in records)
+    return Completion(target, ended, len(errored), running, full)
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return ""
+
+
+def sweep_completion(sweep_dir: Path) -> dict[str, Completion]:
+    """Per dataset file of the sweep, how complete its experiment is."""
+    spec = SweepSpec.load(sweep_dir)
+    return {d: completion(spec.trials, read_trials(spec.root / spec.experiment_name(d))) for d in spec.datasets}
 
 
 def best_trials(records: list[TrialRecord], k: int) -> list[TrialRecord]:

@@ -264,3 +264,33 @@ def test_asha_stops_trials_and_status_says_so(hopper_random_file: Path, tmp_path
     assert done.stdout.count(" stopped: score") == len(stopped)
     status = subprocess.run([*CLI, "status", str(tmp_path / "asha")], capture_output=True, text=True, env=ENV)
     assert status.returncode == 0 and "6/6 trials complete" in status.stdout and "stopped" in status.stdout
+
+
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
+def test_interrupted_driver_saves_then_resume_completes(hopper_random_file: Path, tmp_path: Path,
+                                                        signame: str) -> None:
+    """Ctrl-C (SIGINT) and a scheduler's stop (SIGTERM) both end the driver gracefully, with a non-zero
+    exit since the sweep is short of its count; resume then reaches the count with no finished trial lost."""
+    import signal
+
+    sweep = tmp_path / "i"
+    exp = hopper_random_file.stem
+    driver = subprocess.Popen(sweep_args(hopper_random_file, tmp_path, "i", 5), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=ENV, start_new_session=True)
+    try:
+        deadline = time.time() + 300
+        while len(finished(sweep, exp)) < 1 and time.time() < deadline:
+            time.sleep(0.5)
+        driver.send_signal(getattr(signal, signame))  # the driver alone, as a terminal or a scheduler would
+        out, err = driver.communicate(timeout=180)
+    finally:
+        kill_session(driver)  # whatever the graceful stop left running
+    before = {r.trial_id: r.last["score"] for r in finished(sweep, exp)}
+    assert driver.returncode != 0, out[-2000:]
+    assert 1 <= len(before) < 5 and "Traceback" not in err, err[-3000:]
+
+    resumed = subprocess.run([*CLI, "resume", str(sweep)], capture_output=True, text=True, env=ENV,
+                             timeout=600, start_new_session=True)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    after = {r.trial_id: r.last["score"] for r in finished(sweep, exp)}
+    assert len(after) == 5 and all(after[t] == s for t, s in before.items())

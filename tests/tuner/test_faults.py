@@ -1,0 +1,152 @@
+"""Faults a long sweep meets, injected for real: damaged state files (as a crash mid-write leaves them),
+a replaced dataset, and a full filesystem (a real tmpfs of a few MiB). Each one: nothing finished is lost,
+the user gets one line and a truthful exit code, and the resumed sweep reaches its count."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from trials.dataset import load_hdf5, save_hdf5
+from tuner.records import read_trials
+from tuner.recovery import BACKUP_DIR
+
+BIN = Path(sys.executable).parent
+CLI = [str(BIN / "mbrl-tune")]
+ENV = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "RAY_AUTH_MODE": "token"}
+
+
+def sweep_cmd(dataset: Path, storage: Path, name: str, trials: int) -> list[str]:
+    return [*CLI, "sweep", "--space", "quick", "--dataset", str(dataset), "--trials", str(trials), "--storage",
+            str(storage), "--name", name, "--preset", "tiny", "--init-trials", "3", "--searcher", "random"]
+
+
+def finished(exp: Path) -> dict[str, float]:
+    return {r.trial_id: r.last["score"] for r in read_trials(exp) if r.status == "finished"}
+
+
+def kill_after(cmd: list[str], exp: Path, n: int, timeout: float = 300) -> None:
+    """Run ``cmd`` and SIGKILL its session once ``n`` trials of ``exp`` have finished."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV,
+                            start_new_session=True)
+    deadline = time.time() + timeout
+    while len(finished(exp)) < n and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.5)
+    subprocess.run(["pkill", "-9", "-s", str(proc.pid)], check=False)
+    proc.wait(timeout=60)
+
+
+def truncate(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 3])
+
+
+def test_damaged_state_files_are_replaced_by_their_last_good_copy(hopper_random_file: Path, tmp_path: Path) -> None:
+    exp = tmp_path / "d" / hopper_random_file.stem
+    kill_after(sweep_cmd(hopper_random_file, tmp_path, "d", 5), exp, 2)
+    before = finished(exp)
+    assert 2 <= len(before) < 5
+    assert (exp / BACKUP_DIR).is_dir()
+    for pattern in ("experiment_state-*.json", "searcher-state-*.pkl", "tuner.pkl"):
+        truncate(sorted(exp.glob(pattern))[-1])  # what a crash mid-write or a full disk leaves
+    for ckpt in exp.glob("*/checkpoint_*/trial_state.pt"):  # and the checkpoints of unfinished trials
+        truncate(ckpt)
+
+    resumed = subprocess.run([*CLI, "resume", str(tmp_path / "d")], capture_output=True, text=True, env=ENV,
+                             timeout=600, start_new_session=True)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "replaced by the copy kept in .state-backup/" in resumed.stdout
+    assert "Traceback" not in resumed.stderr + resumed.stdout
+    after = finished(exp)
+    assert len(after) >= 5 and all(after[t] == s for t, s in before.items()), "nothing finished is lost"
+
+
+def test_damaged_state_without_a_good_copy_is_refused_in_one_line(hopper_random_file: Path, tmp_path: Path) -> None:
+    exp = tmp_path / "n" / hopper_random_file.stem
+    kill_after(sweep_cmd(hopper_random_file, tmp_path, "n", 4), exp, 1)
+    shutil.rmtree(exp / BACKUP_DIR)
+    truncate(sorted(exp.glob("experiment_state-*.json"))[-1])
+    resumed = subprocess.run([*CLI, "resume", str(tmp_path / "n")], capture_output=True, text=True, env=ENV,
+                             timeout=300)
+    assert resumed.returncode == 2
+    assert resumed.stderr.count("\n") == 1 and "damaged (JSONDecodeError" in resumed.stderr
+    assert "--warm-start" in resumed.stderr and "Traceback" not in resumed.stderr
+
+
+def test_a_replaced_dataset_is_refused_by_resume_compare_and_export(hopper_random_file: Path, tmp_path: Path) -> None:
+    data = tmp_path / "hopper-random.hdf5"
+    shutil.copyfile(hopper_random_file, data)
+    done = subprocess.run(sweep_cmd(data, tmp_path, "p", 2), capture_output=True, text=True, env=ENV, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    original = load_hdf5(data)
+    changed = load_hdf5(data)
+    changed.rewards = changed.rewards * 2.0  # same path, same shape, other content
+    save_hdf5(changed, data)
+    for args in (["resume", str(tmp_path / "p")], ["compare", str(tmp_path / "p"), "--seeds", "1"],
+                 ["export", str(tmp_path / "p"), "--out", str(tmp_path / "best.yaml"), "--dataset", data.stem]):
+        out = subprocess.run([*CLI, *args], capture_output=True, text=True, env=ENV, timeout=300)
+        assert out.returncode == 2, (args, out.stderr[-2000:])
+        assert out.stderr.count("\n") == 1 and "the dataset changed since sweep 'p' started" in out.stderr
+        assert original.content_hash() in out.stderr and changed.content_hash() in out.stderr
+    assert not (tmp_path / "best.yaml").exists()
+
+
+@pytest.fixture
+def small_fs(tmp_path: Path):
+    """A real filesystem of 64 MiB (tmpfs), mounted for the test and unmounted after it."""
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a tmpfs needs root")
+    mnt = tmp_path / f"fs-{uuid.uuid4().hex[:6]}"
+    mnt.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mnt)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def fill(fs: Path) -> Path:
+    """Take every free byte of ``fs``; returns the filler file."""
+    filler = fs / "filler"
+    with open(filler, "wb", buffering=0) as f:  # unbuffered: nothing is left to fail at close
+        for block in (1 << 20, 4096, 1):
+            try:
+                while f.write(b"\0" * block):
+                    pass
+            except OSError:
+                pass
+    return filler
+
+
+def test_full_filesystem_mid_sweep_then_resume_completes(hopper_random_file: Path, small_fs: Path) -> None:
+    exp = small_fs / "f" / hopper_random_file.stem
+    proc = subprocess.Popen(sweep_cmd(hopper_random_file, small_fs, "f", 6), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=ENV, start_new_session=True)
+    deadline = time.time() + 300
+    while len(finished(exp)) < 2 and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    filler = fill(small_fs)
+    try:
+        out, err = proc.communicate(timeout=600)
+    finally:
+        subprocess.run(["pkill", "-9", "-s", str(proc.pid)], check=False)
+    before = finished(exp)
+    assert proc.returncode not in (0, None), out[-2000:]
+    assert "filesystem" in err and "full" in err and "Traceback" not in err, err[-3000:]
+    assert len(before) >= 2
+
+    filler.unlink()  # space freed: the same sweep resumes to its count
+    resumed = subprocess.run([*CLI, "resume", str(small_fs / "f")], capture_output=True, text=True, env=ENV,
+                             timeout=600, start_new_session=True)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    after = finished(exp)
+    assert len(after) >= 6 and all(after[t] == s for t, s in before.items())
