@@ -85,7 +85,7 @@ def _best(res: SweepResults, best_configs: dict[tuple[str, str], Path]) -> Secti
         top = group.sort_values("score", ascending=False).iloc[0]
         seeds = [c for c in group.columns if c.startswith("score_seed") and pd.notna(top[c])]
         values = ", ".join(f"{p}={_f(top[p], 4)}" for p in res.params if p in top and pd.notna(top[p]))
-        blocks.append(Paragraph(f"{sweep} / {dataset}: trial {top['trial_id']} (trial #{top['order']}), score "
+        blocks.append(Paragraph(f"{sweep} / {dataset}: trial {top['trial']}, score "
                                 f"{top['score']:.2f} (" + ", ".join(f"{c.removeprefix('score_')} {top[c]:.2f}"
                                                                    for c in seeds) + f"); {values}"))
         path = best_configs.get((sweep, dataset))
@@ -203,7 +203,7 @@ def _importance(res: SweepResults, figures: Path) -> tuple[Section, list[Path]]:
 def _trials(res: SweepResults) -> Section:
     t = res.trials.sort_values("score", ascending=False, na_position="last")
     seeds = [c for c in t.columns if c.startswith("score_seed")]
-    cols = ["sweep", "dataset", "order", "trial_id", "status", "epochs", "score", "best_score", *seeds, "wall_s",
+    cols = ["sweep", "dataset", "trial", "status", "epochs", "score", "best_score", *seeds, "wall_s",
             *res.params]
     rows = [[_f(r[c], 4) if c in r else "-" for c in cols] for r in t.head(MAX_TRIAL_ROWS).to_dict("records")]
     note = f"Best first; {len(t)} trials" + (f", the first {MAX_TRIAL_ROWS} shown." if len(t) > MAX_TRIAL_ROWS else ".")

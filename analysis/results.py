@@ -8,7 +8,6 @@ each dataset, through :func:`tuner.records.read_trials`); it never trains and ne
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,16 +47,9 @@ class SweepResults:
     """The sweeps read, in the order given."""
 
 
-_ORDER = re.compile(r"_(\d+)(?:_|$)")
-
-
 def trial_order(record: TrialRecord) -> int:
-    """Tune's creation index of the trial, read from its folder name ``<trainable>_<trial id>_<index>_...``
-    (Tune numbers trials 1, 2, ... as the searcher creates them); -1 when the name has none."""
-    name = record.path.name
-    rest = name.split(record.trial_id, 1)[1] if record.trial_id in name else name
-    match = _ORDER.match(rest) or _ORDER.search(rest)
-    return int(match.group(1)) if match else -1
+    """Tune's creation index of the trial (see :attr:`tuner.records.TrialRecord.order`)."""
+    return record.order
 
 
 def _finite(value: Any) -> float:
@@ -81,8 +73,9 @@ def _trial_row(info: SweepSpec, dataset: str, record: TrialRecord) -> dict[str, 
     finite = [s for s in scores if not math.isnan(s)]
     last = record.last
     row: dict[str, Any] = {
-        "sweep": info.name, "searcher": info.searcher, "dataset": Path(dataset).stem, "trial_id": record.trial_id,
-        "order": trial_order(record), "status": record.status, "epochs": int(last.get("epoch", 0) or 0),
+        "sweep": info.name, "searcher": info.searcher, "dataset": Path(dataset).stem, "trial": record.name,
+        "trial_id": record.trial_id, "order": trial_order(record), "status": record.status,
+        "epochs": int(last.get("epoch", 0) or 0),
         "score": _finite(last.get("score")) if record.status in COMPLETED else math.nan,
         "best_score": max(finite) if finite else math.nan,
     }
@@ -137,7 +130,7 @@ def load_sweeps(sweep_dirs: list[str | Path]) -> SweepResults:
     rank = {info.name: i for i, info in enumerate(infos)}
     trials = pd.DataFrame(trial_rows)
     if trials.empty:
-        trials = pd.DataFrame(columns=["sweep", "searcher", "dataset", "trial_id", "order", "status", "epochs",
+        trials = pd.DataFrame(columns=["sweep", "searcher", "dataset", "trial", "trial_id", "order", "status", "epochs",
                                        "score", "best_score", "wall_s"])
     else:
         trials = trials.sort_values(["sweep", "dataset", "order", "trial_id"], key=_by_rank(rank),
@@ -159,8 +152,8 @@ def _by_rank(rank: dict[str, int]) -> Callable[[pd.Series], pd.Series]:
     return lambda col: col.map(rank) if col.name == "sweep" else col
 
 
-_FRAME_COLUMNS = ("sweep", "searcher", "dataset", "trial_id", "order", "status", "epochs", "score", "best_score",
-                  "wall_s")
+_FRAME_COLUMNS = ("sweep", "searcher", "dataset", "trial", "trial_id", "order", "status", "epochs", "score",
+                  "best_score", "wall_s")
 
 
 def load_sweep(sweep_dir: str | Path) -> SweepResults:

@@ -21,7 +21,7 @@ Where the simulator state comes from (``exact`` flags each row):
   dynamics depend on. That is exact for HalfCheetah. Hopper and Walker2d clip ``qvel`` to +-10 in the
   observation, so a row whose observed velocity sits at the clip bound gets a velocity that may be too
   small: it is flagged inexact. Walker2d rebuilt from observations is only approximate in practice
-  (STACK_NOTES: errors of ~2.4 with clipped velocities), so all its k > 1 rows are flagged inexact.
+  (measured: errors of ~2.4 with clipped velocities), so all its k > 1 rows are flagged inexact.
 
 Policies (``POLICIES``): ``data`` replays the dataset's logged actions (the behaviour policy): step 1
 uses the action stored with the start state and step k the action logged k-1 transitions later in the

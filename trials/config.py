@@ -92,11 +92,12 @@ class TrialConfig(_Strict):
     """One offline model-based RL run."""
 
     dataset: str
-    """Path of the D4RL-schema HDF5 dataset (or ``minari:<id>``)."""
+    """Path of the D4RL-schema HDF5 dataset, ``d4rl:<env>-<level>-v<N>`` (a D4RL file present locally) or
+    ``minari:<id>``."""
     env: str | None = None
     """Env of a dataset without metadata (D4RL's own files); None reads it from the file."""
     penalty: PenaltyName = "max_aleatoric"
-    """Uncertainty heuristic u(s, a) subtracted from model rewards (see DESIGN.md)."""
+    """Uncertainty heuristic u(s, a) subtracted from model rewards (formulas in docs/design.md)."""
     lam: float = Field(1.0, ge=0)
     """Penalty weight lambda: model reward is r - lam * u(s, a)."""
     num_models: int = Field(7, ge=1)
@@ -187,7 +188,9 @@ class TrialConfig(_Strict):
     def resolved_pool_dir(self) -> Path:
         if self.pool_dir is not None:
             return Path(self.pool_dir)
-        return Path(self.dataset).resolve().parent / "pools"
+        from trials.dataset import dataset_path  # noqa: PLC0415  (dataset imports the env registry)
+
+        return Path(dataset_path(self.dataset)).resolve().parent / "pools"
 
 
 def _one_line(exc: ValidationError) -> str:

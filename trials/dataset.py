@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -197,6 +198,8 @@ def load_hdf5(path: str | Path, env: str | None = None) -> Dataset:
     meta_fields = DatasetMeta.__dataclass_fields__
     stored = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in attrs.items() if k in meta_fields}
     meta = DatasetMeta(**{**stored, "env": env_name})
+    if "level" not in stored and d4rl_level(path):  # D4RL's own files: the level is in the name
+        meta.level = d4rl_level(path) or meta.level
     rewards = np.asarray(arrays["rewards"], dtype=np.float32)
     terminals = np.asarray(arrays["terminals"]).astype(bool).reshape(-1)
     ds = Dataset(
@@ -293,14 +296,59 @@ def load_minari(dataset_id: str, env: str) -> Dataset:
     return ds
 
 
+#: ``d4rl:<env>-<level>-v<N>``, e.g. ``d4rl:hopper-medium-replay-v2``.
+_D4RL_NAME = re.compile(r"^(?P<env>[a-z0-9]+)-(?P<level>[a-z-]+)-v(?P<version>\d+)$")
+#: D4RL's own file names, as its loader stores them: ``hopper_medium_replay-v2.hdf5``.
+_D4RL_FILE = re.compile(r"^(?P<env>[a-z0-9]+)_(?P<level>[a-z_]+)-v(?P<version>\d+)$")
+
+
+def d4rl_dirs() -> list[Path]:
+    """Where ``d4rl:`` names are looked up: ``$D4RL_DATASET_DIR`` (if set), then ``~/.d4rl/datasets``
+    (D4RL's own download folder). Nothing is ever downloaded."""
+    dirs = [Path(os.environ["D4RL_DATASET_DIR"])] if os.environ.get("D4RL_DATASET_DIR") else []
+    return [*dirs, Path.home() / ".d4rl" / "datasets"]
+
+
+def resolve_d4rl(name: str) -> Path:
+    """The local file of ``d4rl:<env>-<level>-v<N>`` (``hopper_medium-v2.hdf5`` as D4RL names it, or
+    ``hopper-medium-v2.hdf5``), or a DatasetError saying where it looked."""
+    match = _D4RL_NAME.match(name)
+    if match is None or match["env"] not in DATASET_ENVS:
+        raise DatasetError(f"d4rl:{name}: not a D4RL dataset name; expected <env>-<level>-v<N> with env one of "
+                           f"{', '.join(DATASET_ENVS)}, e.g. d4rl:hopper-medium-v2")
+    files = [f"{match['env']}_{match['level'].replace('-', '_')}-v{match['version']}.hdf5", f"{name}.hdf5"]
+    for folder in d4rl_dirs():
+        for file in files:
+            if (folder / file).is_file():
+                return folder / file
+    where = ", ".join(str(d) for d in d4rl_dirs())
+    raise DatasetError(f"d4rl:{name}: no local file {' or '.join(files)} in {where} (nothing is downloaded: put "
+                       f"the file there or set D4RL_DATASET_DIR)")
+
+
+def d4rl_level(path: Path) -> str | None:
+    """The level a D4RL-named file holds (``hopper_medium_replay-v2.hdf5`` -> ``medium-replay``)."""
+    stem = path.stem
+    match = _D4RL_FILE.match(stem) or _D4RL_NAME.match(stem)
+    return match["level"].replace("_", "-") if match else None
+
+
+def dataset_path(source: str | Path) -> str:
+    """The file behind a dataset source: a ``d4rl:`` name resolved to its local file, anything else as
+    given (a path, or ``minari:<id>``)."""
+    text = str(source)
+    return str(resolve_d4rl(text.removeprefix("d4rl:"))) if text.startswith("d4rl:") else text
+
+
 def load_dataset(source: str | Path, env: str | None = None) -> Dataset:
-    """Load a dataset from a local HDF5 path, or ``minari:<id>`` for a local Minari dataset."""
+    """Load a dataset from a local HDF5 path, ``d4rl:<env>-<level>-v<N>`` for a D4RL file present locally
+    (see :func:`d4rl_dirs`), or ``minari:<id>`` for a local Minari dataset."""
     text = str(source)
     if text.startswith("minari:"):
         if env is None:
             raise DatasetError(f"{text}: attribute 'env': Minari datasets need --env")
         return load_minari(text.removeprefix("minari:"), env)
-    return load_hdf5(text, env)
+    return load_hdf5(dataset_path(text), env)
 
 
 def concatenate(a: Dataset, b: Dataset, meta: DatasetMeta) -> Dataset:

@@ -92,7 +92,7 @@ class EnvSpec:
 
 
 # Reference scores: REF_MIN_SCORE / REF_MAX_SCORE from d4rl/infos.py (Farama-Foundation/D4RL), as
-# copied in ../shared/reference/d4rl_reference_scores.yaml; v1/v2 datasets reuse the v0 values.
+# listed in docs/reference.md; v1/v2 datasets reuse the v0 values.
 ENVS: dict[str, EnvSpec] = {
     "hopper": EnvSpec("hopper", "Hopper-v5", 11, 3, hopper_terminated, -20.272305, 3234.3,
                       qpos_dim=6, qvel_dim=6),

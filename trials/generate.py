@@ -1,4 +1,4 @@
-"""D4RL-style dataset generation in real MuJoCo (the recipe in ../shared/reference/README.md).
+"""D4RL-style dataset generation in real MuJoCo (the recipe in docs/reference.md).
 
 - random: uniform random actions.
 - medium: a SAC policy stopped when its evaluation return first reaches ``medium_fraction`` (1/3) of the

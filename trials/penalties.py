@@ -1,4 +1,4 @@
-"""Uncertainty heuristics u(s, a), vectorised over the rollout batch (formulas in DESIGN.md).
+"""Uncertainty heuristics u(s, a), vectorised over the rollout batch (formulas in docs/design.md).
 
 Every penalty takes the members' predicted means and standard deviations ``[N, B, D]`` over
 ``[delta_s, r]`` (original units), the sampled output ``[B, D]`` and the index of the member it was

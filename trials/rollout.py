@@ -4,7 +4,7 @@ rollout stops where the environment's true termination rule says so. Everything 
 
 Start states are processed in chunks of ``chunk_size``: a 50,000-state batch through 7 members of width
 200 would allocate ~280 MB per layer activation, and fresh allocations of that size cost more in page
-faults than the arithmetic (STACK_NOTES). Chunks of 1,024 keep each activation (7 x 1024 x 200 floats,
+faults than the arithmetic (docs/design.md, machine facts). Chunks of 1,024 keep each activation (7 x 1024 x 200 floats,
 5.7 MB) under glibc's mmap threshold, so freed blocks are reused instead of re-faulted (measured: 4,096-row
 chunks still took 2 million page faults per round; 1,024 took none, 10 s -> 6 s). Within a chunk every
 step runs on all rows with an ``alive`` mask (no per-step host sync, no per-step compaction); the

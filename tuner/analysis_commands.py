@@ -14,7 +14,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tuner.argtypes import positive_int
+from tuner.argtypes import add_command, positive_int
 from tuner.errors import UsageError
 
 if TYPE_CHECKING:
@@ -165,7 +165,8 @@ def write_report(paths: list[Path], out: Path, title: str | None = None) -> Any:
 
 def add_analysis_commands(sub: argparse._SubParsersAction) -> None:
     """Register the analysis subcommands on the ``mbrl-tune`` parser."""
-    compare = sub.add_parser("compare", help="best found vs hand-tuned baseline on the same fresh seeds")
+    compare = add_command(sub, "compare", "best found vs hand-tuned baseline on the same fresh seeds",
+                          "mbrl-tune compare runs/sweeps/hopper-paper --seeds 5")
     compare.add_argument("path", help="the sweep folder (<storage>/<name>)")
     compare.add_argument("--source", default="mopo_official", help="hand-tuned baselines: mopo_official or "
                          "offlinerl_kit")
@@ -176,7 +177,9 @@ def add_analysis_commands(sub: argparse._SubParsersAction) -> None:
     compare.add_argument("--no-run", action="store_true", help="only tabulate the runs cached so far")
     compare.set_defaults(func=cmd_compare)
 
-    calibrate = sub.add_parser("calibrate", help="penalty heuristics against the true model error")
+    calibrate = add_command(sub, "calibrate", "penalty heuristics against the true model error",
+                            "mbrl-tune calibrate --dataset data/hopper-medium.hdf5 --horizons 1 5 10 "
+                            "--out runs/sweeps/hopper-paper/calibration")
     calibrate.add_argument("--dataset", required=True, help="dataset file (D4RL schema, with infos/qpos, qvel)")
     calibrate.add_argument("--env", help="env of a dataset without metadata")
     calibrate.add_argument("--config", help="trial config whose dynamics/models to use (e.g. an exported best.yaml)")
@@ -193,7 +196,8 @@ def add_analysis_commands(sub: argparse._SubParsersAction) -> None:
     calibrate.add_argument("--out", required=True, help="output folder (use <sweep>/calibration for the report)")
     calibrate.set_defaults(func=cmd_calibrate)
 
-    report = sub.add_parser("report", help="HTML and Markdown report of one or more sweeps")
+    report = add_command(sub, "report", "HTML and Markdown report of one or more sweeps",
+                         "mbrl-tune report runs/sweeps/hopper-paper runs/sweeps/hopper-random --out runs/report")
     report.add_argument("paths", nargs="+", metavar="SWEEP_DIR", help="sweep folders (several: e.g. Ax vs random)")
     report.add_argument("--out", required=True, help="output folder for report.html, report.md, figures/")
     report.set_defaults(func=cmd_report)

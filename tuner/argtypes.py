@@ -14,3 +14,10 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
     return value
+
+
+def add_command(sub: argparse._SubParsersAction, name: str, help: str, example: str) -> argparse.ArgumentParser:
+    """A subcommand whose ``--help`` ends with ``example`` (one or more command lines)."""
+    lines = "\n".join(f"  {line}" for line in example.strip().splitlines())
+    return sub.add_parser(name, help=help, description=help, epilog=f"example:\n{lines}",
+                          formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -23,7 +23,7 @@ from trials.envs import DATASET_ENVS, get_env_spec
 from trials.generate import LEVELS, GenerateConfig, generate
 from trials.trainable import run_standalone
 from tuner.analysis_commands import add_analysis_commands, cmd_report
-from tuner.argtypes import positive_int
+from tuner.argtypes import add_command, positive_int
 from tuner.errors import StorageFullError, UsageError
 from tuner.presets import PRESETS, load_preset, resolve_space
 
@@ -140,8 +140,10 @@ def cmd_study(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- demo
 def cmd_demo(args: argparse.Namespace) -> int:
     """The embedded default job: a real sweep (local Ray, Ax, quick.yaml) on a generated hopper dataset,
-    ending with the best configuration beside the hand-tuned baseline."""
-    from tuner.status import baseline_comparison  # noqa: PLC0415
+    then the product's core result: the best configuration against the hand-tuned baseline on fresh
+    seeds, with the difference's confidence interval, and the report."""
+    from analysis.compare import format_comparison, write_comparison  # noqa: PLC0415
+    from tuner.compare import plan_compare, run_compare  # noqa: PLC0415
 
     start = time.perf_counter()
     out = Path(args.out)
@@ -156,14 +158,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
                                     str(args.trials), "--concurrency", str(args.concurrency), "--storage",
                                     str(out / "sweeps"), "--name", name, "--preset", "demo",
                                     "--init-trials", "6"])
-    cmd_sweep(ns)
+    code = cmd_sweep(ns)
     sweep_dir = out / "sweeps" / name
-    print(baseline_comparison(sweep_dir))
+    print(f"\ncomparing the best configuration with the hand-tuned baseline on {args.fresh_seeds} fresh seeds:")
+    run_compare(plan_compare(sweep_dir, "mopo_official", args.fresh_seeds), args.concurrency)
+    table = write_comparison(sweep_dir, "mopo_official")
+    print(format_comparison(table.rows if table else []))
     report_dir = out / "reports" / name
     cmd_report(build_parser().parse_args(["report", str(sweep_dir), "--out", str(report_dir)]))
     print(f"demo done in {time.perf_counter() - start:.0f} s: sweep results in {sweep_dir}, report at "
           f"{report_dir / 'report.html'} (mbrl-tune status {sweep_dir}; mbrl-tune export {sweep_dir} --out best.yaml)")
-    return 0
+    return code
 
 
 # ---------------------------------------------------------------- parser
@@ -173,9 +178,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help="torch CPU threads of this process (default 1: trials run side by side)")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    ds = sub.add_parser("datasets", help="generate and inspect D4RL-schema datasets")
+    ds = add_command(sub, "datasets", "generate and inspect D4RL-schema datasets",
+                      "mbrl-tune datasets generate --env hopper --level medium --size 100000 "
+                      "--out data/hopper-medium.hdf5")
     ds_sub = ds.add_subparsers(dest="datasets_command", required=True)
-    gen = ds_sub.add_parser("generate", help="generate a D4RL-style dataset in real MuJoCo")
+    gen = add_command(ds_sub, "generate", "generate a D4RL-style dataset in real MuJoCo",
+                      "mbrl-tune datasets generate --env hopper --level medium --size 100000 "
+                      "--out data/hopper-medium.hdf5")
     gen.add_argument("--env", required=True, choices=DATASET_ENVS)
     gen.add_argument("--level", required=True, choices=list(LEVELS))
     gen.add_argument("--size", type=positive_int, default=1_000_000, help="transitions in the file")
@@ -191,13 +200,15 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--policy-dir", help="behaviour-policy cache (default: <out dir>/behaviour)")
     gen.add_argument("--quiet", action="store_true", help="no progress bars")
     gen.set_defaults(func=cmd_datasets_generate)
-    info = ds_sub.add_parser("info", help="size, episodes, returns and behaviour score of a dataset")
-    info.add_argument("file", help="HDF5 path, or minari:<dataset id>")
+    info = add_command(ds_sub, "info", "size, episodes, returns and behaviour score of a dataset",
+                      "mbrl-tune datasets info data/hopper-medium.hdf5")
+    info.add_argument("file", help="HDF5 path, d4rl:<env>-<level>-v<N> (a local D4RL file), or minari:<id>")
     info.add_argument("--env", help="env of a file without metadata (D4RL's own files)")
     info.add_argument("--json", action="store_true")
     info.set_defaults(func=cmd_datasets_info)
 
-    train = sub.add_parser("train", help="run one trial (one offline MBRL run) without a sweep")
+    train = add_command(sub, "train", "run one trial (one offline MBRL run) without a sweep",
+                      "mbrl-tune train --config best.yaml --set epochs=200 --out runs/train/best")
     train.add_argument("--config", required=True, help="trial config YAML/JSON (or an exported best.yaml)")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override a config field, dotted for groups (rollout.horizon=5); repeatable")
@@ -205,9 +216,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(func=cmd_train)
 
-    sweep = sub.add_parser("sweep", help="Bayesian-optimisation sweep over a search space (Ray Tune + Ax)")
+    sweep = add_command(sub, "sweep", "Bayesian-optimisation sweep over a search space (Ray Tune + Ax)",
+                      "mbrl-tune sweep --space paper --dataset data/hopper-medium.hdf5 --trials 40 --concurrency 2 "
+                      "--name hopper-paper")
     sweep.add_argument("--space", required=True, help="search-space YAML, or a built-in name (quick, paper)")
-    sweep.add_argument("--dataset", required=True, nargs="+", help="dataset file(s); one experiment each")
+    sweep.add_argument("--dataset", required=True, nargs="+", help="dataset file(s) or d4rl:<env>-<level>-v<N> names "
+                       "(local files only); one experiment each")
     sweep.add_argument("--trials", type=positive_int, required=True, help="trials per dataset (baseline included)")
     sweep.add_argument("--concurrency", type=positive_int, default=1, help="trials at once, one CPU each")
     sweep.add_argument("--seeds", type=positive_int, default=1, help="seeds per configuration (0..S-1)")
@@ -227,13 +241,16 @@ def build_parser() -> argparse.ArgumentParser:
                        help="GPUs per trial (with --set device=cuda; 0.5 lets two trials share a GPU)")
     sweep.set_defaults(func=cmd_sweep)
 
-    resume = sub.add_parser("resume", help="continue an interrupted sweep to its trial count")
+    resume = add_command(sub, "resume", "continue an interrupted sweep to its trial count",
+                      "mbrl-tune resume runs/sweeps/hopper-paper")
     resume.add_argument("path", help="the sweep folder (<storage>/<name>)")
     resume.set_defaults(func=cmd_resume)
-    status = sub.add_parser("status", help="print a sweep's trials table")
+    status = add_command(sub, "status", "print a sweep's trials table",
+                      "mbrl-tune status runs/sweeps/hopper-paper")
     status.add_argument("path")
     status.set_defaults(func=cmd_status)
-    export = sub.add_parser("export", help="write the best configurations as train-ready YAML")
+    export = add_command(sub, "export", "write the best configurations as train-ready YAML",
+                      "mbrl-tune export runs/sweeps/hopper-paper --out best.yaml --top 3")
     export.add_argument("path", help="the sweep folder")
     export.add_argument("--out", required=True, help="output YAML (rank k > 1 goes to <stem>-k.yaml)")
     export.add_argument("--top", type=positive_int, default=1)
@@ -242,14 +259,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_analysis_commands(sub)
 
-    study = sub.add_parser("study", help="a whole experiment from one YAML file: generate, sweep, compare, "
-                           "calibrate, report (the same command resumes it)")
+    study = add_command(sub, "study", "a whole experiment from one YAML file: generate, sweep, compare, calibrate, "
+                        "report (the same command resumes it)", "mbrl-tune study docs/results/evidence.yaml")
     study.add_argument("file", help="study file (keys documented in tuner/study_spec.py)")
     study.set_defaults(func=cmd_study)
 
-    demo = sub.add_parser("demo", help="the embedded default job")
+    demo = add_command(sub, "demo", "the embedded default job",
+                      "mbrl-tune demo --out runs/demo")
     demo.add_argument("--out", default="runs/demo")
-    demo.add_argument("--trials", type=positive_int, default=12)
+    demo.add_argument("--trials", type=positive_int, default=10)
+    demo.add_argument("--fresh-seeds", type=positive_int, default=3, help="fresh seeds of the comparison")
     demo.add_argument("--concurrency", type=positive_int, default=2)
     demo.set_defaults(func=cmd_demo)
     return parser

@@ -35,7 +35,7 @@ from pydantic import BaseModel, ConfigDict
 
 from trials.config import TrialConfig, atomic_write_text
 from tuner.errors import UsageError
-from tuner.records import TrialRecord, read_trials
+from tuner.records import TrialRecord, read_trials, trial_dirname
 
 COMPARE_DIR = "compare"
 PLAN_FILE = "plan.json"
@@ -256,7 +256,8 @@ def _run_experiment(entry: CompareDataset, runs: list[tuple[str, int, dict[str, 
         # A fixed list of runs: a grid over full trial configs, each run on its config's one seed (a Tune
         # config without ``seeds`` runs ``base.seed``).
         param_space={"base": tune.grid_search([config for _, _, config in runs]), "threads": 1},
-        tune_config=tune.TuneConfig(num_samples=1, max_concurrent_trials=concurrency, reuse_actors=False),
+        tune_config=tune.TuneConfig(num_samples=1, max_concurrent_trials=concurrency, reuse_actors=False,
+                                    trial_dirname_creator=trial_dirname),
         run_config=tune.RunConfig(name=name, storage_path=str(storage), verbose=0, callbacks=[Printer(), *callbacks],
                                   checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
                                   failure_config=tune.FailureConfig(max_failures=1)),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,19 @@ ENDED = ("finished", "diverged", STOPPED)
 STOPPED_MARKER = "stopped_early.json"
 
 
+#: Trial folder names: ``trial-<index, 4 digits>-<trial id>`` (``trial-0004-723b9867``).
+TRIAL_DIR = re.compile(r"^trial-(\d+)-([0-9a-f]+)$")
+#: Ray Tune's default names, of sweeps made before: ``<trainable>_<trial id>_<index>_<config>_<date>``.
+_OLD_INDEX = re.compile(r"_(\d+)(?:_|$)")
+
+
+def trial_dirname(trial: Any) -> str:
+    """The folder name of a Tune trial (Tune's ``trial_dirname_creator``): its creation index, which Tune
+    puts first in the experiment tag, and its id."""
+    index = str(trial.experiment_tag).split("_", 1)[0]
+    return f"trial-{int(index):04d}-{trial.trial_id}" if index.isdigit() else f"trial-{trial.trial_id}"
+
+
 def mark_stopped(trial_dir: Path, epoch: int) -> None:
     """Record that the scheduler ended this trial after ``epoch`` epochs."""
     atomic_write_text(trial_dir / STOPPED_MARKER, json.dumps({"stopped_after_epoch": epoch}) + "\n")
@@ -38,6 +52,23 @@ class TrialRecord:
     history: list[dict[str, Any]]
     """Every report, in order (a resumed trial's re-reported epochs are de-duplicated)."""
     errored: bool
+
+    @property
+    def order(self) -> int:
+        """Tune's creation index of the trial (1, 2, ... as the searcher created them), read from its folder
+        name (new or old style); -1 when the name has none."""
+        name = self.path.name
+        match = TRIAL_DIR.match(name)
+        if match:
+            return int(match.group(1))
+        rest = name.split(self.trial_id, 1)[1] if self.trial_id in name else name
+        old = _OLD_INDEX.match(rest) or _OLD_INDEX.search(rest)
+        return int(old.group(1)) if old else -1
+
+    @property
+    def name(self) -> str:
+        """The trial's display name, ``trial-0004-723b9867``, for new and old folders alike."""
+        return f"trial-{self.order:04d}-{self.trial_id}" if self.order >= 0 else f"trial-{self.trial_id}"
 
     @property
     def overrides(self) -> dict[str, Any]:

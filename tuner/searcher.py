@@ -4,7 +4,7 @@ Every searcher suggests flat dotted overrides (``{"penalty": ..., "lam": ..., "r
 fixed values included); Tune merges them into the ``param_space`` constants of each trial.
 
 :class:`AxSearcher` wraps ``ax.api.Client`` because Ray's bundled ``AxSearch`` fails with Ax 1.3
-(see ``STACK_NOTES.md``). Its rules:
+(see ``docs/design.md``). Its rules:
 
 Proposals
     Warm-start points without a score (hand-tuned baselines) are attached to Ax first and handed out

@@ -28,7 +28,7 @@ def status_table(sweep_dir: Path) -> str:
         header = ["trial", "status", "epoch", "score", *[f"seed{s}" for s in spec.seeds], *keys]
         rows = [header]
         for r in records:
-            rows.append([r.trial_id, r.status, _fmt(r.last.get("epoch", 0)), _fmt(r.last.get("score", "-")),
+            rows.append([r.name, r.status, _fmt(r.last.get("epoch", 0)), _fmt(r.last.get("score", "-")),
                          *[_fmt(r.last.get(f"score_seed{s}", "-")) for s in spec.seeds],
                          *[_fmt(r.overrides.get(k, "-")) for k in keys]])
         widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
@@ -37,7 +37,7 @@ def status_table(sweep_dir: Path) -> str:
         lines.append("  " + completion(spec.trials, records).line())
         best = best_trials(records, 1)
         if best:
-            lines.append(f"  best: {best[0].trial_id} score {_fmt(best[0].last['score'])} {best[0].overrides}")
+            lines.append(f"  best: {best[0].name} score {_fmt(best[0].last['score'])} {best[0].overrides}")
     return "\n".join(lines)
 
 
@@ -100,30 +100,3 @@ def best_trials(records: list[TrialRecord], k: int) -> list[TrialRecord]:
     scored = [r for r in records if r.status == "finished"
               and isinstance(r.last.get("score"), (int, float)) and math.isfinite(r.last["score"])]
     return sorted(scored, key=lambda r: -r.last["score"])[:k]
-
-
-def baseline_comparison(sweep_dir: Path) -> str:
-    """Per dataset: the best found configuration beside the hand-tuned baseline's trial in the same sweep."""
-    from search_spaces.space import SearchSpace  # noqa: PLC0415
-    from trials.baselines import hand_tuned  # noqa: PLC0415
-    from trials.dataset import load_dataset  # noqa: PLC0415
-
-    spec = SweepSpec.load(sweep_dir)
-    space = SearchSpace.load(spec.root / "space.yaml")
-    lines = []
-    for dataset in spec.datasets:
-        meta = load_dataset(dataset).meta
-        records = read_trials(spec.root / spec.experiment_name(dataset))
-        best = best_trials(records, 1)
-        try:
-            baseline = space.project(hand_tuned(spec.baselines, f"{meta.env}-{meta.level}"))
-        except ValueError:
-            baseline = None
-        match = [r for r in records if baseline is not None and r.overrides == baseline]
-        lines.append(f"{Path(dataset).name} ({meta.env}-{meta.level}):")
-        if match and match[0].last:
-            score = _fmt(match[0].last.get("score"))
-            lines.append(f"  hand-tuned {spec.baselines} (in this space): score {score}  {baseline}")
-        if best:
-            lines.append(f"  best found:  score {_fmt(best[0].last['score'])}  {best[0].overrides}")
-    return "\n".join(lines)

@@ -145,3 +145,32 @@ def test_v0_file_without_timeouts_uses_the_episode_limit(hopper_random: Dataset,
     ds = load_hdf5(path)  # random hopper episodes end long before 1,000 steps: only the last row goes
     assert len(ds) == len(hopper_random) - 1
     np.testing.assert_array_equal(ds.next_observations, hopper_random.observations[1:])
+
+
+def test_d4rl_names_resolve_local_files_and_fail_clearly(hopper_random: Dataset, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """``d4rl:<env>-<level>-v<N>`` is looked up under D4RL_DATASET_DIR, then ~/.d4rl/datasets, in D4RL's
+    own file naming; env and level come from the name; nothing is downloaded."""
+    from trials.dataset import resolve_d4rl
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("D4RL_DATASET_DIR", str(tmp_path / "d4rl"))
+    with pytest.raises(DatasetError) as err:
+        load_dataset("d4rl:hopper-medium-replay-v2")
+    message = str(err.value)
+    assert "hopper_medium_replay-v2.hdf5" in message and str(tmp_path / "d4rl") in message
+    assert str(home / ".d4rl" / "datasets") in message and "nothing is downloaded" in message
+    (tmp_path / "d4rl").mkdir()
+    _write_d4rl_style(tmp_path / "d4rl" / "hopper_medium_replay-v2.hdf5", hopper_random)
+    ds = load_dataset("d4rl:hopper-medium-replay-v2")
+    assert (ds.meta.env, ds.meta.level, len(ds)) == ("hopper", "medium-replay", len(hopper_random))
+    # The default folder, and a v0 file there (no next_observations: rebuilt, last row dropped).
+    monkeypatch.delenv("D4RL_DATASET_DIR")
+    (home / ".d4rl" / "datasets").mkdir(parents=True)
+    _write_d4rl_style(home / ".d4rl" / "datasets" / "hopper_random-v0.hdf5", hopper_random, drop="next_observations")
+    v0 = load_dataset("d4rl:hopper-random-v0")
+    assert v0.meta.level == "random" and len(v0) < len(hopper_random)
+    assert resolve_d4rl("hopper-random-v0") == home / ".d4rl" / "datasets" / "hopper_random-v0.hdf5"
+    with pytest.raises(DatasetError, match="not a D4RL dataset name"):
+        load_dataset("d4rl:ant-medium-v2")

@@ -1,4 +1,4 @@
-"""Each penalty matches a plain numpy computation of its DESIGN.md formula on small hand-made inputs."""
+"""Each penalty matches a plain numpy computation of its docs/design.md formula on small hand-made inputs."""
 
 from __future__ import annotations
 

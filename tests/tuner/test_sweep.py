@@ -178,15 +178,14 @@ def _dashboard_up(url: str) -> bool:
         return False
 
 
-@pytest.fixture
-def ray_head(tmp_path: Path):
+def _start_head(num_cpus: int):
     """A real Ray head started with ``ray start --head --block`` in its own session; yields
-    (gcs address, dashboard url). Ended by killing exactly that session."""
+    (gcs address, dashboard url, the processes to end, temp dir). Ended by killing exactly those sessions."""
     port, dash = _free_port(), _free_port()
     temp = Path("/tmp") / f"rt{os.getpid()}_{port}"  # short: Ray's socket paths have a length limit
     head = subprocess.Popen([str(BIN / "ray"), "start", "--head", "--block", "--port", str(port),
                              "--dashboard-port", str(dash), "--dashboard-host", "127.0.0.1",
-                             "--num-cpus", "1", "--temp-dir", str(temp), "--include-dashboard", "true"],
+                             "--num-cpus", str(num_cpus), "--temp-dir", str(temp), "--include-dashboard", "true"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV, start_new_session=True)
     procs = [head]
     try:
@@ -205,6 +204,19 @@ def ray_head(tmp_path: Path):
             subprocess.run(["pkill", "-9", "-s", str(p.pid)], check=False)
         for p in procs:
             p.wait(timeout=30)
+
+
+
+
+@pytest.fixture
+def ray_head():
+    yield from _start_head(1)
+
+
+@pytest.fixture
+def ray_head_without_cpus():
+    """A head that offers no CPU: every trial must run on a worker node."""
+    yield from _start_head(0)
 
 
 def test_ray_job_submit_runs_a_sweep_on_a_real_head(ray_head, hopper_random_file: Path, tmp_path: Path) -> None:
@@ -226,12 +238,15 @@ def test_ray_job_submit_runs_a_sweep_on_a_real_head(ray_head, hopper_random_file
     assert len(finished(tmp_path / "job", hopper_random_file.stem)) == 2
 
 
-def test_two_node_cluster_runs_trials_on_both_nodes(ray_head, hopper_random_file: Path, tmp_path: Path) -> None:
-    address, _, procs, temp = ray_head
-    worker = subprocess.Popen([str(BIN / "ray"), "start", "--address", address, "--block", "--num-cpus", "1"],
+def test_two_node_cluster_runs_trials_on_the_worker_node(ray_head_without_cpus, hopper_random_file: Path,
+                                                         tmp_path: Path) -> None:
+    """The driver joins the cluster on the head, which offers no CPU, so the pool training and every trial
+    must be placed on the second node: a placement the scheduler cannot choose otherwise, under any load."""
+    address, _, procs, _ = ray_head_without_cpus
+    worker = subprocess.Popen([str(BIN / "ray"), "start", "--address", address, "--block", "--num-cpus", "2"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV, start_new_session=True)
     procs.append(worker)
-    deadline = time.time() + 90
+    deadline = time.time() + 120
     while time.time() < deadline:
         status = subprocess.run([str(BIN / "ray"), "status", "--address", address], capture_output=True,
                                 text=True, env=ENV).stdout
@@ -240,14 +255,18 @@ def test_two_node_cluster_runs_trials_on_both_nodes(ray_head, hopper_random_file
         time.sleep(2)
     else:
         pytest.fail("the worker node did not join")
-    # Four trials that can all start at once (baseline + Sobol), two at a time: both nodes are needed.
-    done = subprocess.run(sweep_args(hopper_random_file, tmp_path, "two", 4, "--concurrency", "2",
-                                     "--init-trials", "4"),
+    done = subprocess.run(sweep_args(hopper_random_file, tmp_path, "two", 4, "--concurrency", "2"),
                           capture_output=True, text=True, timeout=600, env={**ENV, "RAY_ADDRESS": address})
     assert done.returncode == 0, done.stderr[-3000:]
     records = finished(tmp_path / "two", hopper_random_file.stem)
     assert len(records) == 4
-    assert len({r.last["node_id"] for r in records}) == 2, "both nodes ran trials"
+    nodes = json.loads(subprocess.run(
+        [sys.executable, "-c", "import json, ray; ray.init(address='auto', log_to_driver=False); "
+         "print(json.dumps({n['NodeID']: n['Resources'].get('CPU', 0) for n in ray.nodes() if n['Alive']}))"],
+        capture_output=True, text=True, timeout=120, env={**ENV, "RAY_ADDRESS": address}).stdout.splitlines()[-1])
+    worker_ids = {node for node, cpus in nodes.items() if cpus > 0}
+    assert len(nodes) == 2 and len(worker_ids) == 1, nodes
+    assert {r.last["node_id"] for r in records} == worker_ids, "every trial ran on the worker node"
 
 
 def test_asha_stops_trials_and_status_says_so(hopper_random_file: Path, tmp_path: Path) -> None:
