@@ -71,6 +71,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- sweeps
 def cmd_sweep(args: argparse.Namespace) -> int:
     from tuner.sweep import new_spec, run_sweep  # noqa: PLC0415  (Ray import is slow)
+    from tuner.trackers import parse_trackers  # noqa: PLC0415
 
     base = TrialConfig.load(args.base).to_dict() if args.base else load_preset(args.preset)
     base.pop("dataset", None)
@@ -80,7 +81,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                     searcher=args.searcher, num_init_trials=args.init_trials, early_stop=args.early_stop,
                     baselines=args.baselines, warm_start=args.warm_start, base=base,
                     overrides=parse_overrides(args.set), search_seed=args.search_seed,
-                    gpus_per_trial=args.gpus_per_trial)
+                    gpus_per_trial=args.gpus_per_trial, trackers=parse_trackers(args.log))
     with storage_guard(spec.root, f"mbrl-tune resume {spec.root}"):
         run_sweep(spec)
     return _print_status(spec.root)
@@ -239,6 +240,8 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--search-seed", type=int, default=0, help="seed of the searcher")
     sweep.add_argument("--gpus-per-trial", type=float, default=0.0,
                        help="GPUs per trial (with --set device=cuda; 0.5 lets two trials share a GPU)")
+    sweep.add_argument("--log", default="tensorboard", help="experiment trackers, comma-separated: tensorboard "
+                       "(default), mlflow, wandb, or none (see tuner/trackers.py)")
     sweep.set_defaults(func=cmd_sweep)
 
     resume = add_command(sub, "resume", "continue an interrupted sweep to its trial count",

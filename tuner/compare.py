@@ -231,6 +231,7 @@ def _run_experiment(entry: CompareDataset, runs: list[tuple[str, int, dict[str, 
 
     from trials.dataset import load_dataset  # noqa: PLC0415
     from trials.trainable import tune_trainable  # noqa: PLC0415
+    from tuner.trackers import tracker_callbacks  # noqa: PLC0415
 
     labels = {run_key(config): f"{arm} seed {seed}" for arm, seed, config in runs}
 
@@ -258,7 +259,8 @@ def _run_experiment(entry: CompareDataset, runs: list[tuple[str, int, dict[str, 
         param_space={"base": tune.grid_search([config for _, _, config in runs]), "threads": 1},
         tune_config=tune.TuneConfig(num_samples=1, max_concurrent_trials=concurrency, reuse_actors=False,
                                     trial_dirname_creator=trial_dirname),
-        run_config=tune.RunConfig(name=name, storage_path=str(storage), verbose=0, callbacks=[Printer(), *callbacks],
+        run_config=tune.RunConfig(name=name, storage_path=str(storage), verbose=0,
+                                  callbacks=[*tracker_callbacks(["tensorboard"], storage, name), Printer(), *callbacks],
                                   checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
                                   failure_config=tune.FailureConfig(max_failures=1)),
     )
@@ -282,6 +284,9 @@ def run_compare(plan: ComparePlan, concurrency: int, callbacks: list[Any] | None
             print(f"[compare {entry.experiment}] all {total} runs cached in {folder / entry.experiment}", flush=True)
             continue
         os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+        from tuner.trackers import quiet_tune_output  # noqa: PLC0415
+
+        quiet_tune_output()
         _init_ray()
         start = time.perf_counter()
         print(f"[compare {entry.experiment}] running {len(runs)} of {total} runs "

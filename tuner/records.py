@@ -29,6 +29,7 @@ STOPPED_MARKER = "stopped_early.json"
 TRIAL_DIR = re.compile(r"^trial-(\d+)-([0-9a-f]+)$")
 #: Ray Tune's default names, of sweeps made before: ``<trainable>_<trial id>_<index>_<config>_<date>``.
 _OLD_INDEX = re.compile(r"_(\d+)(?:_|$)")
+_OLD_FOLDER = re.compile(r"^([A-Za-z0-9]+(?:_[A-Za-z]+)*)_([0-9a-f]{5,})_\d+")
 
 
 def trial_dirname(trial: Any) -> str:
@@ -36,6 +37,13 @@ def trial_dirname(trial: Any) -> str:
     puts first in the experiment tag, and its id."""
     index = str(trial.experiment_tag).split("_", 1)[0]
     return f"trial-{int(index):04d}-{trial.trial_id}" if index.isdigit() else f"trial-{trial.trial_id}"
+
+
+def _folder_id(name: str) -> str:
+    """The trial id in a folder name, new style (``trial-0004-<id>``) or Tune's (``<trainable>_<id>_<n>_...``),
+    for a trial that has reported nothing yet; the whole name when neither matches."""
+    match = TRIAL_DIR.match(name) or _OLD_FOLDER.match(name)
+    return match.group(2) if match else name
 
 
 def mark_stopped(trial_dir: Path, epoch: int) -> None:
@@ -76,7 +84,14 @@ class TrialRecord:
 
     @property
     def seeds(self) -> list[int]:
-        return [int(s) for s in self.params.get("seeds") or []]
+        """The seeds the trial ran: its Tune config's ``seeds``, or (a config without them, as ``compare``
+        writes) its trial config's one seed."""
+        if self.params.get("seeds"):
+            return [int(s) for s in self.params["seeds"]]
+        base = self.params.get("base")
+        if not isinstance(base, dict):
+            return []
+        return [int(apply_overrides(base, self.overrides).get("seed", 0))]
 
     @property
     def last(self) -> dict[str, Any]:
@@ -114,7 +129,7 @@ def _read_history(path: Path) -> list[dict[str, Any]]:
 
 
 def read_trials(experiment_dir: Path) -> list[TrialRecord]:
-    """Every trial of one Tune experiment folder, ordered by trial id."""
+    """Every trial of one Tune experiment folder, in creation order."""
     records = []
     for params_path in sorted(Path(experiment_dir).glob("*/params.json")):
         folder = params_path.parent
@@ -125,10 +140,10 @@ def read_trials(experiment_dir: Path) -> list[TrialRecord]:
         if not isinstance(params, dict):
             continue
         history = _read_history(folder / "result.json")
-        trial_id = str(history[-1]["trial_id"]) if history and "trial_id" in history[-1] else folder.name
+        trial_id = str(history[-1]["trial_id"]) if history and "trial_id" in history[-1] else _folder_id(folder.name)
         records.append(TrialRecord(trial_id, folder, params, history, (folder / "error.txt").exists()
                                    and not (history and history[-1].get("status") in ("finished", "diverged"))))
-    return sorted(records, key=lambda r: r.path.name)
+    return sorted(records, key=lambda r: (r.order, r.path.name))
 
 
 def restore_missing_checkpoints(experiment_dir: Path) -> list[Path]:

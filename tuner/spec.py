@@ -50,6 +50,8 @@ class SweepSpec(BaseModel):
     """Seed of the searcher."""
     gpus_per_trial: float = Field(0.0, ge=0)
     """GPUs Ray reserves per trial (e.g. 0.5 to share one GPU between two trials); set with device=cuda."""
+    trackers: list[str] = ["tensorboard"]
+    """Experiment trackers (``tuner.trackers``): tensorboard, mlflow, wandb."""
     dataset_hashes: dict[str, str] = {}
     """Content hash of each dataset when the sweep started (``Dataset.content_hash``): ``resume``,
     ``compare`` and ``export`` refuse a file whose content changed. Empty for sweeps older than this."""

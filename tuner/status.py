@@ -18,17 +18,18 @@ def _fmt(value: object) -> str:
 
 
 def status_table(sweep_dir: Path) -> str:
-    """One block per dataset: a row per trial (status, epochs, score, per-seed scores, searched values),
-    then the count against the target and the best trial."""
+    """One block per dataset: a row per trial (status, epochs done of its total, the time a running trial
+    has left at its pace so far, score, per-seed scores, searched values), then the count against the
+    target and the best trial."""
     spec = SweepSpec.load(sweep_dir)
     lines = [f"sweep {spec.name}: searcher {spec.searcher}, {spec.trials} trials per dataset, seeds {spec.seeds}"]
     for dataset in spec.datasets:
         records = read_trials(spec.root / spec.experiment_name(dataset))
         keys = sorted({k for r in records for k in r.overrides})
-        header = ["trial", "status", "epoch", "score", *[f"seed{s}" for s in spec.seeds], *keys]
+        header = ["trial", "status", "epoch", "eta", "score", *[f"seed{s}" for s in spec.seeds], *keys]
         rows = [header]
         for r in records:
-            rows.append([r.name, r.status, _fmt(r.last.get("epoch", 0)), _fmt(r.last.get("score", "-")),
+            rows.append([r.name, r.status, _epochs(r), _eta(r), _fmt(r.last.get("score", "-")),
                          *[_fmt(r.last.get(f"score_seed{s}", "-")) for s in spec.seeds],
                          *[_fmt(r.overrides.get(k, "-")) for k in keys]])
         widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
@@ -39,6 +40,28 @@ def status_table(sweep_dir: Path) -> str:
         if best:
             lines.append(f"  best: {best[0].name} score {_fmt(best[0].last['score'])} {best[0].overrides}")
     return "\n".join(lines)
+
+
+def _total_epochs(record: TrialRecord) -> int | None:
+    try:
+        return record.trial_config().epochs
+    except ValueError:
+        return None
+
+
+def _epochs(record: TrialRecord) -> str:
+    total = _total_epochs(record)
+    done = record.last.get("epoch", 0)
+    return f"{done}/{total}" if total else str(done)
+
+
+def _eta(record: TrialRecord) -> str:
+    """Time left of a running trial, from its own pace so far (``-`` otherwise)."""
+    total, done, spent = _total_epochs(record), record.last.get("epoch", 0), record.last.get("time_total_s")
+    if record.status != "running" or not total or not done or not isinstance(spent, (int, float)):
+        return "-"
+    left = spent / done * (total - done)
+    return f"{left / 60:.0f} min" if left >= 90 else f"{left:.0f} s"
 
 
 @dataclass

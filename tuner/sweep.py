@@ -26,6 +26,7 @@ import ray
 from filelock import FileLock, Timeout
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
+from tqdm import tqdm
 
 from search_spaces.space import RangeParameter, SearchSpace, SearchSpaceError
 from trials.baselines import agent_settings, hand_tuned
@@ -38,6 +39,7 @@ from tuner.records import STOPPED, mark_stopped, read_trials, restore_missing_ch
 from tuner.recovery import StateBackup, backup_state, repair_state
 from tuner.searcher import SEARCHERS, WarmStartPoint, make_searcher
 from tuner.spec import SPEC_FILE, SweepSpec
+from tuner.trackers import quiet_tune_output, tracker_callbacks
 
 METRIC, MODE = "score", "max"
 
@@ -122,12 +124,38 @@ def _scheduler(spec: SweepSpec, base: TrialConfig) -> TrialScheduler:
 
 
 class ProgressPrinter(tune.Callback):
-    """One line per finished trial with the best score so far."""
+    """One line per finished trial with the best score so far, under a progress bar over the trials
+    (on a terminal; logs get the lines only)."""
 
     def __init__(self, label: str, total: int) -> None:
         self.label, self.total = label, total
         self.done = 0
         self.best: tuple[float, dict[str, Any]] | None = None
+        self._bar: tqdm | None = None
+
+    def __getstate__(self) -> dict[str, Any]:  # Tune stores its callbacks with the experiment
+        return {**self.__dict__, "_bar": None}
+
+    def _progress(self, trials: list) -> None:
+        ended = sum(t.status in ("TERMINATED", "ERROR") for t in trials)
+        if getattr(self, "_bar", None) is None:
+            self._bar = tqdm(total=self.total, desc=self.label, unit="trial", disable=not sys.stderr.isatty(),
+                             leave=False)
+        assert self._bar is not None
+        self._bar.n = min(ended, self.total)
+        self._bar.set_postfix(best=f"{self.best[0]:.1f}" if self.best else "-", running=sum(
+            t.status == "RUNNING" for t in trials))
+        self._bar.refresh()
+
+    def _line(self, text: str) -> None:
+        bar = getattr(self, "_bar", None)
+        if bar is not None and not bar.disable:
+            bar.write(text)
+        else:
+            print(text, flush=True)
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._progress(trials)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.done += 1
@@ -138,11 +166,18 @@ class ProgressPrinter(tune.Callback):
             self.best = (float(score), overrides)
         best = f"{self.best[0]:.1f} {self.best[1]}" if self.best else "-"
         status = STOPPED if _stopped_early(result) else result.get("status", "ended")
-        print(f"[{self.label}] trial {trial.trial_id} {status}: score {score:.1f} "
-              f"(epoch {result.get('epoch', 0)}) | best so far {best}", flush=True)
+        self._line(f"[{self.label}] trial {trial.trial_id} {status}: score {score:.1f} "
+                   f"(epoch {result.get('epoch', 0)}) | best so far {best}")
+        self._progress(trials)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        print(f"[{self.label}] trial {trial.trial_id} failed: see {trial.local_path}", flush=True)
+        self._line(f"[{self.label}] trial {trial.trial_id} failed: see {trial.local_path}")
+        self._progress(trials)
+
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        bar = getattr(self, "_bar", None)
+        if bar is not None:
+            bar.close()
 
 
 def _stopped_early(result: dict[str, Any]) -> bool:
@@ -188,6 +223,7 @@ def run_sweep(spec: SweepSpec, resume: bool = False, callbacks: list[tune.Callba
     as Ray Tune stores them with the experiment)."""
     # Tiny trials checkpoint every few seconds; Tune's snapshot-frequency warning is noise here.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    quiet_tune_output()
     logging.getLogger("ax").setLevel(logging.WARNING)
     root = spec.root
     root.mkdir(parents=True, exist_ok=True)
@@ -252,11 +288,15 @@ def _run_experiment(spec: SweepSpec, dataset_path: str, dataset: Dataset, base: 
                                         reuse_actors=True, trial_dirname_creator=trial_dirname),
             run_config=tune.RunConfig(
                 name=exp_dir.name, storage_path=str(spec.root), verbose=0,
-                callbacks=[EarlyStopMarker(), printer, StateBackup(exp_dir), *callbacks],
+                callbacks=[*tracker_callbacks(spec.trackers, spec.root, exp_dir.name), EarlyStopMarker(), printer,
+                           StateBackup(exp_dir), *callbacks],
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
                 failure_config=tune.FailureConfig(max_failures=1),
             ),
         )
+    if not resume:
+        hint = f"; tensorboard --logdir {exp_dir}" if "tensorboard" in spec.trackers else ""
+        print(f"[{label}] {spec.trials} trials, {spec.concurrency} at a time, in {exp_dir}{hint}", flush=True)
     tuner.fit()
     for copy in repaired:  # Ray deleted the ones it restored from; the others were never named
         shutil.rmtree(copy, ignore_errors=True)
@@ -280,7 +320,7 @@ def with_source_agent(base: dict[str, Any], source: str) -> dict[str, Any]:
 def new_spec(name: str, storage: str, space_file: str, datasets: list[str], trials: int, concurrency: int,
              seeds: list[int], searcher: str, num_init_trials: int, early_stop: str, baselines: str,
              warm_start: list[str], base: dict[str, Any], overrides: dict[str, Any], search_seed: int,
-             gpus_per_trial: float = 0.0) -> SweepSpec:
+             gpus_per_trial: float = 0.0, trackers: list[str] | None = None) -> SweepSpec:
     """Validate the CLI's inputs into a spec (no files written)."""
     if searcher not in SEARCHERS:
         raise SweepError(f"--searcher {searcher}: unknown; known: {', '.join(SEARCHERS)}")
@@ -302,4 +342,5 @@ def new_spec(name: str, storage: str, space_file: str, datasets: list[str], tria
                      datasets=datasets, trials=trials,
                      concurrency=concurrency, seeds=seeds, searcher=searcher, num_init_trials=num_init_trials,
                      early_stop=early_stop, baselines=baselines, warm_start=warm_start, base=merged,
-                     search_seed=search_seed, gpus_per_trial=gpus_per_trial, dataset_hashes=hashes)
+                     search_seed=search_seed, gpus_per_trial=gpus_per_trial, dataset_hashes=hashes,
+                     trackers=["tensorboard"] if trackers is None else trackers)

@@ -1,0 +1,67 @@
+"""Experiment trackers of a sweep, as Ray Tune's own logger callbacks (``--log tensorboard,mlflow,wandb``).
+
+- ``tensorboard`` (default): TensorBoardX event files in each trial's folder inside the sweep, every
+  reported metric per epoch and the trial's config (searched values included) as hyperparameters;
+  ``tensorboard --logdir <sweep>``.
+- ``mlflow``: one MLflow run per trial, in ``$MLFLOW_TRACKING_URI`` if set, else a local SQLite store
+  ``<sweep>/mlflow.db`` (MLflow 3 retired its plain-file store); ``mlflow ui --backend-store-uri
+  sqlite:///<sweep>/mlflow.db`` (the UI needs the full ``mlflow`` package); the extra ``mbrl-tune[mlflow]``
+  installs the client (``mlflow-skinny``).
+- ``wandb``: one Weights & Biases run per trial, offline (files in ``<sweep>/wandb``, ``wandb sync`` them)
+  unless ``WANDB_MODE`` says otherwise; needs ``pip install 'mbrl-tune[wandb]'``.
+
+Ray Tune's JSON and CSV loggers (``result.json``, ``progress.csv``, which the analysis reads) always run.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+from ray import tune
+from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback, TBXLoggerCallback
+
+from tuner.errors import UsageError
+
+TRACKERS = ("tensorboard", "mlflow", "wandb")
+_PACKAGES = {"mlflow": "mlflow", "wandb": "wandb"}
+
+
+def parse_trackers(text: str) -> list[str]:
+    """``tensorboard,mlflow`` -> the list; ``none`` or empty for only the JSON/CSV files."""
+    kinds = [k.strip() for k in text.split(",") if k.strip() and k.strip() != "none"]
+    for kind in kinds:
+        if kind not in TRACKERS:
+            raise UsageError(f"--log {text}: unknown tracker '{kind}'; known: {', '.join(TRACKERS)} (or none)")
+        package = _PACKAGES.get(kind)
+        if package and importlib.util.find_spec(package) is None:
+            raise UsageError(f"--log {kind}: the '{package}' package is not installed; pip install "
+                             f"'mbrl-tune[{kind}]'")
+    return list(dict.fromkeys(kinds))
+
+
+def tracker_callbacks(kinds: list[str], sweep_root: Path, experiment: str) -> list[tune.Callback]:
+    """The logger callbacks of one experiment (Tune's automatic loggers must be off: see ``run_sweep``)."""
+    callbacks: list[tune.Callback] = [JsonLoggerCallback(), CSVLoggerCallback()]
+    if "tensorboard" in kinds:
+        callbacks.append(TBXLoggerCallback())
+    if "mlflow" in kinds:
+        from ray.air.integrations.mlflow import MLflowLoggerCallback  # noqa: PLC0415  (optional package)
+
+        uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(sweep_root / 'mlflow.db').resolve()}"
+        callbacks.append(MLflowLoggerCallback(tracking_uri=uri, experiment_name=f"{sweep_root.name}-{experiment}"))
+    if "wandb" in kinds:
+        from ray.air.integrations.wandb import WandbLoggerCallback  # noqa: PLC0415  (optional package)
+
+        os.environ.setdefault("WANDB_DIR", str(sweep_root))
+        callbacks.append(WandbLoggerCallback(project=sweep_root.name, group=experiment,
+                                             mode=os.environ.get("WANDB_MODE", "offline")))
+    return callbacks
+
+
+def quiet_tune_output() -> None:
+    """Ray Tune's console boxes and its TensorBoard hint (into a temporary Ray folder) off: the CLI prints
+    its own lines. Its automatic loggers off too: the sweep passes them explicitly (``tuner.trackers``)."""
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
