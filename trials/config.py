@@ -15,7 +15,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from trials.files import atomic_write_text
+from trials.files import atomic_write_text, read_yaml_mapping
 from trials.sac import SACConfig
 
 PenaltyName = Literal["none", "max_aleatoric", "max_pairwise_diff", "ensemble_std", "ensemble_var",
@@ -158,14 +158,7 @@ class TrialConfig(_Strict):
         """Load YAML or JSON (a file with a top-level ``config:`` key, as ``export`` writes, also works),
         then apply dotted overrides."""
         path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"{path}: file not found")
-        try:
-            data = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML/JSON ({str(exc).splitlines()[0]})") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: expected a mapping of config fields, got {type(data).__name__}")
+        data = read_yaml_mapping(path, ConfigError, "config fields")
         if "config" in data and isinstance(data["config"], dict):
             data = data["config"]
         return cls.from_dict(apply_overrides(data, overrides or {}), str(path))

@@ -1,11 +1,14 @@
-"""Writing files so that readers never see half of one: a temporary name beside the target, then a
-rename."""
+"""Files: written so that readers never see half of one (a temporary name beside the target, then a
+rename), and YAML mappings read back with one-line errors."""
 
 from __future__ import annotations
 
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 
 def file_mode() -> int:
@@ -27,3 +30,17 @@ def atomic_write_text(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def read_yaml_mapping(path: Path, error: type[Exception], what: str) -> dict[str, Any]:
+    """The mapping a YAML (or JSON) file holds, or ``error`` with one line: file missing, not YAML, or
+    not a mapping (of ``what``, e.g. "config fields")."""
+    if not path.is_file():
+        raise error(f"{path}: file not found")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise error(f"{path}: not valid YAML/JSON ({str(exc).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise error(f"{path}: expected a mapping of {what}, got {type(data).__name__}")
+    return data

@@ -74,14 +74,18 @@ def _read_checkpoint(checkpoint: Any, device: str) -> dict[int, Any] | None:
         return None
 
 
-def tune_trainable(config: dict[str, Any], dataset: Dataset | None = None) -> None:
-    """Ray Tune function trainable (pass the dataset with ``tune.with_parameters`` to share it)."""
+def tune_trainable(config: dict[str, Any], dataset: Dataset | None = None, pool_dir: str | None = None) -> None:
+    """Ray Tune function trainable (pass the dataset with ``tune.with_parameters`` to share it). ``pool_dir``
+    (also through ``with_parameters``, so a restored experiment gets the driver's current path, not the one
+    stored with the trial's config) overrides the config's pool folder."""
     import ray  # noqa: PLC0415  (Ray is only needed inside a Tune run)
     from ray import tune  # noqa: PLC0415
 
     torch.set_num_threads(int(config.get("threads", 1)))
     node_id = ray.get_runtime_context().get_node_id()  # which cluster node ran the trial
     cfg, seeds = config_from_tune(config)
+    if pool_dir is not None:
+        cfg = cfg.with_overrides({"pool_dir": pool_dir})
     ds = dataset if dataset is not None else load_dataset(cfg.dataset, cfg.env)
     trainers = {s: build_trainer(cfg.with_overrides({"seed": s}), ds) for s in seeds}
     checkpoint = tune.get_checkpoint()

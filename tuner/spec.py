@@ -4,6 +4,7 @@ sweep (status, export, analysis) does not pay for importing Ray and Ax."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -83,7 +84,13 @@ class SweepSpec(BaseModel):
                              f"{pinned} then, {digest} now); restore that file, or start a new sweep on the new data")
 
     def save(self) -> None:
-        atomic_write_text(self.root / SPEC_FILE, json.dumps(self.model_dump(), indent=2))
+        """Write ``sweep.json`` with dataset and warm-start paths relative to the sweep folder, so that a
+        machine that mounts the same storage elsewhere resolves them (see :meth:`load`)."""
+        data = self.model_dump()
+        data["datasets"] = [_relative(d, self.root) for d in self.datasets]
+        data["dataset_hashes"] = {_relative(d, self.root): h for d, h in self.dataset_hashes.items()}
+        data["warm_start"] = [_relative(w, self.root) for w in self.warm_start]
+        atomic_write_text(self.root / SPEC_FILE, json.dumps(data, indent=2))
 
     @classmethod
     def load(cls, sweep_dir: str | Path) -> SweepSpec:
@@ -95,5 +102,23 @@ class SweepSpec(BaseModel):
         except ValidationError as exc:
             raise SweepError(f"{path}: not a valid sweep spec ({exc.error_count()} errors, first: "
                              f"{exc.errors()[0]['msg']})") from None
-        spec._dir = Path(sweep_dir).resolve()
+        root = Path(sweep_dir).resolve()
+        spec._dir = root
+        # Relative paths (sweeps written since relative recording) are relative to the sweep folder.
+        spec.datasets = [_absolute(d, root) for d in spec.datasets]
+        spec.dataset_hashes = {_absolute(d, root): h for d, h in spec.dataset_hashes.items()}
+        spec.warm_start = [_absolute(w, root) for w in spec.warm_start]
         return spec
+
+
+def _relative(path: str, root: Path) -> str:
+    """``path`` relative to ``root`` (``../../data/x.hdf5``); as given when it is not a local path."""
+    if ":" in path.split("/", 1)[0]:  # minari:<id>, s3://...
+        return path
+    return os.path.relpath(Path(path).resolve(), root)
+
+
+def _absolute(path: str, root: Path) -> str:
+    if ":" in path.split("/", 1)[0] or Path(path).is_absolute():
+        return path
+    return str((root / path).resolve())

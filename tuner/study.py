@@ -125,8 +125,8 @@ def _generate(spec: StudySpec, ds: StudyDataset, folder: Path, base: dict[str, A
     path = Path(ds.path)
     if path.is_file():
         if ds.generated:  # a file of that name must be what the recipe would make
-            meta, n = (lambda d: (d.meta, len(d)))(load_dataset(path))
-            found = (meta.env, meta.level, meta.seed, n)
+            present = load_dataset(path)
+            found = (present.meta.env, present.meta.level, present.meta.seed, len(present))
             wanted = (ds.env, ds.level, ds.seed, ds.size)
             if found != wanted:
                 raise StudyError(f"{path}: holds {found[0]}-{found[1]} seed {found[2]}, {found[3]} transitions; the "

@@ -27,9 +27,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from trials.files import read_yaml_mapping
 from tuner.errors import UsageError
 
 
@@ -142,14 +142,7 @@ def _one_line(exc: ValidationError) -> str:
 def load_study_file(path: str | Path) -> StudySpec:
     """Parse and validate the file's keys; relative paths become absolute (from the file's folder)."""
     path = Path(path)
-    if not path.is_file():
-        raise StudyError(f"{path}: study file not found")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise StudyError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
-    if not isinstance(data, dict):
-        raise StudyError(f"{path}: expected a mapping of study keys")
+    data = read_yaml_mapping(path, StudyError, "study keys")
     try:
         spec = StudySpec.model_validate(data)
     except ValidationError as exc:

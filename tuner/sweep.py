@@ -194,9 +194,10 @@ class EarlyStopMarker(tune.Callback):
             mark_stopped(Path(trial.path), int(result.get("epoch", 0)))
 
 
-def _trainable(dataset: Dataset, gpus: float) -> Any:
+def _trainable(dataset: Dataset, gpus: float, pool_dir: Path) -> Any:
     resources = {"cpu": 1, "gpu": gpus} if gpus else {"cpu": 1}
-    return tune.with_resources(tune.with_parameters(tune_trainable, dataset=dataset), resources)
+    return tune.with_resources(tune.with_parameters(tune_trainable, dataset=dataset, pool_dir=str(pool_dir)),
+                               resources)
 
 
 def _pretrain_pools(spec: SweepSpec, bases: dict[str, TrialConfig], datasets: dict[str, Any]) -> None:
@@ -272,7 +273,7 @@ def _run_experiment(spec: SweepSpec, dataset_path: str, dataset: Dataset, base: 
         print(f"[{label}] resuming {exp_dir}", flush=True)
         backup_state(exp_dir)
         repaired = restore_missing_checkpoints(exp_dir)
-        tuner = tune.Tuner.restore(str(exp_dir), trainable=_trainable(dataset, spec.gpus_per_trial),
+        tuner = tune.Tuner.restore(str(exp_dir), trainable=_trainable(dataset, spec.gpus_per_trial, spec.pool_dir),
                                    resume_errored=True)
     else:
         searcher = make_searcher(spec.searcher, space, METRIC, MODE, seed=spec.search_seed,
@@ -280,7 +281,7 @@ def _run_experiment(spec: SweepSpec, dataset_path: str, dataset: Dataset, base: 
                                  warm_start=warm_start_points(spec, dataset, space),
                                  max_concurrent=spec.concurrency)
         tuner = tune.Tuner(
-            _trainable(dataset, spec.gpus_per_trial),
+            _trainable(dataset, spec.gpus_per_trial, spec.pool_dir),
             param_space={"base": base.to_dict(), "seeds": spec.seeds, "threads": 1},
             tune_config=tune.TuneConfig(search_alg=searcher, scheduler=_scheduler(spec, base),
                                         num_samples=spec.trials, max_concurrent_trials=spec.concurrency,

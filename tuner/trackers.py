@@ -7,8 +7,8 @@
   ``<sweep>/mlflow.db`` (MLflow 3 retired its plain-file store); ``mlflow ui --backend-store-uri
   sqlite:///<sweep>/mlflow.db`` (the UI needs the full ``mlflow`` package); the extra ``mbrl-tune[mlflow]``
   installs the client (``mlflow-skinny``).
-- ``wandb``: one Weights & Biases run per trial, offline (files in ``<sweep>/wandb``, ``wandb sync`` them)
-  unless ``WANDB_MODE`` says otherwise; needs ``pip install 'mbrl-tune[wandb]'``.
+- ``wandb``: one Weights & Biases run per trial, offline (``<trial folder>/wandb/offline-run-*``, upload
+  with ``wandb sync``) unless ``WANDB_MODE`` says otherwise; needs ``pip install 'mbrl-tune[wandb]'``.
 
 Ray Tune's JSON and CSV loggers (``result.json``, ``progress.csv``, which the analysis reads) always run.
 """
@@ -54,9 +54,10 @@ def tracker_callbacks(kinds: list[str], sweep_root: Path, experiment: str) -> li
     if "wandb" in kinds:
         from ray.air.integrations.wandb import WandbLoggerCallback  # noqa: PLC0415  (optional package)
 
-        os.environ.setdefault("WANDB_DIR", str(sweep_root))
-        callbacks.append(WandbLoggerCallback(project=sweep_root.name, group=experiment,
-                                             mode=os.environ.get("WANDB_MODE", "offline")))
+        mode = os.environ.get("WANDB_MODE", "offline")
+        # Ray's callback insists on an API key even offline, where W&B never uses one.
+        key = None if mode != "offline" or os.environ.get("WANDB_API_KEY") else "offline-" + "0" * 32
+        callbacks.append(WandbLoggerCallback(project=sweep_root.name, group=experiment, mode=mode, api_key=key))
     return callbacks
 
 

@@ -150,3 +150,26 @@ def test_full_filesystem_mid_sweep_then_resume_completes(hopper_random_file: Pat
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     after = finished(exp)
     assert len(after) >= 6 and all(after[t] == s for t, s in before.items())
+
+
+def test_a_sweep_moved_to_another_mount_point_resumes_there(hopper_random_file: Path, tmp_path: Path) -> None:
+    """Another machine that sees the same storage at another path: sweep.json records the datasets relative
+    to the sweep, and trials find the pools where the sweep is now, not where it was."""
+    old, new = tmp_path / "mnt-a", tmp_path / "mnt-b"
+    (old / "data").mkdir(parents=True)
+    data = old / "data" / "hopper-random.hdf5"
+    shutil.copyfile(hopper_random_file, data)
+    exp = old / "sweeps" / "m" / data.stem
+    kill_after(sweep_cmd(data, old / "sweeps", "m", 4), exp, 1)
+    before = finished(exp)
+    assert 1 <= len(before) < 4
+    shutil.move(old, new)  # the whole storage, seen under another path
+
+    resumed = subprocess.run([*CLI, "resume", str(new / "sweeps" / "m")], capture_output=True, text=True, env=ENV,
+                             timeout=600, start_new_session=True)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    after = finished(new / "sweeps" / "m" / data.stem)
+    assert len(after) >= 4 and all(after[t] == s for t, s in before.items())
+    assert not old.exists(), "nothing was written under the old path"
+    log = (new / "sweeps" / "m" / "pools" / "trainings.log").read_text().splitlines()
+    assert len(log) == 1, "the pool trained before the move was found, not trained again"

@@ -313,3 +313,56 @@ def test_interrupted_driver_saves_then_resume_completes(hopper_random_file: Path
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     after = {r.trial_id: r.last["score"] for r in finished(sweep, exp)}
     assert len(after) == 5 and all(after[t] == s for t, s in before.items())
+
+
+def test_a_worker_node_lost_mid_trial_is_resumed_elsewhere_from_its_checkpoint(
+        ray_head_without_cpus, hopper_random_file: Path, tmp_path: Path) -> None:
+    """Two worker nodes of one CPU each (tagged w1 and w2); once a trial has checkpointed, its node is
+    killed (SIGKILL of that node's whole session). Ray Tune retries the trial on the other node from its
+    checkpoint; the sweep completes, nothing finished is lost."""
+    address, _, procs, _ = ray_head_without_cpus
+    workers = {}
+    for tag in ("w1", "w2"):
+        workers[tag] = subprocess.Popen(
+            [str(BIN / "ray"), "start", "--address", address, "--block", "--num-cpus", "1", "--resources",
+             json.dumps({tag: 1})], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV,
+            start_new_session=True)
+        procs.append(workers[tag])
+    probe = ("import json, ray; ray.init(address='auto', log_to_driver=False); print(json.dumps({t: n['NodeID'] "
+             "for n in ray.nodes() if n['Alive'] for t in ('w1', 'w2') if t in n['Resources']}))")
+    deadline = time.time() + 120
+    nodes: dict[str, str] = {}
+    while time.time() < deadline and len(nodes) < 2:
+        out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
+                             env={**ENV, "RAY_ADDRESS": address}).stdout.strip().splitlines()
+        nodes = json.loads(out[-1]) if out else {}
+        time.sleep(1)
+    assert len(nodes) == 2, "both worker nodes joined"
+    exp = tmp_path / "lost" / hopper_random_file.stem
+    driver = subprocess.Popen(sweep_args(hopper_random_file, tmp_path, "lost", 2, "--concurrency", "2",
+                                         "--set", "epochs=10"),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env={**ENV, "RAY_ADDRESS": address}, start_new_session=True)
+    try:
+        victim = None
+        deadline = time.time() + 300
+        while victim is None and time.time() < deadline:
+            for r in read_trials(exp):
+                if r.status == "running" and 2 <= r.last.get("epoch", 0) < 8 and list(r.path.glob("checkpoint_*")):
+                    victim = r
+                    break
+            time.sleep(0.2)
+        assert victim is not None, "a trial reached a checkpoint mid-run"
+        lost = next(t for t, n in nodes.items() if n == victim.last["node_id"])
+        subprocess.run(["pkill", "-9", "-s", str(workers[lost].pid)], check=False)  # the node dies
+        out, err = driver.communicate(timeout=600)
+    finally:
+        kill_session(driver)
+    assert driver.returncode == 0, err[-3000:]
+    records = {r.trial_id: r for r in finished(tmp_path / "lost", hopper_random_file.stem)}
+    assert len(records) == 2
+    resumed = records[victim.trial_id]
+    survivor = nodes["w2" if lost == "w1" else "w1"]
+    assert resumed.last["node_id"] == survivor, "the trial finished on the other node"
+    assert resumed.last["epoch"] == 10 and resumed.last["iterations_since_restore"] < 10, \
+        "it continued from its checkpoint, not from the start"

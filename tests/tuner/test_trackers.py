@@ -1,5 +1,6 @@
 """Experiment trackers through Ray Tune's callbacks: TensorBoard events inside the sweep folder (metrics
-per epoch, searched values as hyperparameters), an MLflow run per trial in a local file store."""
+per epoch, searched values as hyperparameters), an MLflow run per trial in a local SQLite store, an
+offline W&B run per trial."""
 
 from __future__ import annotations
 
@@ -17,12 +18,13 @@ BIN = Path(sys.executable).parent
 ENV = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "RAY_AUTH_MODE": "token"}
 
 
-@pytest.mark.skipif(importlib.util.find_spec("mlflow") is None, reason="mlflow is not installed")
-def test_tensorboard_and_mlflow_record_every_trial(hopper_random_file: Path, tmp_path: Path) -> None:
-    env = {k: v for k, v in ENV.items() if k != "MLFLOW_TRACKING_URI"}
+@pytest.mark.skipif(importlib.util.find_spec("mlflow") is None or importlib.util.find_spec("wandb") is None,
+                    reason="mlflow or wandb is not installed")
+def test_tensorboard_mlflow_and_wandb_record_every_trial(hopper_random_file: Path, tmp_path: Path) -> None:
+    env = {k: v for k, v in ENV.items() if k not in ("MLFLOW_TRACKING_URI", "WANDB_MODE", "WANDB_API_KEY")}
     done = subprocess.run([str(BIN / "mbrl-tune"), "sweep", "--space", "quick", "--dataset", str(hopper_random_file),
                            "--trials", "2", "--storage", str(tmp_path), "--name", "t", "--preset", "tiny",
-                           "--searcher", "random", "--log", "tensorboard,mlflow"],
+                           "--searcher", "random", "--log", "tensorboard,mlflow,wandb"],
                           capture_output=True, text=True, env=env, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     sweep = tmp_path / "t"
@@ -36,6 +38,8 @@ def test_tensorboard_and_mlflow_record_every_trial(hopper_random_file: Path, tmp
         data = b"".join(e.read_bytes() for e in events)
         assert b"ray/tune/score" in data and b"ray/tune/q_mean" in data  # per-epoch metrics
         assert b"lam" in data and b"rollout.horizon" in data  # the searched values, as hyperparameters
+        offline = list(r.path.glob("wandb/offline-run-*/run-*.wandb"))  # W&B, offline: no key, no network
+        assert len(offline) == 1 and b"score" in offline[0].read_bytes()
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(f"sqlite:///{sweep / 'mlflow.db'}")
