@@ -37,3 +37,27 @@ def test_missing_previous_checkpoint_of_an_unfinished_trial_is_restored(tmp_path
     assert sorted(p.name for p in first.iterdir()) == ["checkpoint_000000", "params.json", "result.json"]
     assert not list(stale.glob(".*tmp"))  # nothing half-written left behind
     assert restore_missing_checkpoints(tmp_path) == []  # repaired once
+
+
+def test_trial_names_and_order_for_new_and_old_folder_names(tmp_path: Path) -> None:
+    """New folders are ``trial-<number>-<id>``; sweeps made before keep Tune's names and still load, with the
+    same display names and creation order; a trial that reported nothing yet still gets its id."""
+    from types import SimpleNamespace
+
+    from tuner.records import read_trials, trial_dirname
+
+    assert trial_dirname(SimpleNamespace(experiment_tag="4_lam=1.0,penalty=ll_var", trial_id="723b9867")) == \
+        "trial-0004-723b9867"
+    old = "tune_trainable_723b9867_12_checkpoint_every=1,dataset=x_hdf5,device=cpu_2026-12-01_20-11-01"
+    new_dir = make_trial(tmp_path, "trial-0003-a1b2c3d4", "finished", [])
+    old_dir = make_trial(tmp_path, old, "finished", [])
+    for folder, trial_id in ((new_dir, "a1b2c3d4"), (old_dir, "723b9867")):  # result lines carry the id
+        rows = [json.loads(line) for line in (folder / "result.json").read_text().splitlines()]
+        (folder / "result.json").write_text("".join(json.dumps({**r, "trial_id": trial_id}) + "\n" for r in rows))
+    pending = tmp_path / "tune_trainable_5e5e5e5e_13_lam=2_2026-12-01_20-12-00"
+    pending.mkdir()
+    (pending / "params.json").write_text(json.dumps({"lam": 2.0}))
+    records = read_trials(tmp_path)
+    assert [(r.name, r.order) for r in records] == [
+        ("trial-0003-a1b2c3d4", 3), ("trial-0012-723b9867", 12), ("trial-0013-5e5e5e5e", 13)]
+    assert records[2].status == "pending"
