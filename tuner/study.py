@@ -143,13 +143,12 @@ def _generate(spec: StudySpec, ds: StudyDataset, folder: Path, base: dict[str, A
 
 
 def _sweep_missing(spec: StudySpec, ds: StudyDataset, folder: Path) -> str | None:
-    """None when the dataset's sweep has all its trials ended without error; else what is missing."""
-    records = read_trials(sweep_dir(folder, ds) / Path(ds.path).stem)
-    ended = sum(r.status in ENDED for r in records)
-    errored = sum(r.status == "error" for r in records)
-    if ended >= spec.trials and not errored:
-        return None
-    return f"{ended}/{spec.trials} trials finished, {errored} errored, {max(spec.trials - ended - errored, 0)} missing"
+    """None when the dataset's sweep is complete (``tuner.status.completion``, the rule ``sweep`` and
+    ``resume`` exit by); else what is missing."""
+    from tuner.status import completion  # noqa: PLC0415
+
+    c = completion(spec.trials, read_trials(sweep_dir(folder, ds) / Path(ds.path).stem))
+    return None if c.complete else f"{c.ended}/{c.target} trials finished, {c.errored} errored, {c.missing} missing"
 
 
 def _sweep(spec: StudySpec, ds: StudyDataset, folder: Path, base: dict[str, Any]) -> bool:
