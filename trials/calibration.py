@@ -44,7 +44,7 @@ import torch
 from trials.config import TrialConfig
 from trials.dataset import Dataset
 from trials.dynamics import EnsembleDynamics
-from trials.envs import EnvSpec, set_state
+from trials.envs import VELOCITY_CLIP, EnvSpec, set_state
 from trials.penalties import PENALTIES
 from trials.pool import select_members
 from trials.sac import Actor
@@ -52,8 +52,6 @@ from trials.sac import Actor
 #: The heuristics calibrated: every registered penalty but ``none`` (constant zero).
 HEURISTICS: tuple[str, ...] = tuple(name for name in PENALTIES if name != "none")
 
-#: Per env: the bound Gymnasium clips observed velocities to (None: not clipped).
-VELOCITY_CLIP: dict[str, float | None] = {"hopper": 10.0, "walker2d": 10.0, "halfcheetah": None}
 #: Envs whose state rebuilt from an observation is approximate even below the clip bound.
 APPROXIMATE_REBUILD: frozenset[str] = frozenset({"walker2d"})
 

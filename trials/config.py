@@ -19,11 +19,16 @@ from trials.files import atomic_write_text, read_yaml_mapping
 from trials.sac import SACConfig
 
 PenaltyName = Literal["none", "max_aleatoric", "max_pairwise_diff", "ensemble_std", "ensemble_var",
-                      "ll_var", "loo_kl"]
+                      "ll_var", "loo_kl", "mobile"]
+#: Where rollouts come from: the learned ensemble, or the real simulator (the edge-of-reach test).
+DynamicsKind = Literal["learned", "true"]
 #: Floating-point formats the rollout's ensemble forward can run its matrix multiplies in.
 RolloutPrecision = Literal["float32", "bfloat16"]
 #: Penalties that compare members, so need at least two of them.
 MULTI_MEMBER_PENALTIES = ("max_pairwise_diff", "ensemble_std", "ensemble_var", "ll_var", "loo_kl")
+#: Penalties computed at SAC update time from the critics and the model (``trials.mobile``); the rollout
+#: stores unpenalised rewards for them.
+UPDATE_TIME_PENALTIES = ("mobile",)
 
 
 class ConfigError(ValueError):
@@ -35,7 +40,13 @@ class _Strict(BaseModel):
 
 
 class DynamicsConfig(_Strict):
-    """Architecture and training of the dynamics pool (part of the pool's cache key)."""
+    """Architecture and training of the dynamics pool (part of the pool's cache key, ``kind`` excepted)."""
+
+    kind: DynamicsKind = "learned"
+    """``learned``: rollouts step the trial's members of the shared pool. ``true``: they step the real
+    MuJoCo simulator from the dataset states' stored ``infos/qpos``/``infos/qvel`` (no pool is trained;
+    the edge-of-reach paper's test: penalties that need an ensemble are undefined there, so only
+    ``penalty: none``, with or without a critic ensemble, is allowed)."""
 
     pool_size: int = Field(7, ge=1, le=64)
     """Members trained in the shared pool (N_max); a trial uses ``num_models`` of them."""
@@ -100,6 +111,8 @@ class TrialConfig(_Strict):
     """Uncertainty heuristic u(s, a) subtracted from model rewards (formulas in docs/design.md)."""
     lam: float = Field(1.0, ge=0)
     """Penalty weight lambda: model reward is r - lam * u(s, a)."""
+    mobile_samples: int = Field(10, ge=1, le=1000)
+    """Next states sampled per elite for MOBILE's penalty (``penalty: mobile``; OfflineRL-Kit: 10)."""
     num_models: int = Field(7, ge=1)
     """Ensemble members of the pool this trial uses (N), chosen by ``trials.pool.select_members``."""
     num_elites: int = Field(5, ge=1)
@@ -140,8 +153,13 @@ class TrialConfig(_Strict):
                              f"{self.dynamics.pool_size}")
         if self.num_elites > self.num_models:
             raise ValueError(f"num_elites={self.num_elites} exceeds num_models={self.num_models}")
-        if self.penalty in MULTI_MEMBER_PENALTIES and self.num_models < 2:
+        if self.dynamics.kind == "true" and self.penalty != "none":
+            raise ValueError(f"penalty '{self.penalty}' needs a learned ensemble, undefined with dynamics.kind="
+                             f"true; allowed there: none (with sac.num_critics and sac.eta for RAVL)")
+        if self.dynamics.kind == "learned" and self.penalty in MULTI_MEMBER_PENALTIES and self.num_models < 2:
             raise ValueError(f"penalty '{self.penalty}' needs num_models >= 2, got {self.num_models}")
+        if self.dynamics.kind == "learned" and self.penalty == "mobile" and self.num_elites < 2:
+            raise ValueError(f"penalty 'mobile' (a std over elites) needs num_elites >= 2, got {self.num_elites}")
         return self
 
     # ------------------------------------------------------------ construction

@@ -105,6 +105,9 @@ ENVS: dict[str, EnvSpec] = {
                                  inverted_pendulum_terminated, None, None, qpos_dim=2, qvel_dim=2),
 }
 
+#: Per locomotion env: the bound its Gymnasium v5 observation clips velocities to (None: not clipped).
+VELOCITY_CLIP: dict[str, float | None] = {"hopper": 10.0, "walker2d": 10.0, "halfcheetah": None}
+
 #: The tasks datasets can be made for (D4RL's locomotion suite).
 DATASET_ENVS = ("hopper", "halfcheetah", "walker2d")
 

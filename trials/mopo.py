@@ -7,6 +7,10 @@ deterministic policy is evaluated in the real MuJoCo env. The whole state (netwo
 buffer, RNGs) is a ``state_dict``, so a run resumed from a checkpoint continues to the same results.
 
 Score: the mean D4RL-normalised score of the last ``score_window`` evaluations (1: the latest one).
+The rollout model is the trial's members of the shared pool, or the real simulator with
+``dynamics.kind: true`` (:mod:`trials.true_dynamics`). MOBILE's penalty (``penalty: mobile``) is applied
+to each batch's model rows at update time (:mod:`trials.mobile`); the other penalties at rollout time.
+
 Divergence rule: NaN or inf in a SAC loss or Q-value ends the trial with status ``diverged``; its
 reported score is that of its last finite evaluations, or 0.0 (the D4RL random-policy level) if none.
 """
@@ -21,31 +25,44 @@ from typing import Any
 import numpy as np
 import torch
 
-from trials.config import TrialConfig
+from trials.config import UPDATE_TIME_PENALTIES, TrialConfig
 from trials.dataset import Dataset
 from trials.dynamics import EnsembleDynamics
 from trials.evaluation import evaluate
+from trials.mobile import bellman_penalty
 from trials.penalties import get_penalty
 from trials.pool import PoolInfo, select_members
 from trials.replay import ReplayBuffer
 from trials.rollout import RolloutStats, rollout
 from trials.sac import SAC
+from trials.true_dynamics import Simulator, true_rollout
 
 RUNNING, FINISHED, DIVERGED = "running", "finished", "diverged"
 
 
 class MOPOTrainer:
-    """One trial's learner: the selected dynamics members, SAC, the real and model buffers."""
+    """One trial's learner: the selected dynamics members (or the simulator), SAC, the real and model
+    buffers. ``pool`` is None exactly when ``dynamics.kind`` is ``true``."""
 
-    def __init__(self, cfg: TrialConfig, dataset: Dataset, pool: EnsembleDynamics, pool_info: PoolInfo) -> None:
+    def __init__(self, cfg: TrialConfig, dataset: Dataset, pool: EnsembleDynamics | None,
+                 pool_info: PoolInfo) -> None:
         self.cfg = cfg
         self.spec = dataset.spec
         self.device = torch.device(cfg.device)
         torch.manual_seed(cfg.seed)
         self.gen = torch.Generator(device=self.device).manual_seed(cfg.seed)
-        self.model, self.elites = select_members(pool.to(self.device), cfg.num_models, cfg.num_elites)
+        self.model: EnsembleDynamics | None = None
+        self.sim: Simulator | None = None
+        if pool is not None:
+            self.model, self.elites = select_members(pool.to(self.device), cfg.num_models, cfg.num_elites)
+        else:
+            if dataset.qpos is None or dataset.qvel is None:
+                raise ValueError(f"{cfg.dataset}: dynamics.kind=true starts rollouts at the stored simulator "
+                                 f"states, and this dataset has no infos/qpos and infos/qvel")
+            self.sim = Simulator(self.spec)
+            self.qpos, self.qvel = np.asarray(dataset.qpos, np.float64), np.asarray(dataset.qvel, np.float64)
         self.pool_info = pool_info
-        self.penalty = get_penalty(cfg.penalty)
+        self.penalty = get_penalty("none" if cfg.penalty in UPDATE_TIME_PENALTIES else cfg.penalty)
         self.agent = SAC(self.spec.obs_dim, self.spec.act_dim, cfg.sac, self.device, seed=cfg.seed + 1)
         self.real = ReplayBuffer(len(dataset), self.spec.obs_dim, self.spec.act_dim, self.device)
         t = lambda a: torch.as_tensor(a, dtype=torch.float32, device=self.device)  # noqa: E731
@@ -65,18 +82,32 @@ class MOPOTrainer:
     # ------------------------------------------------------------ one epoch
     def _rollout_round(self) -> RolloutStats:
         idx = self.real.sample_idx(self.cfg.rollout.batch_size, self.gen)
+        if self.sim is not None:
+            rows = idx.cpu().numpy()
+            return true_rollout(self.sim, self.agent, self.real.obs[idx], self.qpos[rows], self.qvel[rows],
+                                self.cfg.rollout.horizon, self.model_buffer)
+        assert self.model is not None
         return rollout(self.model, self.elites, self.agent, self.real.obs[idx], self.cfg.rollout.horizon,
                        self.spec.terminated, self.penalty, self.cfg.lam, self.model_buffer, self.gen,
                        precision=self.cfg.rollout.precision)
 
-    def _batch(self) -> tuple[torch.Tensor, ...]:
+    def _batch(self) -> tuple[tuple[torch.Tensor, ...], int]:
+        """A SAC batch (real rows first) and how many of its rows are real."""
         n = self.cfg.sac.batch_size
         n_real = n if len(self.model_buffer) == 0 else int(round(n * self.cfg.real_ratio))
         real = self.real.sample(n_real, self.gen)
         if n_real == n:
-            return real
+            return real, n_real
         fake = self.model_buffer.sample(n - n_real, self.gen)
-        return tuple(torch.cat([a, b]) for a, b in zip(real, fake, strict=False))
+        return tuple(torch.cat([a, b]) for a, b in zip(real, fake, strict=False)), n_real
+
+    def _mobile_penalty(self, batch: tuple[torch.Tensor, ...], n_real: int) -> torch.Tensor:
+        """Penalise the batch's model rows by MOBILE's ``u(s, a)`` in place; returns ``u``."""
+        obs, act, rew = batch[0][n_real:], batch[1][n_real:], batch[2]
+        assert self.model is not None
+        u = bellman_penalty(self.model, self.elites, self.agent, obs, act, self.cfg.mobile_samples, self.gen)
+        rew[n_real:] -= self.cfg.lam * u
+        return u
 
     def run_epoch(self) -> dict[str, Any]:
         """Train one epoch, evaluate if due; returns the epoch's metrics (also kept in ``history``)."""
@@ -85,13 +116,21 @@ class MOPOTrainer:
         self.agent.set_actor_lr_for_epoch(self.epoch, cfg.epochs)
         rollouts: list[RolloutStats] = []
         sac_seconds = 0.0
+        update_penalty = torch.zeros(2, device=self.device)  # MOBILE's: sum and max over penalised rows
+        penalised_rows = 0
         for _ in range(cfg.steps_per_epoch):
             if self.updates % cfg.rollout.freq == 0:
                 start = time.perf_counter()
                 rollouts.append(self._rollout_round())
                 self.phase_seconds["rollout"] += time.perf_counter() - start
             start = time.perf_counter()
-            self.agent.update(*self._batch(), stats=stats)
+            batch, n_real = self._batch()
+            if cfg.penalty in UPDATE_TIME_PENALTIES and n_real < len(batch[0]):
+                u = self._mobile_penalty(batch, n_real)
+                update_penalty[0] += u.sum()
+                update_penalty[1] = torch.maximum(update_penalty[1], u.max())
+                penalised_rows += len(batch[0]) - n_real
+            self.agent.update(*batch, stats=stats)
             sac_seconds += time.perf_counter() - start
             self.updates += 1
         self.phase_seconds["sac"] += sac_seconds
@@ -121,12 +160,15 @@ class MOPOTrainer:
                 rollout_length=float(np.mean([r.mean_length for r in rollouts])),
                 rollout_nonfinite=sum(r.nonfinite for r in rollouts),
             )
+        if penalised_rows:  # the penalty applied at update time is the epoch's penalty
+            metrics["penalty_mean"] = float(update_penalty[0]) / penalised_rows
+            metrics["penalty_max"] = float(update_penalty[1])
         metrics.update(
             normalized_score=self.last_eval.get("normalized_score", 0.0),
             return_mean=self.last_eval.get("return_mean", float("nan")),
             return_std=self.last_eval.get("return_std", float("nan")),
             evaluated=evaluated,
-            model_holdout_mse=float(self.model.holdout_loss.mean()),
+            model_holdout_mse=float(self.model.holdout_loss.mean()) if self.model is not None else 0.0,
             model_buffer_size=len(self.model_buffer),
             updates_per_sec=cfg.steps_per_epoch / max(sac_seconds, 1e-9),
             status=self.status,

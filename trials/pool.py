@@ -29,8 +29,9 @@ from trials.dynamics import EnsembleDynamics, FitResult, fit
 
 
 def pool_key(dataset_hash: str, seed: int, cfg: DynamicsConfig) -> str:
-    """The artifact key: dataset content hash, seed, and every architecture/training setting."""
-    blob = json.dumps([dataset_hash, seed, cfg.model_dump(mode="json")], sort_keys=True)
+    """The artifact key: dataset content hash, seed, and every architecture/training setting (``kind``
+    excepted: it says whether a pool is used at all, and leaving it out keeps the keys of stored pools)."""
+    blob = json.dumps([dataset_hash, seed, cfg.model_dump(mode="json", exclude={"kind"})], sort_keys=True)
     return f"pool-{dataset_hash}-s{seed}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
 
 
@@ -49,6 +50,12 @@ class PoolInfo:
     fit: dict[str, Any] = field(default_factory=dict)
     """The rest of :class:`trials.dynamics.FitResult` (holdout MSE in the data's own units and in target
     std units, member disagreement); empty for pools stored before it was recorded."""
+
+    @classmethod
+    def simulator(cls) -> PoolInfo:
+        """What a trial whose rollouts step the real simulator (``dynamics.kind: true``) reports."""
+        return cls(key="true-dynamics", path=Path(), trained_here=False, train_seconds=0.0, epochs=0,
+                   holdout_mse=[])
 
 
 def _train(ds: Dataset, seed: int, cfg: DynamicsConfig, device: torch.device) -> tuple[EnsembleDynamics, FitResult]:

@@ -1,6 +1,13 @@
-"""Soft Actor-Critic (Haarnoja et al. 2018, the automatic-entropy version): tanh-Gaussian actor, twin
-critics computed as one two-member ensemble, Polyak-averaged targets, entropy temperature tuned toward
-``-act_dim``. Used online to make behaviour policies and offline on the real/model mix of a trial."""
+"""Soft Actor-Critic (Haarnoja et al. 2018, the automatic-entropy version): tanh-Gaussian actor, an
+ensemble of N critics computed as one batched network (N = 2: SAC's twin critics), Polyak-averaged
+targets, entropy temperature tuned toward ``-act_dim``. Used online to make behaviour policies and
+offline on the real/model mix of a trial.
+
+Value pessimism from the critic ensemble (EDAC, An et al. 2021; RAVL, Sims et al. 2024): the TD target
+and the actor's objective take the minimum over all N critics, and ``eta > 0`` adds EDAC's
+gradient-diversity term, the mean pairwise cosine similarity of the members' action gradients
+``eta / (N - 1) * mean_b sum_{i != j} <g_i, g_j>`` with ``g_i = grad_a Q_i(s_b, a_b) / ||grad_a Q_i||``
+(formulas in docs/design.md). N = 2 with ``eta = 0`` is plain SAC."""
 
 from __future__ import annotations
 
@@ -46,6 +53,16 @@ class SACConfig(BaseModel):
     """Tune the temperature toward ``target_entropy`` (else keep ``init_alpha``)."""
     target_entropy: float | None = None
     """Target policy entropy; None means ``-act_dim`` (MOPO's official code uses -3 for every env)."""
+    num_critics: int = Field(2, ge=2, le=100)
+    """Q-functions in the critic ensemble (N); the TD target and the actor's objective use the minimum
+    over all of them (SAC: 2; EDAC and RAVL: 10-50)."""
+    eta: float = Field(0.0, ge=0)
+    """Weight of EDAC's gradient-diversity term in the critic loss (0: off; RAVL's default is 1)."""
+    deterministic_backup: bool = False
+    """Leave the entropy term ``-alpha log pi(a'|s')`` out of the TD target (OfflineRL-Kit's MOBILE runs
+    with it on)."""
+    target_floor: float | None = None
+    """Clip TD targets from below at this value (None: no clip; OfflineRL-Kit's MOBILE clips at 0)."""
     actor_lr_schedule: Literal["constant", "cosine"] = "constant"
     """Actor learning rate over a run: constant, or cosine-decayed from ``actor_lr`` to 0 over the run's
     epochs (OfflineRL-Kit's ``CosineAnnealingLR(actor_optim, epochs)``, stepped once per epoch)."""
@@ -108,8 +125,8 @@ class SAC(nn.Module):
         # lockstep) must not share the global RNG, or each one's results would depend on the others.
         self.gen = torch.Generator(device=self.device).manual_seed(seed)
         self.actor = Actor(obs_dim, act_dim, cfg.hidden, cfg.layers)
-        self.critic = EnsembleMLP(2, obs_dim + act_dim, 1, cfg.hidden, cfg.layers)
-        self.critic_target = EnsembleMLP(2, obs_dim + act_dim, 1, cfg.hidden, cfg.layers)
+        self.critic = EnsembleMLP(cfg.num_critics, obs_dim + act_dim, 1, cfg.hidden, cfg.layers)
+        self.critic_target = EnsembleMLP(cfg.num_critics, obs_dim + act_dim, 1, cfg.hidden, cfg.layers)
         self.critic_target.load_state_dict(self.critic.state_dict())
         self.critic_target.requires_grad_(False)
         self.log_alpha = nn.Parameter(torch.tensor(math.log(cfg.init_alpha)))
@@ -144,7 +161,32 @@ class SAC(nn.Module):
         return self.act(t, deterministic=deterministic)[0].cpu().numpy()
 
     def _q(self, net: EnsembleMLP, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
-        return net(torch.cat([obs, act], dim=-1)).squeeze(-1)  # [2, B]
+        return net(torch.cat([obs, act], dim=-1)).squeeze(-1)  # [N, B]
+
+    @torch.no_grad()
+    def target_value(self, obs: torch.Tensor) -> torch.Tensor:
+        """``min_j Q_target_j(s, a')`` with ``a' ~ pi(.|s)``, for states ``[..., obs_dim]`` -> ``[...]``
+        (MOBILE's penalty; no entropy term)."""
+        flat = obs.reshape(-1, self.obs_dim)
+        act = self.actor(flat, with_log_prob=False, gen=self.gen)[0]
+        return self._q(self.critic_target, flat, act).min(0).values.reshape(obs.shape[:-1])
+
+    def diversity_loss(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        """EDAC's gradient-diversity term (before ``eta``): the pairwise cosine similarities of the
+        members' action gradients, summed over the N(N-1) ordered pairs, averaged over the batch, divided
+        by N - 1. Differentiable in the critics' weights (a double backward)."""
+        return self._q_and_diversity(obs, act)[1]
+
+    def _q_and_diversity(self, obs: torch.Tensor, act: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The critics' values ``[N, B]`` and the diversity term from one forward pass."""
+        n = self.cfg.num_critics
+        a = act.unsqueeze(0).expand(n, -1, -1).clone().requires_grad_(True)
+        q = self.critic(torch.cat([obs.unsqueeze(0).expand(n, -1, -1), a], dim=-1)).squeeze(-1)
+        (grad,) = torch.autograd.grad(q.sum(), a, create_graph=True)  # [N, B, A]: row i from Q_i only
+        grad = grad / (torch.linalg.vector_norm(grad, dim=-1, keepdim=True) + 1e-10)
+        gram = torch.einsum("iba,jba->bij", grad, grad)  # [B, N, N]
+        off_diagonal = gram.sum((1, 2)) - gram.diagonal(dim1=1, dim2=2).sum(-1)
+        return q, off_diagonal.mean() / (n - 1)
 
     def update(self, obs: torch.Tensor, act: torch.Tensor, rew: torch.Tensor, next_obs: torch.Tensor,
                done: torch.Tensor, stats: SACStats | None = None) -> None:
@@ -153,10 +195,18 @@ class SAC(nn.Module):
         alpha = self.log_alpha.exp().detach()
         with torch.no_grad():
             next_act, next_logp = self.actor(next_obs, gen=self.gen)
-            q_next = self._q(self.critic_target, next_obs, next_act).min(0).values - alpha * next_logp
+            q_next = self._q(self.critic_target, next_obs, next_act).min(0).values
+            if not cfg.deterministic_backup:
+                q_next = q_next - alpha * next_logp
             target = rew + cfg.gamma * (1.0 - done) * q_next
-        q = self._q(self.critic, obs, act)
-        critic_loss = (q - target).pow(2).mean(1).sum()  # both critics, each its MSE
+            if cfg.target_floor is not None:
+                target = target.clamp_min(cfg.target_floor)
+        if cfg.eta > 0:
+            q, diversity = self._q_and_diversity(obs, act)
+            critic_loss = (q - target).pow(2).mean(1).sum() + cfg.eta * diversity
+        else:
+            q = self._q(self.critic, obs, act)
+            critic_loss = (q - target).pow(2).mean(1).sum()  # every critic, each its MSE
         self.critic_opt.zero_grad(set_to_none=True)
         critic_loss.backward()
         self.critic_opt.step()

@@ -22,7 +22,7 @@ from trials.config import TrialConfig, apply_overrides, atomic_write_text
 from trials.dataset import Dataset, load_dataset
 from trials.memory import keep_freed_memory
 from trials.mopo import DIVERGED, FINISHED, MOPOTrainer
-from trials.pool import load_or_train_pool
+from trials.pool import PoolInfo, load_or_train_pool
 
 #: Keys of a Tune config that are not trial-config overrides.
 RESERVED_KEYS = ("base", "seeds", "threads")
@@ -30,8 +30,11 @@ CHECKPOINT_FILE = "trial_state.pt"
 
 
 def build_trainer(cfg: TrialConfig, dataset: Dataset) -> MOPOTrainer:
-    """Load (or train, once) the shared pool for (dataset, seed, architecture), then set up the learner."""
+    """Load (or train, once) the shared pool for (dataset, seed, architecture), then set up the learner
+    (no pool with ``dynamics.kind: true``: rollouts step the simulator)."""
     keep_freed_memory()
+    if cfg.dynamics.kind == "true":
+        return MOPOTrainer(cfg, dataset, None, PoolInfo.simulator())
     pool, info = load_or_train_pool(dataset, cfg.seed, cfg.dynamics, cfg.resolved_pool_dir, cfg.device)
     return MOPOTrainer(cfg, dataset, pool, info)
 
