@@ -3,7 +3,9 @@
 Source: ``trials/data/hand_tuned_baselines.yaml`` (citations there and in ``docs/reference.md``). Each
 source has ``settings`` shared by all its datasets (the algorithm as that code base runs it, its SAC
 included: MOPO's official code uses target entropy -3 for every env, OfflineRL-Kit a cosine-decayed actor
-learning rate) and a row per dataset with the rollout horizon ``h`` and the penalty weight ``lambda``.
+learning rate) and a row per dataset with the rollout horizon ``h``, the penalty weight ``lambda`` and
+optionally ``set``, further overrides of that row (MOBILE's fixed temperature on hopper-medium). A source
+whose setting is the same everywhere (RAVL's code defaults) gives a ``default_row`` instead.
 A baseline is compared as its source ran it, so :func:`hand_tuned` returns both.
 """
 
@@ -47,8 +49,10 @@ def agent_settings(source: str) -> dict[str, Any]:
 def hand_tuned(source: str, dataset: str) -> dict[str, Any]:
     """Overrides for ``dataset`` (``<env>-<level>``, e.g. ``hopper-medium``) from ``source``; a ValueError
     names the known sources or datasets otherwise."""
-    rows = _source(source)["datasets"]
-    if dataset not in rows:
+    entry = _source(source)
+    rows = entry["datasets"]
+    row = rows.get(dataset, entry.get("default_row"))
+    if row is None:
         raise ValueError(f"baseline '{source}' has no setting for '{dataset}'; it has: {', '.join(rows)}")
-    row = rows[dataset]
-    return {**source_settings(source), "lam": float(row["lambda"]), "rollout.horizon": int(row["h"])}
+    return {**source_settings(source), "lam": float(row["lambda"]), "rollout.horizon": int(row["h"]),
+            **row.get("set", {})}

@@ -14,6 +14,8 @@ from ax.api.client import Client
 
 from search_spaces import SearchSpace, SearchSpaceError, builtin_names, load_builtin
 from search_spaces.space import ChoiceParameter, RangeParameter
+from trials.baselines import hand_tuned
+from trials.config import TrialConfig
 
 PENALTIES = ["max_aleatoric", "max_pairwise_diff", "ensemble_std", "ensemble_var", "ll_var", "loo_kl"]
 BASELINE = {
@@ -70,7 +72,7 @@ def load_text(tmp_path: Path, text: str, name: str = "bad.yaml") -> SearchSpace:
 # ---------------------------------------------------------------- shipped files
 
 
-@pytest.mark.parametrize("name", ["quick", "paper"])
+@pytest.mark.parametrize("name", ["quick", "paper", "modern"])
 def test_shipped_spaces_load_and_build_an_ax_experiment(name: str) -> None:
     space = load_builtin(name)
     client = Client(random_seed=0)
@@ -102,6 +104,30 @@ def test_paper_space_searches_every_heuristic_with_its_own_log_lambda() -> None:
     assert (by_key["num_models"].low, by_key["num_models"].high) == (2, 10)
     assert [c.text for c in space.constraints] == ["num_elites <= num_models"]
     assert space.encode(BASELINE)["lam__max_aleatoric"] == 5.0
+
+
+def test_modern_space_spans_mopo_penalties_mobile_and_ravl_each_with_its_own_parameters() -> None:
+    space = load_builtin("modern")
+    penalty = space.parameters[0]
+    assert isinstance(penalty, ChoiceParameter)
+    assert list(penalty.values) == [*PENALTIES, "mobile", "none"]
+    assert {p.key for p in penalty.depends["mobile"]} == {"lam", "mobile_samples"}
+    assert {p.key for p in penalty.depends["none"]} == {"sac.num_critics", "sac.eta"}  # RAVL
+    rng = np.random.default_rng(0)
+    seen = set()
+    for _ in range(200):  # every sampled point is a valid trial config, its branch's keys only
+        point = space.sample_random(rng)
+        seen.add(point["penalty"])
+        TrialConfig(dataset="x.hdf5", dynamics={"pool_size": 10}).with_overrides(point)  # else ConfigError
+        assert ("lam" in point) == (point["penalty"] != "none")
+        assert ("sac.num_critics" in point) == ("sac.eta" in point) == (point["penalty"] == "none")
+        assert ("mobile_samples" in point) == (point["penalty"] == "mobile")
+    assert seen == set(penalty.values)
+    for source in ("mopo_official", "mobile", "ravl"):  # each published method is a point of the space
+        baseline = hand_tuned(source, "hopper-medium")
+        projected = space.project(baseline)
+        assert projected["penalty"] == baseline["penalty"]
+        space.encode(projected)
 
 
 def test_quick_space_fixes_the_ensemble_and_real_ratio() -> None:

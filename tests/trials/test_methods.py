@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from tests.trials.test_mopo import tiny_config
+from trials.baselines import hand_tuned
 from trials.config import ConfigError, TrialConfig
 from trials.dataset import load_hdf5
 from trials.dynamics import EnsembleDynamics
@@ -233,3 +234,18 @@ def test_true_dynamics_trial_runs_without_a_pool_and_refuses_ensemble_penalties(
     for penalty in ("max_aleatoric", "mobile"):
         with pytest.raises(ConfigError, match="needs a learned ensemble"):
             TrialConfig(dataset="x.hdf5").with_overrides({"penalty": penalty, "dynamics.kind": "true"})
+
+
+def test_mobile_and_ravl_baselines_carry_their_published_settings() -> None:
+    mobile = hand_tuned("mobile", "hopper-medium")
+    assert (mobile["penalty"], mobile["lam"], mobile["rollout.horizon"]) == ("mobile", 1.5, 5)
+    assert (mobile["sac.auto_alpha"], mobile["sac.init_alpha"]) == (False, 0.2)  # that row's own setting
+    assert "sac.auto_alpha" not in hand_tuned("mobile", "walker2d-medium")
+    ravl = hand_tuned("ravl", "walker2d-random")  # one default row for every dataset
+    assert (ravl["penalty"], ravl["sac.num_critics"], ravl["sac.eta"], ravl["rollout.horizon"]) == ("none", 10, 1.0, 5)
+    for source in ("mobile", "ravl"):
+        for name in ("hopper-medium", "halfcheetah-random"):
+            cfg = TrialConfig(dataset="x.hdf5").with_overrides(hand_tuned(source, name))
+            assert cfg.sac.num_critics == (10 if source == "ravl" else 2)
+    with pytest.raises(ValueError, match="no setting for 'hopper-expert'"):
+        hand_tuned("mobile", "hopper-expert")
