@@ -1,9 +1,12 @@
-"""Learning check (a script, not a test): the published hand-tuned MOPO setting for a dataset, trained
-by the trial engine within a wall-clock budget on this machine; prints its normalised score against the
-behaviour policy's and the wall-clock split by phase.
+"""Learning check (a script, not a test): a published hand-tuned setting for a dataset (MOPO's by
+default; ``--baseline mobile`` or ``ravl`` for the newer methods), trained by the trial engine within a
+wall-clock budget on this machine; prints its normalised score against the behaviour policy's, the mean
+Q-value per epoch (the edge-of-reach check: ``--set dynamics.kind=true``) and the wall-clock by phase.
 
     .venv/bin/python -m benchmarks.learning_check --dataset data/hopper-medium-100k.hdf5 --epochs 60 \
         [--set rollout.precision=bfloat16]
+    .venv/bin/python -m benchmarks.learning_check --dataset data/halfcheetah-random-100k.hdf5 --baseline ravl \
+        --set dynamics.kind=true
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from trials.baselines import hand_tuned
+from trials.baselines import baseline_sources, hand_tuned
 from trials.config import TrialConfig, parse_overrides
 from trials.dataset import load_dataset
 from trials.trainable import run_standalone
@@ -23,12 +26,14 @@ from trials.trainable import run_standalone
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dataset", default="data/hopper-medium-100k.hdf5")
-    p.add_argument("--baseline", default="mopo_official", help="mopo_official or offlinerl_kit")
+    p.add_argument("--baseline", default="mopo_official", choices=baseline_sources(),
+                   help="the source of the hand-tuned setting")
     p.add_argument("--epochs", type=int, default=60)
     p.add_argument("--steps-per-epoch", type=int, default=1000)
     p.add_argument("--eval-every", type=int, default=10)
     p.add_argument("--eval-episodes", type=int, default=10)
-    p.add_argument("--pool-max-epochs", type=int, default=40, help="cap on dynamics training epochs")
+    p.add_argument("--pool-max-epochs", type=lambda v: None if v == "none" else int(v), default=40,
+                   help="cap on dynamics training epochs ('none': to early stopping)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default="runs/learning_check")
@@ -53,6 +58,9 @@ def main() -> None:
         "behaviour_normalized_score": results["behaviour_normalized_score"],
         "scores_by_epoch": [(h["epoch"], round(h["normalized_score"], 1)) for h in results["history"]
                             if h["evaluated"]],
+        "q_mean_by_epoch": [round(h["q_mean"], 1) for h in results["history"]],
+        "penalty_mean_by_epoch": [round(h.get("penalty_mean", 0.0), 3) for h in results["history"]],
+        "status": results["status"],
         "wall_seconds": round(results["wall_seconds"], 1),
         "phase_seconds": {k: round(v, 1) for k, v in phases.items()},
         "pool_epochs": results["pool"]["epochs"],

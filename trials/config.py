@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from trials.files import atomic_write_text, read_yaml_mapping
 from trials.sac import SACConfig
@@ -46,7 +46,13 @@ class DynamicsConfig(_Strict):
     """``learned``: rollouts step the trial's members of the shared pool. ``true``: they step the real
     MuJoCo simulator from the dataset states' stored ``infos/qpos``/``infos/qvel`` (no pool is trained;
     the edge-of-reach paper's test: penalties that need an ensemble are undefined there, so only
-    ``penalty: none``, with or without a critic ensemble, is allowed)."""
+    ``penalty: none``, with or without a critic ensemble, is allowed). YAML reads a bare ``true`` as a
+    boolean, so ``kind: true`` and ``--set dynamics.kind=true`` are taken as ``"true"``."""
+
+    @field_validator("kind", mode="before")
+    @classmethod
+    def _yaml_true(cls, value: Any) -> Any:
+        return "true" if value is True else value
 
     pool_size: int = Field(7, ge=1, le=64)
     """Members trained in the shared pool (N_max); a trial uses ``num_models`` of them."""
