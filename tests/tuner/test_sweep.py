@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -63,6 +64,22 @@ def test_sweep_runs_baseline_first_and_trains_each_pool_once(small_sweep: tuple[
 
     status = subprocess.run([*CLI, "status", str(sweep)], capture_output=True, text=True, env=ENV)
     assert status.returncode == 0 and "3/3 trials complete" in status.stdout
+
+
+def test_modern_space_sweeps_mopo_mobile_and_ravl_trials(hopper_random_file: Path, tmp_path: Path) -> None:
+    """Ax over modern.yaml at the tiny preset: the baseline, then Sobol points that reach the other methods
+    (``--search-seed`` makes the draw the same on every run)."""
+    args = sweep_args(hopper_random_file, tmp_path, "m", 5, "--concurrency", "2", "--search-seed", "3")
+    args[args.index("quick")] = "modern"
+    done = subprocess.run(args, capture_output=True, text=True, timeout=900, env=ENV)
+    assert done.returncode == 0, done.stderr[-3000:]
+    records = finished(tmp_path / "m", hopper_random_file.stem)
+    assert len(records) == 5
+    methods = {r.overrides["penalty"] for r in records}
+    assert "max_aleatoric" in methods and len(methods) >= 3, methods
+    for r in records:
+        assert ("sac.num_critics" in r.overrides) == (r.overrides["penalty"] == "none")
+        assert math.isfinite(r.last["q_mean"])
 
 
 def test_export_then_train_reproduces_the_trial(small_sweep: tuple[Path, str], hopper_random_file: Path,
