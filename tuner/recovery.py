@@ -11,6 +11,11 @@ a traceback on every try. So:
   the same configs, the trials that finished after them; their first results stay on disk). Without a
   good copy the resume is refused with one line naming the file and what to do.
 
+A sweep moved to another path (another machine mounting the same storage elsewhere) is followed by
+:func:`follow_move`: Tune itself re-points the restored trials, but the search generator's pickled
+experiment keeps the old storage path, and every trial it creates after the resume would write there
+(and fail on a machine where that path does not exist); the state file is rewritten to the new path.
+
 Trials' checkpoints are not checked here: a trial whose checkpoint cannot be read starts over
 (``trials.trainable``), its finished siblings are untouched.
 """
@@ -112,6 +117,31 @@ def repair_state(exp_dir: Path) -> list[str]:
         _copy_atomic(copy, exp_dir / copy.name)
         why = problems[pattern][1] if pattern in problems else "restored with the damaged ones, to agree with them"
         notes.append(f"{copy.name} ({why}): replaced by the copy kept in {BACKUP_DIR}/")
+    return notes
+
+
+def follow_move(exp_dir: Path) -> list[str]:
+    """Re-point the search generator's stored experiment at ``exp_dir`` when the sweep was moved; returns
+    a note per state file rewritten (atomically)."""
+    notes = []
+    for path in sorted(exp_dir.glob("search_gen_state-*.json")):
+        state = cloudpickle.loads(path.read_bytes())
+        experiment = state.get("experiment") if isinstance(state, dict) else None
+        if experiment is None:
+            continue
+        storages = {id(s): s for s in (getattr(experiment, "storage", None),
+                                       getattr(experiment, "spec", {}).get("storage")) if s is not None}
+        moved = [s for s in storages.values()
+                 if (s.storage_fs_path, s.experiment_dir_name) != (str(exp_dir.parent), exp_dir.name)]
+        if not moved:
+            continue
+        old = moved[0].storage_fs_path
+        for storage in moved:
+            storage.storage_fs_path, storage.experiment_dir_name = str(exp_dir.parent), exp_dir.name
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(cloudpickle.dumps(state))
+        os.replace(tmp, path)
+        notes.append(f"{path.name}: the sweep moved from {old}; new trials are written under {exp_dir.parent}")
     return notes
 
 

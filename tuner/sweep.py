@@ -36,7 +36,7 @@ from trials.pool import load_or_train_pool
 from trials.trainable import tune_trainable
 from tuner.errors import SweepError
 from tuner.records import STOPPED, mark_stopped, read_trials, restore_missing_checkpoints, trial_dirname
-from tuner.recovery import StateBackup, backup_state, repair_state
+from tuner.recovery import StateBackup, backup_state, follow_move, repair_state
 from tuner.searcher import SEARCHERS, WarmStartPoint, make_searcher
 from tuner.spec import SPEC_FILE, SweepSpec
 from tuner.trackers import quiet_tune_output, tracker_callbacks
@@ -268,6 +268,8 @@ def _run_experiment(spec: SweepSpec, dataset_path: str, dataset: Dataset, base: 
     repaired: list[Path] = []
     if resume and exp_dir.is_dir():
         for note in repair_state(exp_dir):  # a damaged state file: the last good copy, or a one-line refusal
+            print(f"[{label}] {note}", flush=True)
+        for note in follow_move(exp_dir):  # a moved sweep: new trials go where the sweep is now
             print(f"[{label}] {note}", flush=True)
     if resume and tune.Tuner.can_restore(str(exp_dir)):
         print(f"[{label}] resuming {exp_dir}", flush=True)
