@@ -286,6 +286,67 @@ def test_two_node_cluster_runs_trials_on_the_worker_node(ray_head_without_cpus, 
     assert {r.last["node_id"] for r in records} == worker_ids, "every trial ran on the worker node"
 
 
+def _start_worker(address: str, name: str, procs: list, port_offset: int) -> None:
+    """A worker node with one CPU on this host. Each node needs its own agent ports: two nodes on one host
+    with the default ones do not both join."""
+    ports = [str(52400 + 10 * port_offset + k) for k in range(3)]
+    procs.append(subprocess.Popen(
+        [str(BIN / "ray"), "start", "--address", address, "--block", "--num-cpus", "1", "--resources",
+         json.dumps({f"node_{name}": 1}), "--dashboard-agent-listen-port", ports[0], "--runtime-env-agent-port",
+         ports[1], "--metrics-export-port", ports[2]],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV, start_new_session=True))
+
+
+def _wait_cpus(address: str, cpus: int) -> None:
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        status = subprocess.run([str(BIN / "ray"), "status", "--address", address], capture_output=True,
+                                text=True, env=ENV).stdout
+        if f"/{cpus}.0 CPU" in status:
+            return
+        time.sleep(2)
+    pytest.fail(f"the cluster did not reach {cpus} CPUs")
+
+
+def test_a_worker_node_lost_mid_trial_continues_on_another_from_its_checkpoint(
+        ray_head_without_cpus, hopper_random_file: Path, tmp_path: Path) -> None:
+    """The trial starts on worker a (the only CPU); worker b joins; worker a is killed (its whole process
+    session, as a lost machine) after the trial checkpointed: Tune restarts the trial on b from its last
+    checkpoint, and the sweep completes with nothing lost."""
+    address, _, procs, _ = ray_head_without_cpus
+    _start_worker(address, "a", procs, 0)
+    _wait_cpus(address, 1)
+    args = sweep_args(hopper_random_file, tmp_path, "lost", 1, "--concurrency", "1", "--set", "epochs=100", "--set",
+                      "steps_per_epoch=100")  # long enough to outlast worker b's joining on a busy machine
+    driver = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                              env={**ENV, "RAY_ADDRESS": address}, start_new_session=True)
+    exp = tmp_path / "lost" / hopper_random_file.stem
+    try:
+        deadline = time.time() + 400
+        while time.time() < deadline:
+            results = list(exp.glob("trial-*/result.json"))
+            if results and len(results[0].read_text().splitlines()) >= 3:
+                break
+            time.sleep(0.5)
+        else:
+            pytest.fail("the trial did not reach its third epoch")
+        _start_worker(address, "b", procs, 1)
+        _wait_cpus(address, 2)
+        subprocess.run(["pkill", "-9", "-s", str(procs[1].pid)], check=False)  # worker a, all of it
+        at_kill = len(results[0].read_text().splitlines())
+        _, err = driver.communicate(timeout=600)
+    finally:
+        subprocess.run(["pkill", "-9", "-s", str(driver.pid)], check=False)
+    assert driver.returncode == 0, err[-3000:]
+    (record,) = read_trials(exp)
+    assert record.status == "finished" and record.last["epoch"] == 100
+    rows = [json.loads(line) for line in (record.path / "result.json").read_text().splitlines()]
+    epochs = [r["epoch"] for r in rows]
+    assert at_kill < 100, f"the trial had ended before worker a was lost: {epochs}"
+    assert epochs.count(1) == 1, f"the trial started over instead of resuming: {epochs}"
+    assert len({r["node_id"] for r in rows}) == 2, f"it ran on a, then on b: {[r['node_id'][:6] for r in rows]}"
+
+
 def test_asha_stops_trials_and_status_says_so(hopper_random_file: Path, tmp_path: Path) -> None:
     done = subprocess.run(sweep_args(hopper_random_file, tmp_path, "asha", 6, "--early-stop", "asha",
                                      "--searcher", "random", "--concurrency", "1"),
