@@ -16,6 +16,7 @@ Groups (``--only`` takes these; the matmul peak is always measured):
   worker process (its composite baseline needs ``sac`` and ``rollout`` in the same run)
 - ``methods``: SAC with 10 critics (and EDAC's eta) vs 2, MOBILE's update-time penalty vs the plain update,
   a true-simulator rollout round vs a learned-model one
+- ``seeds``: one epoch of SAC updates for S = 1, 2, 4 seeds, the seed-batched learner vs S separate ones
 - ``ax``: the Ax searcher's proposal time at 20 and 50 completed trials (paper.yaml, quick.yaml)
 - ``ray``: Ray Tune's overhead per no-op trial, reuse_actors False/True
 - ``sweeps``: trials per hour of real sweeps at concurrency 1 and 2, and the K-trial sweep cost with the
@@ -42,12 +43,12 @@ from typing import Any
 
 import torch
 
-from benchmarks import compute, engine, methods, tuning
+from benchmarks import compute, engine, methods, seeds, tuning
 from benchmarks.data import DEFAULT_DATA_DIR, hopper_random
 from benchmarks.report import Row, format_notes, format_table, write_json
 from benchmarks.sizes import Sizes, full, quick
 
-GROUPS = ("sac", "ensemble", "rollout", "epoch", "methods", "ax", "ray", "sweeps")
+GROUPS = ("sac", "ensemble", "rollout", "epoch", "methods", "seeds", "ax", "ray", "sweeps")
 RAY_GROUPS = ("ray", "sweeps")
 
 
@@ -117,6 +118,7 @@ def run_groups(sizes: Sizes, groups: list[str], data_dir: Path, work_dir: Path) 
         "rollout": lambda: compute.rollout_rounds(sizes),
         "epoch": lambda: engine.epoch_group(sizes, hopper_random(data_dir, sizes.dataset_size), work_dir, measured),
         "methods": lambda: methods.method_rows(sizes, data_dir),
+        "seeds": lambda: seeds.seed_rows(sizes),
         "ax": lambda: tuning.ax_proposals(sizes),
     }
     _progress(peak)

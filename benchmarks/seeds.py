@@ -1,0 +1,86 @@
+"""Seeds as one learner (group ``seeds``): one epoch's SAC updates (MOPO's sizes: 1,000 updates of batch
+256, 2x256 networks, twin critics) for S = 1, 2, 4 seeds, the seed-batched learner
+(:class:`trials.seed_batch.SeedBatchedSAC`) against S separate learners run one after another, and the
+peak resident memory of each in a fresh process. The rollouts and evaluations of an epoch are per seed
+either way and are not in these rows.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import torch
+
+from benchmarks.report import Row, time_speedup
+from benchmarks.sizes import HOPPER_ACT, HOPPER_OBS, Sizes
+from benchmarks.timing import measure_interleaved
+from trials.replay import ReplayBuffer
+from trials.sac import SAC, SACConfig
+from trials.seed_batch import SeedBatchedSAC
+
+SEED_COUNTS = (1, 2, 4)
+
+_RSS_SCRIPT = """
+import json, resource, sys, torch
+from benchmarks.seeds import _setup
+torch.set_num_threads(1)
+seeds, batched, updates = int(sys.argv[1]), sys.argv[2] == "batched", int(sys.argv[3])
+step = _setup(seeds, batched)
+for _ in range(updates):
+    step()
+print(json.dumps({"max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def _setup(seeds: int, batched: bool, batch: int = 256, hidden: int = 256, layers: int = 2,
+           buffer_rows: int = 100_000):
+    """One update of all ``seeds``: batched, or each separate learner in turn; each seed its own batch."""
+    gen = torch.Generator().manual_seed(0)
+    buf = ReplayBuffer(buffer_rows, HOPPER_OBS, HOPPER_ACT)
+    buf.add_batch(torch.randn(buffer_rows, HOPPER_OBS, generator=gen),
+                  torch.rand(buffer_rows, HOPPER_ACT, generator=gen) * 2 - 1, torch.randn(buffer_rows, generator=gen),
+                  torch.randn(buffer_rows, HOPPER_OBS, generator=gen), torch.zeros(buffer_rows))
+    cfg = SACConfig(hidden=hidden, layers=layers, batch_size=batch)
+    agents = [SAC(HOPPER_OBS, HOPPER_ACT, cfg, seed=s) for s in range(seeds)]
+    if not batched:
+        return lambda: [a.update(*buf.sample(batch, gen)) for a in agents]
+    learner = SeedBatchedSAC.from_agents(agents)
+
+    def step() -> None:
+        parts = [buf.sample(batch, gen) for _ in range(seeds)]
+        learner.update(*(torch.stack(p) for p in zip(*parts, strict=True)))
+    return step
+
+
+def _peak_rss(seeds: int, batched: bool, updates: int) -> float:
+    out = subprocess.run([sys.executable, "-c", _RSS_SCRIPT, str(seeds), "batched" if batched else "separate",
+                          str(updates)], capture_output=True, text=True, check=True)
+    return float(json.loads(out.stdout.splitlines()[-1])["max_rss_mb"])
+
+
+def seed_rows(sizes: Sizes) -> list[Row]:
+    updates = 1000 if not sizes.quick else 20
+    block = max(updates // 20, 1)
+    rows, one_seed = [], None
+    for seeds in SEED_COUNTS:
+        fns = {"batched": _setup(seeds, True, sizes.sac_batch, sizes.sac_hidden, sizes.sac_layers, sizes.sac_buffer),
+               "separate": _setup(seeds, False, sizes.sac_batch, sizes.sac_hidden, sizes.sac_layers,
+                                  sizes.sac_buffer)}
+        t = measure_interleaved(fns, updates, warmup=block, block=block)
+        epoch_batched, epoch_separate = t["batched"].median * updates, t["separate"].median * updates
+        if one_seed is None:
+            one_seed = epoch_separate
+        rss = {k: _peak_rss(seeds, k == "batched", 2 * block) for k in ("batched", "separate")}
+        rows.append(Row(
+            f"seeds[S={seeds}]", "seeds", epoch_batched, "s/epoch", t["batched"].repeats,
+            f"one epoch of SAC updates ({updates} x batch {sizes.sac_batch}, {sizes.sac_layers}x{sizes.sac_hidden}, "
+            f"twin critics) for {seeds} seed(s) in trials.seed_batch.SeedBatchedSAC, each seed its own batch",
+            baseline=f"{seeds} separate", baseline_what=f"{seeds} trials.sac.SAC learners updated one after another",
+            baseline_value=epoch_separate, speedup=time_speedup(epoch_batched, epoch_separate),
+            details={**t["batched"].summary(), "cost_vs_one_seed": epoch_batched / one_seed,
+                     "separate_cost_vs_one_seed": epoch_separate / one_seed,
+                     "peak_rss_mb_batched": round(rss["batched"], 1),
+                     "peak_rss_mb_separate": round(rss["separate"], 1)}))
+    return rows
