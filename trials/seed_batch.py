@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from trials.nets import EnsembleMLP
-from trials.sac import LOG_STD_MIN, LOG_STD_MAX, SAC, SACConfig
+from trials.sac import LOG_STD_MAX, LOG_STD_MIN, SAC, SACConfig
 
 
 def _stack_linear_layers(ensemble: EnsembleMLP, layers: list[list[tuple[torch.Tensor, torch.Tensor]]]) -> None:
