@@ -39,7 +39,9 @@ def export_best(sweep_dir: Path, out: Path, top: int, dataset: str | None = None
                       "score": record.last["score"], "status": record.status,
                       "seed_scores": {s: record.last.get(f"score_seed{s}") for s in record.seeds},
                       "searched": record.overrides},
-            "config": record.trial_config().to_dict(),
+            # The dataset and pool folder where the sweep is now (a moved sweep's trials stored the old ones).
+            "config": record.trial_config().with_overrides({"dataset": chosen,
+                                                            "pool_dir": str(spec.pool_dir)}).to_dict(),
         }
         atomic_write_text(path, yaml.safe_dump(doc, sort_keys=False))
         written.append(path)

@@ -13,6 +13,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+import yaml
 
 from trials.dataset import load_hdf5, save_hdf5
 from tuner.records import read_trials
@@ -174,3 +175,10 @@ def test_a_sweep_moved_to_another_mount_point_resumes_there(hopper_random_file: 
     assert not old.exists(), "nothing was written under the old path"
     log = (new / "sweeps" / "m" / "pools" / "trainings.log").read_text().splitlines()
     assert len(log) == 1, "the pool trained before the move was found, not trained again"
+    best = new / "best.yaml"
+    exported = subprocess.run([*CLI, "export", str(new / "sweeps" / "m"), "--out", str(best)], capture_output=True,
+                              text=True, env=ENV, timeout=120)
+    assert exported.returncode == 0, exported.stderr
+    config = yaml.safe_load(best.read_text())["config"]  # runs where the sweep is now
+    assert config["dataset"] == str(new / "data" / data.name)
+    assert config["pool_dir"] == str(new / "sweeps" / "m" / "pools")
