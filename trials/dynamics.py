@@ -16,7 +16,11 @@
 
 from __future__ import annotations
 
+import os
+import pickle
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -125,9 +129,30 @@ def member_rows(members: int, n_train: int, bootstrap: bool, gen: torch.Generato
     return torch.arange(n_train, device=gen.device).expand(members, -1)
 
 
+def _save_progress(path: Path, state: dict[str, Any]) -> None:
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def _read_progress(path: Path | None) -> dict[str, Any] | None:
+    """A fit's saved progress, or None (absent, or cut short by a crash: the fit then starts over)."""
+    if path is None or not path.is_file():
+        return None
+    try:
+        return torch.load(path, weights_only=False)
+    except (OSError, EOFError, RuntimeError, ValueError, pickle.UnpicklingError):
+        return None
+
+
 def fit(model: EnsembleDynamics, obs: torch.Tensor, act: torch.Tensor, rew: torch.Tensor,
-        next_obs: torch.Tensor, cfg: DynamicsConfig, seed: int, progress: bool = False) -> FitResult:
-    """Train every member on ``(s, a) -> [s' - s, r]``; see module docstring for the procedure."""
+        next_obs: torch.Tensor, cfg: DynamicsConfig, seed: int, progress: bool = False,
+        checkpoint: Path | None = None, checkpoint_every: int = 5) -> FitResult:
+    """Train every member on ``(s, a) -> [s' - s, r]``; see module docstring for the procedure.
+
+    With ``checkpoint``, the fit's whole state (weights, optimiser, best members so far, patience count,
+    generator) is saved there every ``checkpoint_every`` epochs, and a fit that finds one continues from it
+    to the same result as an uninterrupted fit (to early stopping, a big pool can take an hour)."""
     gen = torch.Generator(device=obs.device).manual_seed(seed)
     inputs = torch.cat([obs, act], dim=-1)
     targets = torch.cat([next_obs - obs, rew.unsqueeze(-1)], dim=-1)
@@ -147,6 +172,13 @@ def fit(model: EnsembleDynamics, obs: torch.Tensor, act: torch.Tensor, rew: torc
     best = torch.full((members,), float("inf"), device=obs.device)
     best_state = {k: v.clone() for k, v in model.state_dict().items()}
     epochs_since, epoch, nll_value = 0, 0, float("nan")
+    saved = _read_progress(checkpoint)
+    if saved is not None:  # everything above is a deterministic function of the seed; the rest was saved
+        model.load_state_dict(saved["model"])
+        opt.load_state_dict(saved["opt"])
+        best, best_state = saved["best"].to(best.device), saved["best_state"]
+        epochs_since, epoch, nll_value = saved["epochs_since"], saved["epoch"], saved["nll_value"]
+        gen.set_state(saved["gen"])
     while True:
         epoch += 1
         order = rows.gather(1, torch.argsort(torch.rand(members, n_train, generator=gen, device=obs.device), dim=1))
@@ -185,6 +217,10 @@ def fit(model: EnsembleDynamics, obs: torch.Tensor, act: torch.Tensor, rew: torc
                   f"{np.round(mse.cpu().numpy(), 4).tolist()}", flush=True)
         if epochs_since >= cfg.patience or (cfg.max_epochs is not None and epoch >= cfg.max_epochs):
             break
+        if checkpoint is not None and epoch % checkpoint_every == 0:
+            _save_progress(checkpoint, {"model": model.state_dict(), "opt": opt.state_dict(), "best": best,
+                                        "best_state": best_state, "epochs_since": epochs_since, "epoch": epoch,
+                                        "nll_value": nll_value, "gen": gen.get_state()})
     model.load_state_dict(best_state)
     model.holdout_loss.copy_(best)
     raw, in_std, disagreement = holdout_errors(model, inputs[hold_idx], targets[hold_idx],

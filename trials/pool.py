@@ -58,13 +58,15 @@ class PoolInfo:
                    holdout_mse=[])
 
 
-def _train(ds: Dataset, seed: int, cfg: DynamicsConfig, device: torch.device) -> tuple[EnsembleDynamics, FitResult]:
+def _train(ds: Dataset, seed: int, cfg: DynamicsConfig, device: torch.device,
+           progress_file: Path) -> tuple[EnsembleDynamics, FitResult]:
     torch.manual_seed(seed)
     spec = ds.spec
     model = EnsembleDynamics(cfg.pool_size, spec.obs_dim, spec.act_dim, cfg.hidden, cfg.layers).to(device)
     t = {name: torch.as_tensor(getattr(ds, name), device=device)
          for name in ("observations", "actions", "rewards", "next_observations")}
-    result = fit(model, t["observations"], t["actions"], t["rewards"], t["next_observations"], cfg, seed)
+    result = fit(model, t["observations"], t["actions"], t["rewards"], t["next_observations"], cfg, seed,
+                 checkpoint=progress_file)
     return model, result
 
 
@@ -81,7 +83,8 @@ def load_or_train_pool(ds: Dataset, seed: int, cfg: DynamicsConfig, pool_dir: Pa
         trained_here = not path.exists()
         if trained_here:
             start = time.perf_counter()
-            model, result = _train(ds, seed, cfg, device)
+            progress_file = pool_dir / f".{key}.progress.pt"  # a killed training continues from here
+            model, result = _train(ds, seed, cfg, device, progress_file)
             seconds = time.perf_counter() - start
             tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
             fit_info = {"holdout_mse_raw": result.holdout_mse_raw, "holdout_mse_std": result.holdout_mse_std,
@@ -89,6 +92,7 @@ def load_or_train_pool(ds: Dataset, seed: int, cfg: DynamicsConfig, pool_dir: Pa
             torch.save({"key": key, "config": cfg.model_dump(mode="json"), "state": model.state_dict(),
                         "epochs": result.epochs, "train_seconds": seconds, "fit": fit_info}, tmp)
             os.replace(tmp, path)
+            progress_file.unlink(missing_ok=True)
             with open(pool_dir / "trainings.log", "a") as log:  # one line per training, for audits
                 log.write(f"{key} {seconds:.1f}s pid={os.getpid()}\n")
     saved = torch.load(path, map_location=device, weights_only=True)

@@ -46,3 +46,31 @@ def test_subset_keeps_chosen_members() -> None:
     mean, std = sub.predict(obs, act)
     assert torch.allclose(mean, full_mean[[1, 3]], atol=1e-6) and torch.allclose(std, full_std[[1, 3]], atol=1e-6)
     assert torch.allclose(sub.holdout_loss, torch.tensor([0.1, 0.2]))
+
+
+def test_a_fit_killed_between_epochs_continues_to_the_uninterrupted_result(tmp_path) -> None:
+    """The progress file a killed pool training leaves lets the next attempt continue from it; the pool it
+    ends with is the one an uninterrupted fit gives, bit for bit."""
+    g = torch.Generator().manual_seed(0)
+    obs, act = torch.randn(600, 3, generator=g), torch.randn(600, 2, generator=g)
+    next_obs, rew = obs + 0.1 * act.sum(-1, keepdim=True), obs[:, 0] - act[:, 1]
+    cfg = DynamicsConfig(pool_size=3, hidden=16, layers=2, max_epochs=5, patience=100, batch_size=64)
+
+    def model() -> EnsembleDynamics:
+        torch.manual_seed(0)
+        return EnsembleDynamics(3, 3, 2, 16, 2)
+
+    straight = model()
+    expected = fit(straight, obs, act, rew, next_obs, cfg, seed=1)
+    progress = tmp_path / "progress.pt"
+    fit(model(), obs, act, rew, next_obs, cfg.model_copy(update={"max_epochs": 3}), seed=1, checkpoint=progress,
+        checkpoint_every=2)  # stands for a training killed during its third epoch: progress at epoch 2
+    assert torch.load(progress, weights_only=False)["epoch"] == 2
+    resumed = model()
+    got = fit(resumed, obs, act, rew, next_obs, cfg, seed=1, checkpoint=progress, checkpoint_every=2)
+    assert got.epochs == expected.epochs == 5 and got.holdout_mse == expected.holdout_mse
+    for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+    progress.write_bytes(b"\x80truncated")  # a progress file cut short by a crash: the fit starts over
+    again = fit(model(), obs, act, rew, next_obs, cfg, seed=1, checkpoint=progress)
+    assert again.holdout_mse == expected.holdout_mse

@@ -1,0 +1,42 @@
+"""The shared pool survives a kill -9 of its training: the next attempt continues from the progress file."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from trials.config import DynamicsConfig
+from trials.dataset import load_hdf5
+from trials.pool import load_or_train_pool, pool_key
+
+CFG = DynamicsConfig(pool_size=4, hidden=32, layers=2, max_epochs=60, patience=1000)
+TRAIN = ("import sys, torch; torch.set_num_threads(1); from trials.config import DynamicsConfig; "
+         "from trials.dataset import load_hdf5; from trials.pool import load_or_train_pool; "
+         "from pathlib import Path; cfg = DynamicsConfig.model_validate_json(sys.argv[3]); "
+         "load_or_train_pool(load_hdf5(sys.argv[1]), 0, cfg, Path(sys.argv[2]))")
+
+
+def test_pool_training_killed_mid_way_continues_to_the_same_pool(hopper_random_file: Path, tmp_path: Path) -> None:
+    ds = load_hdf5(hopper_random_file)
+    key = pool_key(ds.content_hash(), 0, CFG)
+    killed_dir = tmp_path / "killed"
+    progress = killed_dir / f".{key}.progress.pt"
+    proc = subprocess.Popen([sys.executable, "-c", TRAIN, str(hopper_random_file), str(killed_dir),
+                             CFG.model_dump_json()])
+    deadline = time.time() + 300
+    while not progress.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    proc.kill()  # SIGKILL, mid-training
+    proc.wait()
+    saved_epoch = torch.load(progress, weights_only=False)["epoch"]
+    assert 0 < saved_epoch < 60 and not (killed_dir / f"{key}.pt").exists()
+
+    resumed, info = load_or_train_pool(ds, 0, CFG, killed_dir)  # the same call, as a restarted trial makes it
+    assert info.trained_here and info.epochs == 60 and not progress.exists()
+    straight, _ = load_or_train_pool(ds, 0, CFG, tmp_path / "straight")
+    for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
