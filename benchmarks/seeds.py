@@ -63,15 +63,16 @@ def _peak_rss(seeds: int, batched: bool, updates: int) -> float:
 def seed_rows(sizes: Sizes) -> list[Row]:
     updates = 1000 if not sizes.quick else 20
     block = max(updates // 20, 1)
-    rows, one_seed = [], None
+    rows = []
+    dims = (sizes.sac_batch, sizes.sac_hidden, sizes.sac_layers, sizes.sac_buffer)
     for seeds in SEED_COUNTS:
-        fns = {"batched": _setup(seeds, True, sizes.sac_batch, sizes.sac_hidden, sizes.sac_layers, sizes.sac_buffer),
-               "separate": _setup(seeds, False, sizes.sac_batch, sizes.sac_hidden, sizes.sac_layers,
-                                  sizes.sac_buffer)}
+        # One seed alone is timed in every row, interleaved with the others: the ratios to it hold on a
+        # machine whose load changes between rows.
+        fns = {"batched": _setup(seeds, True, *dims), "separate": _setup(seeds, False, *dims),
+               "one": _setup(1, False, *dims)}
         t = measure_interleaved(fns, updates, warmup=block, block=block)
         epoch_batched, epoch_separate = t["batched"].median * updates, t["separate"].median * updates
-        if one_seed is None:
-            one_seed = epoch_separate
+        one_seed = t["one"].median * updates
         rss = {k: _peak_rss(seeds, k == "batched", 2 * block) for k in ("batched", "separate")}
         rows.append(Row(
             f"seeds[S={seeds}]", "seeds", epoch_batched, "s/epoch", t["batched"].repeats,
@@ -79,7 +80,8 @@ def seed_rows(sizes: Sizes) -> list[Row]:
             f"twin critics) for {seeds} seed(s) in trials.seed_batch.SeedBatchedSAC, each seed its own batch",
             baseline=f"{seeds} separate", baseline_what=f"{seeds} trials.sac.SAC learners updated one after another",
             baseline_value=epoch_separate, speedup=time_speedup(epoch_batched, epoch_separate),
-            details={**t["batched"].summary(), "cost_vs_one_seed": epoch_batched / one_seed,
+            details={**t["batched"].summary(), "one_seed_s_per_epoch": one_seed,
+                     "cost_vs_one_seed": epoch_batched / one_seed,
                      "separate_cost_vs_one_seed": epoch_separate / one_seed,
                      "peak_rss_mb_batched": round(rss["batched"], 1),
                      "peak_rss_mb_separate": round(rss["separate"], 1)}))
