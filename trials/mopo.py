@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import time
 from collections import defaultdict
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -34,10 +35,22 @@ from trials.penalties import get_penalty
 from trials.pool import PoolInfo, select_members
 from trials.replay import ReplayBuffer
 from trials.rollout import RolloutStats, rollout
-from trials.sac import SAC
+from trials.sac import SAC, SACStats
 from trials.true_dynamics import Simulator, true_rollout
 
 RUNNING, FINISHED, DIVERGED = "running", "finished", "diverged"
+
+
+@dataclass
+class _Epoch:
+    """What an epoch accumulates between :meth:`MOPOTrainer.start_epoch` and ``finish_epoch``."""
+
+    stats: SACStats
+    update_penalty: torch.Tensor
+    """MOBILE's penalty over the epoch's penalised rows: [sum, max]."""
+    rollouts: list[RolloutStats] = field(default_factory=list)
+    sac_seconds: float = 0.0
+    penalised_rows: int = 0
 
 
 class MOPOTrainer:
@@ -109,30 +122,60 @@ class MOPOTrainer:
         rew[n_real:] -= self.cfg.lam * u
         return u
 
+    # ------------------------------------------------------------ one epoch, in steps
+    def start_epoch(self) -> None:
+        """Begin an epoch: the actor's learning rate for it and fresh accumulators."""
+        self.agent.set_actor_lr_for_epoch(self.epoch, self.cfg.epochs)
+        self._ep = _Epoch(self.agent.new_stats(), torch.zeros(2, device=self.device))
+
+    @property
+    def rollout_due(self) -> bool:
+        return self.updates % self.cfg.rollout.freq == 0
+
+    def next_batch(self) -> tuple[torch.Tensor, ...]:
+        """The next update's batch, after a rollout round when one is due (MOBILE's penalty applied)."""
+        if self.rollout_due:
+            start = time.perf_counter()
+            self._ep.rollouts.append(self._rollout_round())
+            self.phase_seconds["rollout"] += time.perf_counter() - start
+        start = time.perf_counter()
+        batch, n_real = self._batch()
+        if self.cfg.penalty in UPDATE_TIME_PENALTIES and n_real < len(batch[0]):
+            u = self._mobile_penalty(batch, n_real)
+            self._ep.update_penalty[0] += u.sum()
+            self._ep.update_penalty[1] = torch.maximum(self._ep.update_penalty[1], u.max())
+            self._ep.penalised_rows += len(batch[0]) - n_real
+        self._ep.sac_seconds += time.perf_counter() - start
+        return batch
+
+    def count_update(self, losses: dict[str, torch.Tensor], seconds: float) -> None:
+        """Record one update made for this seed by a batched learner (its losses, its share of the time)."""
+        stats = self._ep.stats
+        stats.critic_loss += losses["critic_loss"]
+        stats.actor_loss += losses["actor_loss"]
+        stats.q_mean += losses["q_mean"]
+        stats.alpha += losses["alpha"]
+        stats.updates += 1
+        self._ep.sac_seconds += seconds
+        self.updates += 1
+
     def run_epoch(self) -> dict[str, Any]:
         """Train one epoch, evaluate if due; returns the epoch's metrics (also kept in ``history``)."""
-        cfg = self.cfg
-        stats = self.agent.new_stats()
-        self.agent.set_actor_lr_for_epoch(self.epoch, cfg.epochs)
-        rollouts: list[RolloutStats] = []
-        sac_seconds = 0.0
-        update_penalty = torch.zeros(2, device=self.device)  # MOBILE's: sum and max over penalised rows
-        penalised_rows = 0
-        for _ in range(cfg.steps_per_epoch):
-            if self.updates % cfg.rollout.freq == 0:
-                start = time.perf_counter()
-                rollouts.append(self._rollout_round())
-                self.phase_seconds["rollout"] += time.perf_counter() - start
+        self.start_epoch()
+        for _ in range(self.cfg.steps_per_epoch):
+            batch = self.next_batch()
             start = time.perf_counter()
-            batch, n_real = self._batch()
-            if cfg.penalty in UPDATE_TIME_PENALTIES and n_real < len(batch[0]):
-                u = self._mobile_penalty(batch, n_real)
-                update_penalty[0] += u.sum()
-                update_penalty[1] = torch.maximum(update_penalty[1], u.max())
-                penalised_rows += len(batch[0]) - n_real
-            self.agent.update(*batch, stats=stats)
-            sac_seconds += time.perf_counter() - start
+            self.agent.update(*batch, stats=self._ep.stats)
+            self._ep.sac_seconds += time.perf_counter() - start
             self.updates += 1
+        return self.finish_epoch()
+
+    def finish_epoch(self) -> dict[str, Any]:
+        """End the epoch (its updates done, by :meth:`run_epoch` or a seed group): evaluate if due, record
+        and return the metrics."""
+        cfg, ep = self.cfg, self._ep
+        stats, rollouts, sac_seconds = ep.stats, ep.rollouts, ep.sac_seconds
+        update_penalty, penalised_rows = ep.update_penalty, ep.penalised_rows
         self.phase_seconds["sac"] += sac_seconds
         self.epoch += 1
         metrics: dict[str, Any] = {"epoch": self.epoch, **stats.means()}

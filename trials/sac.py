@@ -68,6 +68,13 @@ class SACConfig(BaseModel):
     epochs (OfflineRL-Kit's ``CosineAnnealingLR(actor_optim, epochs)``, stepped once per epoch)."""
 
 
+def actor_lr(cfg: SACConfig, epoch: int, epochs: int) -> float:
+    """The actor's learning rate in 0-based ``epoch`` of ``epochs`` under ``cfg.actor_lr_schedule``."""
+    if cfg.actor_lr_schedule == "cosine":
+        return 0.5 * cfg.actor_lr * (1.0 + math.cos(math.pi * epoch / epochs))
+    return cfg.actor_lr
+
+
 class Actor(nn.Module):
     """Tanh-squashed diagonal Gaussian policy."""
 
@@ -141,11 +148,8 @@ class SAC(nn.Module):
 
     def set_actor_lr_for_epoch(self, epoch: int, epochs: int) -> None:
         """Apply ``actor_lr_schedule`` for 0-based ``epoch`` of ``epochs``."""
-        lr = self.cfg.actor_lr
-        if self.cfg.actor_lr_schedule == "cosine":
-            lr = 0.5 * self.cfg.actor_lr * (1.0 + math.cos(math.pi * epoch / epochs))
         for group in self.actor_opt.param_groups:
-            group["lr"] = lr
+            group["lr"] = actor_lr(self.cfg, epoch, epochs)
 
     def new_stats(self) -> SACStats:
         z = torch.zeros((), device=self.device)

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from trials.nets import EnsembleMLP
-from trials.sac import LOG_STD_MAX, LOG_STD_MIN, SAC, SACConfig
+from trials.sac import LOG_STD_MAX, LOG_STD_MIN, SAC, SACConfig, actor_lr
 
 
 def _stack_linear_layers(ensemble: EnsembleMLP, layers: list[list[tuple[torch.Tensor, torch.Tensor]]]) -> None:
@@ -85,9 +85,12 @@ class SeedBatchedSAC(nn.Module):
         return out
 
     @torch.no_grad()
-    def write_back(self, agents: list[SAC]) -> None:
-        """Copy each seed's weights into its own agent (actor, critics, targets, temperature)."""
+    def write_back(self, agents: list[SAC], only: list[int] | None = None) -> None:
+        """Copy each seed's weights into its own agent (actor, critics, targets, temperature); ``only``:
+        these seeds' indices."""
         for s, agent in enumerate(agents):
+            if only is not None and s not in only:
+                continue
             for (weight, bias), layer in zip(_linear_layers(agent.actor), [*self.actor.hidden, self.actor.out],
                                              strict=True):
                 weight.copy_(layer.weight[s].t())
@@ -98,6 +101,10 @@ class SeedBatchedSAC(nn.Module):
                     dst.weight.copy_(src.weight[rows])
                     dst.bias.copy_(src.bias[rows])
             agent.log_alpha.copy_(self.log_alpha[s])
+
+    def set_actor_lr_for_epoch(self, epoch: int, epochs: int) -> None:
+        for group in self.actor_opt.param_groups:
+            group["lr"] = actor_lr(self.cfg, epoch, epochs)
 
     # ------------------------------------------------------------ networks
     def _policy(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

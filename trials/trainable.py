@@ -2,7 +2,8 @@
 
 Ray Tune passes a config dict ``{"base": <full TrialConfig dict>, "seeds": [0, 1], <dotted key>: value,
 ...}``: the dotted keys (the searcher's suggestion) override the base. Several seeds run in lockstep, one
-epoch each per report; the reported ``score`` is their mean, ``score_seed<S>`` each seed's.
+epoch each per report, their SAC updates batched into one learner where it applies
+(:mod:`trials.seed_group`); the reported ``score`` is their mean, ``score_seed<S>`` each seed's.
 """
 
 from __future__ import annotations
@@ -23,10 +24,13 @@ from trials.dataset import Dataset, load_dataset
 from trials.memory import keep_freed_memory
 from trials.mopo import DIVERGED, FINISHED, MOPOTrainer
 from trials.pool import PoolInfo, load_or_train_pool
+from trials.seed_group import SeedGroup
 
 #: Keys of a Tune config that are not trial-config overrides.
 RESERVED_KEYS = ("base", "seeds", "threads")
 CHECKPOINT_FILE = "trial_state.pt"
+#: Key of the seed group's learner state in a checkpoint (beside the per-seed states keyed by seed).
+GROUP_KEY = "seed_group"
 
 
 def build_trainer(cfg: TrialConfig, dataset: Dataset) -> MOPOTrainer:
@@ -66,7 +70,7 @@ def combine(per_seed: dict[int, dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def _read_checkpoint(checkpoint: Any, device: str) -> dict[int, Any] | None:
+def _read_checkpoint(checkpoint: Any, device: str) -> dict[Any, Any] | None:
     """The seeds' states in a Tune checkpoint, or None when it cannot be read (a crash or a full disk cut
     it short): the trial then starts over, which loses only its own unfinished epochs."""
     try:
@@ -96,10 +100,17 @@ def tune_trainable(config: dict[str, Any], dataset: Dataset | None = None, pool_
     if states is not None:
         for seed, trainer in trainers.items():
             trainer.load_state_dict(states[seed])
+    # Two or more seeds: one batched learner for all of them (trials.seed_group), built after the seeds'
+    # states are loaded so that it starts from them; its optimiser moments are in the checkpoint.
+    group = SeedGroup(trainers) if len(trainers) > 1 and SeedGroup.supports(cfg) else None
+    if group is not None and states is not None and GROUP_KEY in states:
+        group.load_state_dict(states[GROUP_KEY])
     latest = {s: t.history[-1] for s, t in trainers.items() if t.history}
     while not all(t.done for t in trainers.values()):
+        if group is not None:
+            latest.update(group.run_epoch())
         for seed, trainer in trainers.items():
-            if not trainer.done:
+            if group is None and not trainer.done:
                 latest[seed] = trainer.run_epoch()
         metrics = combine(latest)
         metrics["node_id"] = node_id
@@ -107,7 +118,10 @@ def tune_trainable(config: dict[str, Any], dataset: Dataset | None = None, pool_
         epoch = metrics["epoch"]
         if done or epoch % cfg.checkpoint_every == 0:
             with tempfile.TemporaryDirectory() as d:
-                torch.save({s: t.state_dict() for s, t in trainers.items()}, Path(d) / CHECKPOINT_FILE)
+                state: dict[Any, Any] = {s: t.state_dict() for s, t in trainers.items()}
+                if group is not None:
+                    state[GROUP_KEY] = group.state_dict()
+                torch.save(state, Path(d) / CHECKPOINT_FILE)
                 tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
         else:
             tune.report(metrics)

@@ -1,14 +1,22 @@
-"""The seed-batched learner computes, for every seed, what that seed's own SAC computes alone."""
+"""The seed-batched learner computes, for every seed, what that seed's own SAC computes alone; a trial's
+seeds in one group train, resume and diverge each as their own."""
 
 from __future__ import annotations
 
 import copy
+import math
+from pathlib import Path
 
 import pytest
 import torch
 
+from tests.trials.test_mopo import tiny_config
+from trials.dataset import load_hdf5
+from trials.mopo import DIVERGED, FINISHED
 from trials.sac import SAC, SACConfig
 from trials.seed_batch import SeedBatchedSAC
+from trials.seed_group import SeedGroup
+from trials.trainable import build_trainer
 
 OBS, ACT, B = 6, 2, 32
 
@@ -49,3 +57,68 @@ def test_mixed_configs_and_eta_are_refused() -> None:
         SeedBatchedSAC.from_agents([SAC(OBS, ACT, SACConfig(hidden=8)), SAC(OBS, ACT, SACConfig(hidden=16))])
     with pytest.raises(ValueError, match="eta > 0"):
         SeedBatchedSAC.from_agents([SAC(OBS, ACT, SACConfig(hidden=8, num_critics=3, eta=1.0))])
+
+
+# ---------------------------------------------------------------- a trial's seeds in one group
+def _trainers(dataset: Path, pool_dir: Path, seeds: tuple[int, ...] = (0, 1), **overrides: object) -> dict:
+    ds = load_hdf5(dataset)
+    cfg = tiny_config(dataset, pool_dir, **{"steps_per_epoch": 12, "epochs": 2, **overrides})
+    return {s: build_trainer(cfg.with_overrides({"seed": s}), ds) for s in seeds}
+
+
+def test_seed_group_trains_each_seed_as_it_trains_alone_at_first(hopper_random_file: Path, tmp_path: Path) -> None:
+    alone = _trainers(hopper_random_file, tmp_path)
+    grouped = _trainers(hopper_random_file, tmp_path)
+    group = SeedGroup(grouped)
+    per_seed = group.run_epoch()
+    for seed, trainer in alone.items():
+        m = trainer.run_epoch()
+        assert per_seed[seed]["epoch"] == 1 and grouped[seed].updates == trainer.updates == 12
+        assert per_seed[seed]["critic_loss"] == pytest.approx(m["critic_loss"], rel=1e-3)
+        for (name, a), b in zip(trainer.agent.state_dict().items(), grouped[seed].agent.state_dict().values(),
+                                strict=True):
+            assert torch.allclose(a, b, rtol=1e-3, atol=1e-4), (seed, name)
+
+
+def test_seed_group_resumes_from_its_checkpoint_to_the_same_results(hopper_random_file: Path,
+                                                                     tmp_path: Path) -> None:
+    straight = _trainers(hopper_random_file, tmp_path)
+    group = SeedGroup(straight)
+    while not group.done:
+        group.run_epoch()
+
+    first = _trainers(hopper_random_file, tmp_path)
+    first_group = SeedGroup(first)
+    first_group.run_epoch()
+    saved = {"seeds": {s: copy.deepcopy(t.state_dict()) for s, t in first.items()},
+             "group": copy.deepcopy(first_group.state_dict())}
+    resumed = _trainers(hopper_random_file, tmp_path)
+    for s, t in resumed.items():
+        t.load_state_dict(saved["seeds"][s])
+    resumed_group = SeedGroup(resumed)
+    resumed_group.load_state_dict(saved["group"])
+    while not resumed_group.done:
+        resumed_group.run_epoch()
+    for s in straight:
+        assert [h["critic_loss"] for h in resumed[s].history] == [h["critic_loss"] for h in straight[s].history]
+        assert resumed[s].history[-1]["score"] == straight[s].history[-1]["score"]
+
+
+def test_a_diverged_seed_stops_alone(hopper_random_file: Path, tmp_path: Path) -> None:
+    trainers = _trainers(hopper_random_file, tmp_path, seeds=(0, 1, 2), epochs=3)
+    group = SeedGroup(trainers)
+    with torch.no_grad():  # seed 1's critic blows up: its losses are NaN from the first update
+        group.learner.critic.out.weight[2:4].fill_(float("nan"))
+    while not group.done:
+        group.run_epoch()
+    assert trainers[1].status == DIVERGED and len(trainers[1].history) == 1
+    for s in (0, 2):
+        assert trainers[s].status == FINISHED and len(trainers[s].history) == 3
+        assert all(math.isfinite(h["critic_loss"]) for h in trainers[s].history)
+
+
+def test_trials_with_eta_or_mobile_keep_separate_learners(hopper_random_file: Path, tmp_path: Path) -> None:
+    cfg = tiny_config(hopper_random_file, tmp_path)
+    assert SeedGroup.supports(cfg)
+    assert not SeedGroup.supports(cfg.with_overrides({"sac.num_critics": 3, "sac.eta": 1.0}))
+    assert not SeedGroup.supports(cfg.with_overrides({"penalty": "mobile"}))
