@@ -122,3 +122,30 @@ def test_trials_with_eta_or_mobile_keep_separate_learners(hopper_random_file: Pa
     assert SeedGroup.supports(cfg)
     assert not SeedGroup.supports(cfg.with_overrides({"sac.num_critics": 3, "sac.eta": 1.0}))
     assert not SeedGroup.supports(cfg.with_overrides({"penalty": "mobile"}))
+
+
+def test_the_batched_update_never_waits_on_the_device() -> None:
+    """No host synchronisation inside the update (on a GPU one would stall every step): the profile of a
+    few updates has no op that copies a value to the host, outside the optimiser (CPU's fused Adam reads
+    its step count, a CPU tensor; on CUDA the step lives on the device)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    learner = SeedBatchedSAC.from_agents([SAC(OBS, ACT, SACConfig(hidden=16), seed=s) for s in range(3)])
+    batch = tuple(torch.stack(p) for p in zip(*_batches(0, 3), strict=True))
+    learner.update(*batch)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(3):
+            learner.update(*batch)
+    def in_optimizer(event: object) -> bool:
+        parent = event.cpu_parent  # type: ignore[attr-defined]
+        while parent is not None:
+            if parent.name.startswith("Optimizer.step"):
+                return True
+            parent = parent.cpu_parent
+        return False
+
+    events = list(prof.events())
+    assert any(e.name == "aten::baddbmm" for e in events)  # the profile saw the update
+    syncs = [e.name for e in events if e.name in ("aten::item", "aten::_local_scalar_dense", "aten::nonzero")
+             and not in_optimizer(e)]
+    assert not syncs, syncs
