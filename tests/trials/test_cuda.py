@@ -27,3 +27,19 @@ def test_short_trial_runs_on_cuda(hopper_random_file: Path, tmp_path: Path) -> N
         metrics = trainer.run_epoch()
     assert trainer.status == "finished" and math.isfinite(metrics["normalized_score"])
     assert next(trainer.agent.parameters()).device.type == "cuda"
+
+
+def test_seed_group_runs_on_cuda(hopper_random_file: Path, tmp_path: Path) -> None:
+    from trials.seed_group import SeedGroup
+
+    cfg = TrialConfig(dataset=str(hopper_random_file), pool_dir=str(tmp_path), device="cuda", num_models=3,
+                      num_elites=2, epochs=2, steps_per_epoch=30, eval_episodes=1,
+                      rollout={"batch_size": 500, "horizon": 3, "freq": 15},
+                      dynamics={"pool_size": 3, "hidden": 32, "layers": 2, "max_epochs": 2},
+                      sac={"hidden": 32, "batch_size": 64})
+    ds = load_hdf5(hopper_random_file)
+    group = SeedGroup({s: build_trainer(cfg.with_overrides({"seed": s}), ds) for s in range(4)})
+    while not group.done:
+        per_seed = group.run_epoch()
+    assert len(per_seed) == 4 and all(math.isfinite(m["normalized_score"]) for m in per_seed.values())
+    assert next(group.learner.parameters()).device.type == "cuda"
