@@ -141,9 +141,19 @@ def read_trials(experiment_dir: Path) -> list[TrialRecord]:
             continue
         history = _read_history(folder / "result.json")
         trial_id = str(history[-1]["trial_id"]) if history and "trial_id" in history[-1] else _folder_id(folder.name)
-        records.append(TrialRecord(trial_id, folder, params, history, (folder / "error.txt").exists()
-                                   and not (history and history[-1].get("status") in ("finished", "diverged"))))
+        records.append(TrialRecord(trial_id, folder, params, history, _errored(folder, history)))
     return sorted(records, key=lambda r: (r.order, r.path.name))
+
+
+def _errored(folder: Path, history: list[dict[str, Any]]) -> bool:
+    """Whether the trial's latest attempt failed: an ``error.txt`` and no end reported, and no result
+    written after the error (Tune retrying the trial from its checkpoint, e.g. after a lost node; a retry
+    reports its first epoch seconds after the failure, so a result within a second of it does not count)."""
+    error = folder / "error.txt"
+    if not error.exists() or (history and history[-1].get("status") in ("finished", "diverged")):
+        return False
+    results = folder / "result.json"
+    return not (history and results.exists() and results.stat().st_mtime > error.stat().st_mtime + 1.0)
 
 
 def restore_missing_checkpoints(experiment_dir: Path) -> list[Path]:

@@ -61,3 +61,19 @@ def test_trial_names_and_order_for_new_and_old_folder_names(tmp_path: Path) -> N
     assert [(r.name, r.order) for r in records] == [
         ("trial-0003-a1b2c3d4", 3), ("trial-0012-723b9867", 12), ("trial-0013-5e5e5e5e", 13)]
     assert records[2].status == "pending"
+
+
+def test_a_trial_tune_is_retrying_is_running_not_errored(tmp_path: Path) -> None:
+    import os
+
+    from tuner.records import read_trials
+
+    retried = make_trial(tmp_path, "trial-0001-aaaa0001", "running", [])
+    failed = make_trial(tmp_path, "trial-0002-aaaa0002", "running", [])
+    for trial, error_age, result_age in ((retried, 200, 100), (failed, 100, 200)):
+        (trial / "error.txt").write_text("Traceback ...\n")
+        now = 1_800_000_000
+        os.utime(trial / "error.txt", (now - error_age, now - error_age))
+        os.utime(trial / "result.json", (now - result_age, now - result_age))
+    status = {r.path.name: r.status for r in read_trials(tmp_path)}
+    assert status == {retried.name: "running", failed.name: "error"}
