@@ -195,6 +195,13 @@ def _dashboard_up(url: str) -> bool:
         return False
 
 
+def _agent_ports() -> list[str]:
+    """Free ports for a node's agents: the defaults collide with any other Ray node on this host (another
+    test's, or a study running beside the suite), and a node whose agents cannot bind never comes up."""
+    return ["--dashboard-agent-listen-port", str(_free_port()), "--runtime-env-agent-port", str(_free_port()),
+            "--metrics-export-port", str(_free_port())]
+
+
 def _start_head(num_cpus: int):
     """A real Ray head started with ``ray start --head --block`` in its own session; yields
     (gcs address, dashboard url, the processes to end, temp dir). Ended by killing exactly those sessions."""
@@ -202,7 +209,8 @@ def _start_head(num_cpus: int):
     temp = Path("/tmp") / f"rt{os.getpid()}_{port}"  # short: Ray's socket paths have a length limit
     head = subprocess.Popen([str(BIN / "ray"), "start", "--head", "--block", "--port", str(port),
                              "--dashboard-port", str(dash), "--dashboard-host", "127.0.0.1",
-                             "--num-cpus", str(num_cpus), "--temp-dir", str(temp), "--include-dashboard", "true"],
+                             "--num-cpus", str(num_cpus), "--temp-dir", str(temp), "--include-dashboard", "true",
+                             *_agent_ports()],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV, start_new_session=True)
     procs = [head]
     try:
@@ -260,7 +268,8 @@ def test_two_node_cluster_runs_trials_on_the_worker_node(ray_head_without_cpus, 
     """The driver joins the cluster on the head, which offers no CPU, so the pool training and every trial
     must be placed on the second node: a placement the scheduler cannot choose otherwise, under any load."""
     address, _, procs, _ = ray_head_without_cpus
-    worker = subprocess.Popen([str(BIN / "ray"), "start", "--address", address, "--block", "--num-cpus", "2"],
+    worker = subprocess.Popen([str(BIN / "ray"), "start", "--address", address, "--block", "--num-cpus", "2",
+                               *_agent_ports()],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV, start_new_session=True)
     procs.append(worker)
     deadline = time.time() + 120
@@ -286,14 +295,11 @@ def test_two_node_cluster_runs_trials_on_the_worker_node(ray_head_without_cpus, 
     assert {r.last["node_id"] for r in records} == worker_ids, "every trial ran on the worker node"
 
 
-def _start_worker(address: str, name: str, procs: list, port_offset: int) -> None:
-    """A worker node with one CPU on this host. Each node needs its own agent ports: two nodes on one host
-    with the default ones do not both join."""
-    ports = [str(52400 + 10 * port_offset + k) for k in range(3)]
+def _start_worker(address: str, name: str, procs: list) -> None:
+    """A worker node with one CPU on this host, with its own agent ports (see ``_agent_ports``)."""
     procs.append(subprocess.Popen(
         [str(BIN / "ray"), "start", "--address", address, "--block", "--num-cpus", "1", "--resources",
-         json.dumps({f"node_{name}": 1}), "--dashboard-agent-listen-port", ports[0], "--runtime-env-agent-port",
-         ports[1], "--metrics-export-port", ports[2]],
+         json.dumps({f"node_{name}": 1}), *_agent_ports()],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV, start_new_session=True))
 
 
@@ -314,7 +320,7 @@ def test_a_worker_node_lost_mid_trial_continues_on_another_from_its_checkpoint(
     session, as a lost machine) after the trial checkpointed: Tune restarts the trial on b from its last
     checkpoint, and the sweep completes with nothing lost."""
     address, _, procs, _ = ray_head_without_cpus
-    _start_worker(address, "a", procs, 0)
+    _start_worker(address, "a", procs)
     _wait_cpus(address, 1)
     args = sweep_args(hopper_random_file, tmp_path, "lost", 1, "--concurrency", "1", "--set", "epochs=100", "--set",
                       "steps_per_epoch=100")  # long enough to outlast worker b's joining on a busy machine
@@ -330,7 +336,7 @@ def test_a_worker_node_lost_mid_trial_continues_on_another_from_its_checkpoint(
             time.sleep(0.5)
         else:
             pytest.fail("the trial did not reach its third epoch")
-        _start_worker(address, "b", procs, 1)
+        _start_worker(address, "b", procs)
         _wait_cpus(address, 2)
         subprocess.run(["pkill", "-9", "-s", str(procs[1].pid)], check=False)  # worker a, all of it
         at_kill = len(results[0].read_text().splitlines())
