@@ -150,12 +150,7 @@ class MOPOTrainer:
 
     def count_update(self, losses: dict[str, torch.Tensor], seconds: float) -> None:
         """Record one update made for this seed by a batched learner (its losses, its share of the time)."""
-        stats = self._ep.stats
-        stats.critic_loss += losses["critic_loss"]
-        stats.actor_loss += losses["actor_loss"]
-        stats.q_mean += losses["q_mean"]
-        stats.alpha += losses["alpha"]
-        stats.updates += 1
+        self._ep.stats.add(losses["critic_loss"], losses["actor_loss"], losses["q_mean"], losses["alpha"])
         self._ep.sac_seconds += seconds
         self.updates += 1
 

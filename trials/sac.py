@@ -94,10 +94,14 @@ class Actor(nn.Module):
         act = torch.tanh(pre)
         if not with_log_prob:
             return act, None
-        # log N(pre; mean, std) minus the tanh Jacobian, in the numerically stable softplus form.
-        log_prob = (-0.5 * eps.pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
-        log_prob = log_prob - (2 * (math.log(2) - pre - F.softplus(-2 * pre))).sum(-1)
-        return act, log_prob
+        return act, squashed_log_prob(pre, eps, log_std)
+
+
+def squashed_log_prob(pre: torch.Tensor, eps: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
+    """Log-probability of ``tanh(pre)`` for ``pre = mean + exp(log_std) * eps``: log N(pre; mean, std) minus
+    the tanh Jacobian, in the numerically stable softplus form, summed over the last dim."""
+    log_prob = (-0.5 * eps.pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+    return log_prob - (2 * (math.log(2) - pre - F.softplus(-2 * pre))).sum(-1)
 
 
 @dataclass
@@ -109,6 +113,15 @@ class SACStats:
     q_mean: torch.Tensor
     alpha: torch.Tensor
     updates: int = 0
+
+    def add(self, critic_loss: torch.Tensor, actor_loss: torch.Tensor, q_mean: torch.Tensor,
+            alpha: torch.Tensor) -> None:
+        """Count one update's diagnostics (detached scalars)."""
+        self.critic_loss += critic_loss
+        self.actor_loss += actor_loss
+        self.q_mean += q_mean
+        self.alpha += alpha
+        self.updates += 1
 
     def means(self) -> dict[str, float]:
         n = max(self.updates, 1)
@@ -233,8 +246,4 @@ class SAC(nn.Module):
         with torch.no_grad():
             torch._foreach_lerp_(self._target_params, self._critic_params, cfg.tau)
             if stats is not None:
-                stats.critic_loss += critic_loss.detach()
-                stats.actor_loss += actor_loss.detach()
-                stats.q_mean += q.detach().mean()
-                stats.alpha += alpha
-                stats.updates += 1
+                stats.add(critic_loss.detach(), actor_loss.detach(), q.detach().mean(), alpha)

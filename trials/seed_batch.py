@@ -16,27 +16,19 @@ seed starts from exactly its separate initialisation) and writes each seed's wei
 
 from __future__ import annotations
 
-import math
-
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from trials.nets import EnsembleMLP
-from trials.sac import LOG_STD_MAX, LOG_STD_MIN, SAC, SACConfig, actor_lr
+from trials.nets import EnsembleLinear, EnsembleMLP
+from trials.sac import LOG_STD_MAX, LOG_STD_MIN, SAC, SACConfig, actor_lr, squashed_log_prob
 
 
-def _stack_linear_layers(ensemble: EnsembleMLP, layers: list[list[tuple[torch.Tensor, torch.Tensor]]]) -> None:
-    """Copy per-member ``(weight [out, in], bias [out])`` pairs (nn.Linear's layout) into ``ensemble``."""
-    targets = [*ensemble.hidden, ensemble.out]
-    with torch.no_grad():
-        for k, layer in enumerate(targets):
-            layer.weight.copy_(torch.stack([member[k][0].t() for member in layers]))
-            layer.bias.copy_(torch.stack([member[k][1].unsqueeze(0) for member in layers]))
+def _layers(ensemble: EnsembleMLP) -> list[EnsembleLinear]:
+    return [*ensemble.hidden, ensemble.out]
 
 
-def _linear_layers(module: nn.Module) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    return [(m.weight, m.bias) for m in module.modules() if isinstance(m, nn.Linear)]
+def _linear_layers(module: nn.Module) -> list[nn.Linear]:
+    return [m for m in module.modules() if isinstance(m, nn.Linear)]
 
 
 class SeedBatchedSAC(nn.Module):
@@ -73,14 +65,16 @@ class SeedBatchedSAC(nn.Module):
             raise ValueError("seeds batched together must share one SAC config")
         out = cls(len(agents), first.obs_dim, first.act_dim, first.cfg, [a.gen for a in agents],
                   first.target_entropy, first.device)
-        _stack_linear_layers(out.actor, [_linear_layers(a.actor) for a in agents])
-        with torch.no_grad():
-            for mine, theirs in (("critic", "critic"), ("critic_target", "critic_target")):
-                dst = getattr(out, mine)
-                for k, layer in enumerate([*dst.hidden, dst.out]):
-                    src = [[*getattr(a, theirs).hidden, getattr(a, theirs).out][k] for a in agents]
-                    layer.weight.copy_(torch.cat([s.weight for s in src]))
-                    layer.bias.copy_(torch.cat([s.bias for s in src]))
+        with torch.no_grad():  # the actor's nn.Linear [out, in] weights, transposed to [in, out] per member
+            for k, layer in enumerate(_layers(out.actor)):
+                linears = [_linear_layers(a.actor)[k] for a in agents]
+                layer.weight.copy_(torch.stack([m.weight.t() for m in linears]))
+                layer.bias.copy_(torch.stack([m.bias.unsqueeze(0) for m in linears]))
+            for name in ("critic", "critic_target"):  # N members per seed, seed-major
+                for k, layer in enumerate(_layers(getattr(out, name))):
+                    members = [_layers(getattr(a, name))[k] for a in agents]
+                    layer.weight.copy_(torch.cat([m.weight for m in members]))
+                    layer.bias.copy_(torch.cat([m.bias for m in members]))
             out.log_alpha.copy_(torch.stack([a.log_alpha.detach() for a in agents]))
         return out
 
@@ -91,13 +85,12 @@ class SeedBatchedSAC(nn.Module):
         for s, agent in enumerate(agents):
             if only is not None and s not in only:
                 continue
-            for (weight, bias), layer in zip(_linear_layers(agent.actor), [*self.actor.hidden, self.actor.out],
-                                             strict=True):
-                weight.copy_(layer.weight[s].t())
-                bias.copy_(layer.bias[s, 0])
+            for linear, layer in zip(_linear_layers(agent.actor), _layers(self.actor), strict=True):
+                linear.weight.copy_(layer.weight[s].t())
+                linear.bias.copy_(layer.bias[s, 0])
             rows = slice(s * self.n, (s + 1) * self.n)
             for mine, theirs in ((self.critic, agent.critic), (self.critic_target, agent.critic_target)):
-                for src, dst in zip([*mine.hidden, mine.out], [*theirs.hidden, theirs.out], strict=True):
+                for src, dst in zip(_layers(mine), _layers(theirs), strict=True):
                     dst.weight.copy_(src.weight[rows])
                     dst.bias.copy_(src.bias[rows])
             agent.log_alpha.copy_(self.log_alpha[s])
@@ -115,9 +108,7 @@ class SeedBatchedSAC(nn.Module):
         eps = torch.stack([torch.randn(mean.shape[1:], generator=g, device=mean.device, dtype=mean.dtype)
                            for g in self.gens])
         pre = mean + log_std.exp() * eps
-        log_prob = (-0.5 * eps.pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
-        log_prob = log_prob - (2 * (math.log(2) - pre - F.softplus(-2 * pre))).sum(-1)
-        return torch.tanh(pre), log_prob
+        return torch.tanh(pre), squashed_log_prob(pre, eps, log_std)
 
     def _q(self, net: EnsembleMLP, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
         """``[S, N, B]`` from ``[S, B, .]`` inputs."""

@@ -15,12 +15,16 @@ from trials.trainable import build_trainer
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 
+def _cuda_config(dataset: Path, pool_dir: Path) -> TrialConfig:
+    return TrialConfig(dataset=str(dataset), pool_dir=str(pool_dir), device="cuda", num_models=3, num_elites=2,
+                       epochs=2, steps_per_epoch=30, eval_episodes=1,
+                       rollout={"batch_size": 500, "horizon": 3, "freq": 15},
+                       dynamics={"pool_size": 3, "hidden": 32, "layers": 2, "max_epochs": 2},
+                       sac={"hidden": 32, "batch_size": 64})
+
+
 def test_short_trial_runs_on_cuda(hopper_random_file: Path, tmp_path: Path) -> None:
-    cfg = TrialConfig(dataset=str(hopper_random_file), pool_dir=str(tmp_path), device="cuda", num_models=3,
-                      num_elites=2, epochs=2, steps_per_epoch=30, eval_episodes=1,
-                      rollout={"batch_size": 500, "horizon": 3, "freq": 15},
-                      dynamics={"pool_size": 3, "hidden": 32, "layers": 2, "max_epochs": 2},
-                      sac={"hidden": 32, "batch_size": 64})
+    cfg = _cuda_config(hopper_random_file, tmp_path)
     trainer = build_trainer(cfg, load_hdf5(hopper_random_file))
     assert trainer.model.in_mean.device.type == "cuda" and trainer.model_buffer.obs.device.type == "cuda"
     while not trainer.done:
@@ -32,11 +36,7 @@ def test_short_trial_runs_on_cuda(hopper_random_file: Path, tmp_path: Path) -> N
 def test_seed_group_runs_on_cuda(hopper_random_file: Path, tmp_path: Path) -> None:
     from trials.seed_group import SeedGroup
 
-    cfg = TrialConfig(dataset=str(hopper_random_file), pool_dir=str(tmp_path), device="cuda", num_models=3,
-                      num_elites=2, epochs=2, steps_per_epoch=30, eval_episodes=1,
-                      rollout={"batch_size": 500, "horizon": 3, "freq": 15},
-                      dynamics={"pool_size": 3, "hidden": 32, "layers": 2, "max_epochs": 2},
-                      sac={"hidden": 32, "batch_size": 64})
+    cfg = _cuda_config(hopper_random_file, tmp_path)
     ds = load_hdf5(hopper_random_file)
     group = SeedGroup({s: build_trainer(cfg.with_overrides({"seed": s}), ds) for s in range(4)})
     while not group.done:
