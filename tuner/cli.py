@@ -82,18 +82,28 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                     baselines=args.baselines, warm_start=args.warm_start, base=base,
                     overrides=parse_overrides(args.set), search_seed=args.search_seed,
                     gpus_per_trial=args.gpus_per_trial, trackers=parse_trackers(args.log))
-    with storage_guard(spec.root, f"mbrl-tune resume {spec.root}"):
-        run_sweep(spec)
-    return _print_status(spec.root)
+    return _sweep_and_status(spec.root, lambda: run_sweep(spec))
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
     from tuner.sweep import SweepSpec, run_sweep  # noqa: PLC0415
 
     spec = SweepSpec.load(args.path)
-    with storage_guard(spec.root, f"mbrl-tune resume {spec.root}"):
-        run_sweep(spec, resume=True)
-    return _print_status(spec.root)
+    return _sweep_and_status(spec.root, lambda: run_sweep(spec, resume=True))
+
+
+def _sweep_and_status(root: Path, run: Callable[[], object]) -> int:
+    """Run a sweep, then print its status; a Ctrl-C or SIGTERM (the sweep saved, stopped at that
+    experiment) exits 130 after the same status and resume hint."""
+    from tuner.interrupts import Interrupted  # noqa: PLC0415
+
+    try:
+        with storage_guard(root, f"mbrl-tune resume {root}"):
+            run()
+    except Interrupted:
+        _print_status(root)
+        return 130
+    return _print_status(root)
 
 
 def _print_status(sweep_dir: Path) -> int:

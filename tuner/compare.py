@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict
 
 from trials.config import TrialConfig, atomic_write_text
 from tuner.errors import UsageError
+from tuner.interrupts import fit
 from tuner.records import TrialRecord, read_trials, trial_dirname
 
 COMPARE_DIR = "compare"
@@ -264,7 +265,7 @@ def _run_experiment(entry: CompareDataset, runs: list[tuple[str, int, dict[str, 
                                   checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
                                   failure_config=tune.FailureConfig(max_failures=1)),
     )
-    tuner.fit()
+    fit(tuner)  # Interrupted: stop here, not at the next experiment
     return storage / name
 
 

@@ -14,7 +14,8 @@ fresh seeds -> calibrate; then one report across all datasets. The study folder 
 The same command resumes a study killed at any point: a finished stage (in ``stages.json``, or whose
 outputs are complete) is skipped, an interrupted sweep is resumed through ``Tuner.restore``, the
 comparison runs only its missing (arm, seed) runs. Exit 0 only when every stage completed; a stage that
-ends with errored or missing trials prints what is missing and the study exits 1.
+ends with errored or missing trials prints what is missing and the study exits 1. Ctrl-C or SIGTERM
+stops the study inside the stage it is in (its state saved, exit 130), never going on to the next.
 """
 
 from __future__ import annotations
@@ -255,7 +256,13 @@ def _run_stages(spec: StudySpec, folder: Path, base: dict[str, Any]) -> int:
                 continue
             _say(f"{key}: started")
             t0 = time.perf_counter()
-            ok = runner(spec, ds, folder, base)
+            try:
+                ok = runner(spec, ds, folder, base)
+            except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the stage saved its state; stop the study here
+                stages.record(key, time.perf_counter() - t0, False)
+                _say(f"{key}: interrupted after {_duration(time.perf_counter() - t0)}; run the same command "
+                     f"again to resume it")
+                raise
             seconds = time.perf_counter() - t0
             stages.record(key, seconds, ok)
             _say(f"{key}: {'done' if ok else 'incomplete'} in {_duration(seconds)}"

@@ -35,6 +35,7 @@ from trials.dataset import Dataset, dataset_path, load_dataset
 from trials.pool import load_or_train_pool
 from trials.trainable import tune_trainable
 from tuner.errors import SweepError
+from tuner.interrupts import fit
 from tuner.records import STOPPED, mark_stopped, read_trials, restore_missing_checkpoints, trial_dirname
 from tuner.recovery import StateBackup, backup_state, follow_move, repair_state
 from tuner.searcher import SEARCHERS, WarmStartPoint, make_searcher
@@ -300,7 +301,7 @@ def _run_experiment(spec: SweepSpec, dataset_path: str, dataset: Dataset, base: 
     if not resume:
         hint = f"; tensorboard --logdir {exp_dir}" if "tensorboard" in spec.trackers else ""
         print(f"[{label}] {spec.trials} trials, {spec.concurrency} at a time, in {exp_dir}{hint}", flush=True)
-    tuner.fit()
+    fit(tuner)  # Interrupted: stop here, not at the next dataset
     for copy in repaired:  # Ray deleted the ones it restored from; the others were never named
         shutil.rmtree(copy, ignore_errors=True)
     print(f"[{label}] {spec.trials} trials in {time.perf_counter() - start:.0f} s; results in {exp_dir}",

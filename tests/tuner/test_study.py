@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -35,21 +36,29 @@ def write_study(folder: Path, **changes: object) -> Path:
     return path
 
 
-def run_until(study: Path, marker: str | None, timeout: float = 900) -> tuple[int | None, str]:
+def run_until(study: Path, marker: str | None, timeout: float = 900,
+              interrupt: bool = False) -> tuple[int | None, str]:
     """Run ``mbrl-tune study``; with ``marker``, SIGKILL its whole session (driver and in-process Ray) as
-    soon as a line containing it is printed. Returns (exit code or None if killed, output)."""
+    soon as a line containing it is printed. Returns (exit code or None if killed, output). With
+    ``interrupt``, send the driver alone one SIGINT (Ctrl-C) at the marker instead, and let it end."""
     proc = subprocess.Popen([*CLI, "study", str(study)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, env=ENV, cwd=study.parent, start_new_session=True)
     lines = []
     deadline = time.time() + timeout
     assert proc.stdout is not None
-    for line in proc.stdout:
-        lines.append(line)
-        if (marker is not None and marker in line) or time.time() > deadline:
-            subprocess.run(["pkill", "-9", "-s", str(proc.pid)], check=False)
-            proc.wait(timeout=60)
-            return None, "".join(lines)
-    return proc.wait(timeout=60), "".join(lines)
+    try:
+        for line in proc.stdout:
+            lines.append(line)
+            if interrupt and marker is not None and marker in line:
+                proc.send_signal(signal.SIGINT)
+                marker = None  # once: a second Ctrl-C would skip the graceful save
+            elif (marker is not None and marker in line) or time.time() > deadline:
+                subprocess.run(["pkill", "-9", "-s", str(proc.pid)], check=False)
+                proc.wait(timeout=60)
+                return None, "".join(lines)
+        return proc.wait(timeout=60), "".join(lines)
+    finally:
+        subprocess.run(["pkill", "-9", "-s", str(proc.pid)], check=False)  # whatever Ray left behind
 
 
 def test_study_survives_kills_inside_and_between_stages(tmp_path: Path) -> None:
@@ -91,6 +100,23 @@ def test_study_survives_kills_inside_and_between_stages(tmp_path: Path) -> None:
     changed = write_study(tmp_path, trials=7)
     done = subprocess.run([*CLI, "study", str(changed)], capture_output=True, text=True, env=ENV, timeout=120)
     assert done.returncode == 2 and "key 'trials' differs" in done.stderr, done.stderr
+
+
+def test_ctrl_c_stops_the_study_where_it_is(tmp_path: Path) -> None:
+    """One Ctrl-C inside the first dataset's sweep: the sweep saves and the study stops there (exit 130),
+    neither going on to the next dataset nor recording the sweep as done."""
+    second = {"path": "data/walker2d-random-2k.hdf5", "env": "walker2d", "level": "random", "size": 2000}
+    study = write_study(tmp_path, datasets=[*TINY["datasets"], second])  # type: ignore[list-item]
+    folder = tmp_path / "out" / "tiny"
+    code, out = run_until(study, "sweep trials, 0/", interrupt=True, timeout=600)
+    assert code == 130, out[-3000:]
+    assert "hopper-random-2k/sweep: interrupted" in out and "Traceback" not in out, out[-3000:]
+    assert "walker2d-random-2k" not in out.split("hopper-random-2k/sweep: interrupted")[1], out[-3000:]
+    assert not (tmp_path / "data" / "walker2d-random-2k.hdf5").exists(), "the next dataset was not started"
+    stages = json.loads((folder / "stages.json").read_text())
+    assert stages["hopper-random-2k/generate"]["done"] and not stages["hopper-random-2k/sweep"]["done"]
+    finished = [r for r in read_trials(folder / "sweeps/hopper-random-2k/hopper-random-2k") if r.status == "finished"]
+    assert 1 <= len(finished) < 6, out[-3000:]
 
 
 BAD = {
