@@ -66,9 +66,21 @@ class BehaviourPolicy:
     final_eval_return: float
 
 
+#: SAC options added after the first policies were cached (docs/results/behaviour/): they enter the
+#: cache key only when set away from their defaults, which run the algorithm those policies were trained
+#: with, so adding an agent option never orphans a cached policy. Add every new SACConfig field here.
+LATER_SAC_FIELDS = ("num_critics", "eta", "deterministic_backup", "target_floor")
+
+
+def _sac_key(sac: SACConfig) -> dict[str, object]:
+    defaults = SACConfig()
+    return {k: v for k, v in sac.model_dump().items()
+            if k not in LATER_SAC_FIELDS or v != getattr(defaults, k)}
+
+
 def _cache_key(spec: EnvSpec, level: str, seed: int, cfg: GenerateConfig) -> str:
     budget = {"medium": (cfg.medium_fraction, cfg.medium_max_steps), "expert": (cfg.expert_steps,)}[level]
-    blob = json.dumps([spec.name, level, seed, cfg.sac.model_dump(), budget, cfg.learning_starts,
+    blob = json.dumps([spec.name, level, seed, _sac_key(cfg.sac), budget, cfg.learning_starts,
                        cfg.eval_every, cfg.eval_episodes, GENERATOR_VERSION], sort_keys=True)
     return f"{spec.name}-seed{seed}-{level}-{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
 

@@ -50,3 +50,17 @@ def test_generation_is_deterministic(policy_dir: Path) -> None:
 def test_unknown_level(policy_dir: Path) -> None:
     with pytest.raises(ValueError, match="known: " + ", ".join(LEVELS)):
         generate(ENVS["hopper"], "novice", 10, 0, TINY, policy_dir)
+
+
+def test_committed_behaviour_policy_keeps_its_cache_key() -> None:
+    """The evidence study's committed policy is found under today's defaults (a new SAC option at its
+    default must not change the key: list it in LATER_SAC_FIELDS), and a changed setting is another key."""
+    from trials.generate import _cache_key
+    from trials.sac import SACConfig
+
+    committed = Path(__file__).resolve().parents[2] / "docs/results/behaviour"
+    key = _cache_key(ENVS["hopper"], "medium", 0, GenerateConfig())
+    assert (committed / f"{key}.pt").is_file(), f"{key}.pt not in {sorted(p.name for p in committed.iterdir())}"
+    for changed in ({"num_critics": 10}, {"target_floor": 0.0}, {"tau": 0.01}):
+        cfg = GenerateConfig(sac=SACConfig(**changed))
+        assert _cache_key(ENVS["hopper"], "medium", 0, cfg) != key, changed
