@@ -90,3 +90,20 @@ def test_precision_report_compares_formats_on_a_real_pool(tmp_path: Path, hopper
             row = next(line for line in lines if line.startswith(name + " "))
             assert float(row.split()[-1]) > 0.9, row  # penalties in both formats rank states alike
     assert sum("predict of one" in line for line in lines) == 2
+
+
+def test_peer_refuses_a_folder_without_offlinerl_kit(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "benchmarks.peer", "--okit", str(tmp_path / "absent")],
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert "no OfflineRL-Kit checkout there" in done.stderr and "Traceback" not in done.stderr
+    assert done.stdout == "", "nothing measured, nothing printed"
+
+
+def test_peer_ratios_read_against_both_okit_variants() -> None:
+    from benchmarks.peer import VARIANTS, format_ratios
+
+    medians = dict(zip(VARIANTS, (10.0, 8.0, 40.0, 30.0), strict=True))
+    table = format_ratios(medians).splitlines()
+    ours = next(line for line in table if line.startswith("ours "))
+    assert "4.00x" in ours and "3.00x" in ours  # 40/10 against okit, 30/10 against okit[glibc]
