@@ -19,8 +19,6 @@ from trials.config import TrialConfig, apply_overrides
 from trials.dataset import Dataset, load_dataset
 from trials.pool import PoolInfo, load_or_train_pool
 
-#: OfflineRL-Kit's MOPO epoch on this machine, measured in an earlier session (not comparable run to run).
-OFFLINERL_KIT_EPOCH_S = 46.0
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -98,7 +96,6 @@ def epoch_rows(cfg: TrialConfig, result: dict[str, Any], sizes: Sizes, measured:
                  "other_s": epoch_s - rollout_s - sac_s, "setup_s": result["setup_s"],
                  "sys_time_fraction": _median(timed, "sys_s") / epoch_s,
                  "minor_faults_per_epoch": _median(timed, "minor_faults"),
-                 "offlinerl_kit_epoch_s_earlier_session": OFFLINERL_KIT_EPOCH_S,
                  "per_epoch_wall_s": [round(e["wall_s"], 2) for e in result["epochs"]]},
     )
     if sac_base is not None and roll_base is not None:
