@@ -162,7 +162,7 @@ def _sweep(spec: StudySpec, ds: StudyDataset, folder: Path, base: dict[str, Any]
         if _sweep_missing(spec, ds, folder) is None:
             return True
         _say(f"{root.name}: resuming the sweep ({_sweep_missing(spec, ds, folder)})")
-        run_sweep(SweepSpec.load(root), resume=True)
+        run_sweep(SweepSpec.load(root), resume=True, callbacks=[StudyEta(folder)])  # used if nothing to restore
     else:
         sweep = new_spec(name=root.name, storage=str(root.parent), space_file=resolve_space(spec.space),
                          datasets=[ds.path], trials=spec.trials, concurrency=spec.concurrency, seeds=list(spec.seeds),
