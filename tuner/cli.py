@@ -158,17 +158,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     out = Path(args.out)
-    data = out / "hopper-random-20k.hdf5"
+    data = out / f"hopper-random-{args.size // 1000}k.hdf5"
     if not data.exists():
         spec = get_env_spec("hopper")
-        ds = generate(spec, "random", 20_000, 0, GenerateConfig(), out / "behaviour", progress=True)
+        ds = generate(spec, "random", args.size, 0, GenerateConfig(), out / "behaviour", progress=True)
         save_hdf5(ds, data)
         print(f"generated {data}")
     name = time.strftime("demo-%Y%m%d-%H%M%S")
     ns = build_parser().parse_args(["sweep", "--space", "quick", "--dataset", str(data), "--trials",
                                     str(args.trials), "--concurrency", str(args.concurrency), "--storage",
-                                    str(out / "sweeps"), "--name", name, "--preset", "demo",
-                                    "--init-trials", "6"])
+                                    str(out / "sweeps"), "--name", name, "--preset", args.preset,
+                                    "--init-trials", str(min(6, args.trials))])
     code = cmd_sweep(ns)
     sweep_dir = out / "sweeps" / name
     print(f"\ncomparing the best configuration with the hand-tuned baseline on {args.fresh_seeds} fresh seeds:")
@@ -283,6 +283,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--trials", type=positive_int, default=10)
     demo.add_argument("--fresh-seeds", type=positive_int, default=3, help="fresh seeds of the comparison")
     demo.add_argument("--concurrency", type=positive_int, default=2)
+    demo.add_argument("--preset", choices=list(PRESETS), default="demo", help="trial budget (tiny: a smoke run)")
+    demo.add_argument("--size", type=positive_int, default=20_000, help="transitions of the generated dataset")
     demo.set_defaults(func=cmd_demo)
     return parser
 
