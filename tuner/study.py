@@ -259,9 +259,9 @@ def _run_stages(spec: StudySpec, folder: Path, base: dict[str, Any]) -> int:
             try:
                 ok = runner(spec, ds, folder, base)
             except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the stage saved its state; stop the study here
-                stages.record(key, time.perf_counter() - t0, False)
-                _say(f"{key}: interrupted after {_duration(time.perf_counter() - t0)}; run the same command "
-                     f"again to resume it")
+                seconds = time.perf_counter() - t0
+                stages.record(key, seconds, False)
+                _say(f"{key}: interrupted after {_duration(seconds)}; run the same command again to resume it")
                 raise
             seconds = time.perf_counter() - t0
             stages.record(key, seconds, ok)
