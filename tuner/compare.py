@@ -37,6 +37,7 @@ from trials.config import TrialConfig, atomic_write_text
 from tuner.errors import UsageError
 from tuner.interrupts import fit
 from tuner.records import TrialRecord, read_trials, trial_dirname
+from tuner.storage import whole_file_fs
 
 COMPARE_DIR = "compare"
 PLAN_FILE = "plan.json"
@@ -260,7 +261,7 @@ def _run_experiment(entry: CompareDataset, runs: list[tuple[str, int, dict[str, 
         param_space={"base": tune.grid_search([config for _, _, config in runs]), "threads": 1},
         tune_config=tune.TuneConfig(num_samples=1, max_concurrent_trials=concurrency, reuse_actors=False,
                                     trial_dirname_creator=trial_dirname),
-        run_config=tune.RunConfig(name=name, storage_path=str(storage), verbose=0,
+        run_config=tune.RunConfig(name=name, storage_path=str(storage), storage_filesystem=whole_file_fs(), verbose=0,
                                   callbacks=[*tracker_callbacks(["tensorboard"], storage, name), Printer(), *callbacks],
                                   checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
                                   failure_config=tune.FailureConfig(max_failures=1)),

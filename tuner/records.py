@@ -156,6 +156,9 @@ def _errored(folder: Path, history: list[dict[str, Any]]) -> bool:
     return not (history and results.exists() and results.stat().st_mtime > error.stat().st_mtime + 1.0)
 
 
+CHECKPOINT_DIR = re.compile(r"checkpoint_\d{6}")
+
+
 def restore_missing_checkpoints(experiment_dir: Path) -> list[Path]:
     """Repair what a driver killed at the wrong moment leaves behind, before the experiment is restored.
 
@@ -163,15 +166,27 @@ def restore_missing_checkpoints(experiment_dir: Path) -> list[Path]:
     and snapshots the experiment state a moment later; a driver killed in between leaves a state naming
     the deleted ``checkpoint_<k-1>``, and that trial then fails every restore. For each unfinished trial
     whose newest checkpoint is ``k`` and whose ``k-1`` is missing, a copy of ``k`` is put under the name
-    ``k-1`` (copied to a temporary name, then renamed), so the trial resumes from its newest state. Returns
-    the copies made; the caller removes those still present once the experiment has run.
+    ``k-1`` (copied to a temporary name, then renamed), so the trial resumes from its newest state.
+
+    An unfinished trial (errored ones included) whose checkpoints are all gone (deleted, or left out of a
+    copy of the sweep) would fail every restore too: an empty folder is put under each checkpoint name its
+    results mention, and the trial, finding no state there, starts over (``trials.trainable``).
+
+    Returns the folders made; the caller removes those still present once the experiment has run.
     """
     made = []
     for record in read_trials(experiment_dir):
-        if record.status in ENDED or record.errored:
+        if record.status in ENDED:
             continue
         checkpoints = sorted(record.path.glob("checkpoint_[0-9]*"))
         if not checkpoints:
+            named = {str(row.get("checkpoint_dir_name")) for row in record.history}
+            named = {n for n in named if CHECKPOINT_DIR.fullmatch(n)}
+            for name in sorted(named):
+                (record.path / name).mkdir()
+                made.append(record.path / name)
+            continue
+        if record.errored:
             continue
         newest = checkpoints[-1]
         index = int(newest.name.split("_")[1])

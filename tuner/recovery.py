@@ -14,7 +14,8 @@ a traceback on every try. So:
 A sweep moved to another path (another machine mounting the same storage elsewhere) is followed by
 :func:`follow_move`: Tune itself re-points the restored trials, but the search generator's pickled
 experiment keeps the old storage path, and every trial it creates after the resume would write there
-(and fail on a machine where that path does not exist); the state file is rewritten to the new path.
+(and fail on a machine where that path does not exist); the state file is rewritten to the new path. A
+sweep begun before :mod:`tuner.storage` existed gets its new trials written through that filesystem too.
 
 Trials' checkpoints are not checked here: a trial whose checkpoint cannot be read starts over
 (``trials.trainable``), its finished siblings are untouched.
@@ -31,6 +32,7 @@ from typing import Any
 from ray import cloudpickle, tune
 
 from tuner.errors import SweepError
+from tuner.storage import whole_file_fs
 
 BACKUP_DIR = ".state-backup"
 #: The state files Ray Tune keeps in an experiment folder (the newest of each pattern is the live one).
@@ -121,8 +123,9 @@ def repair_state(exp_dir: Path) -> list[str]:
 
 
 def follow_move(exp_dir: Path) -> list[str]:
-    """Re-point the search generator's stored experiment at ``exp_dir`` when the sweep was moved; returns
-    a note per state file rewritten (atomically)."""
+    """Re-point the search generator's stored experiment at ``exp_dir`` when the sweep was moved, and at
+    :func:`whole_file_fs` when it wrote through the plain local filesystem; returns a note per moved state
+    file (each rewritten atomically)."""
     notes = []
     for path in sorted(exp_dir.glob("search_gen_state-*.json")):
         state = cloudpickle.loads(path.read_bytes())
@@ -133,15 +136,19 @@ def follow_move(exp_dir: Path) -> list[str]:
                                        getattr(experiment, "spec", {}).get("storage")) if s is not None}
         moved = [s for s in storages.values()
                  if (s.storage_fs_path, s.experiment_dir_name) != (str(exp_dir.parent), exp_dir.name)]
-        if not moved:
+        plain = [s for s in storages.values() if s.storage_filesystem != whole_file_fs()]  # a sweep of before
+        if not moved and not plain:
             continue
-        old = moved[0].storage_fs_path
-        for storage in moved:
-            storage.storage_fs_path, storage.experiment_dir_name = str(exp_dir.parent), exp_dir.name
+        for storage in plain:
+            storage.storage_filesystem = whole_file_fs()
+        if moved:
+            old = moved[0].storage_fs_path
+            for storage in moved:
+                storage.storage_fs_path, storage.experiment_dir_name = str(exp_dir.parent), exp_dir.name
+            notes.append(f"{path.name}: the sweep moved from {old}; new trials are written under {exp_dir.parent}")
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         tmp.write_bytes(cloudpickle.dumps(state))
         os.replace(tmp, path)
-        notes.append(f"{path.name}: the sweep moved from {old}; new trials are written under {exp_dir.parent}")
     return notes
 
 

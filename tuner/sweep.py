@@ -40,6 +40,7 @@ from tuner.records import STOPPED, mark_stopped, read_trials, restore_missing_ch
 from tuner.recovery import StateBackup, backup_state, follow_move, repair_state
 from tuner.searcher import SEARCHERS, WarmStartPoint, make_searcher
 from tuner.spec import SPEC_FILE, SweepSpec
+from tuner.storage import whole_file_fs
 from tuner.trackers import quiet_tune_output, tracker_callbacks
 
 METRIC, MODE = "score", "max"
@@ -272,12 +273,13 @@ def _run_experiment(spec: SweepSpec, dataset_path: str, dataset: Dataset, base: 
             print(f"[{label}] {note}", flush=True)
         for note in follow_move(exp_dir):  # a moved sweep: new trials go where the sweep is now
             print(f"[{label}] {note}", flush=True)
-    if resume and tune.Tuner.can_restore(str(exp_dir)):
+    storage = whole_file_fs()  # a full disk never leaves Tune's rewritten files cut short (tuner.storage)
+    if resume and tune.Tuner.can_restore(str(exp_dir), storage_filesystem=storage):
         print(f"[{label}] resuming {exp_dir}", flush=True)
         backup_state(exp_dir)
         repaired = restore_missing_checkpoints(exp_dir)
         tuner = tune.Tuner.restore(str(exp_dir), trainable=_trainable(dataset, spec.gpus_per_trial, spec.pool_dir),
-                                   resume_errored=True)
+                                   resume_errored=True, storage_filesystem=storage)
     else:
         searcher = make_searcher(spec.searcher, space, METRIC, MODE, seed=spec.search_seed,
                                  num_init_trials=spec.num_init_trials,
@@ -291,7 +293,7 @@ def _run_experiment(spec: SweepSpec, dataset_path: str, dataset: Dataset, base: 
                                         # reuse_actors: 0.14 s instead of 2.3 s of Ray overhead per trial
                                         reuse_actors=True, trial_dirname_creator=trial_dirname),
             run_config=tune.RunConfig(
-                name=exp_dir.name, storage_path=str(spec.root), verbose=0,
+                name=exp_dir.name, storage_path=str(spec.root), storage_filesystem=storage, verbose=0,
                 callbacks=[*tracker_callbacks(spec.trackers, spec.root, exp_dir.name), EarlyStopMarker(), printer,
                            StateBackup(exp_dir), *callbacks],
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1),

@@ -33,13 +33,24 @@ def finished(exp: Path) -> dict[str, float]:
     return {r.trial_id: r.last["score"] for r in read_trials(exp) if r.status == "finished"}
 
 
-def kill_after(cmd: list[str], exp: Path, n: int, timeout: float = 300) -> None:
-    """Run ``cmd`` and SIGKILL its session once ``n`` trials of ``exp`` have finished."""
+def checkpointed_unfinished(exp: Path) -> list[Path]:
+    """Folders of the trials of ``exp`` that have not ended, hold a complete checkpoint and are named in
+    the experiment state Tune last wrote (so that a resume continues them, not new ones)."""
+    states = sorted(exp.glob("experiment_state-*.json"))
+    state = states[-1].read_text(errors="replace") if states else ""
+    return [r.path for r in read_trials(exp) if r.status == "running" and r.trial_id in state
+            and list(r.path.glob("checkpoint_*/trial_state.pt"))]
+
+
+def kill_after(cmd: list[str], exp: Path, n: int, timeout: float = 600, checkpointed: bool = False) -> None:
+    """Run ``cmd`` and SIGKILL its session once ``n`` trials of ``exp`` have finished (and, with
+    ``checkpointed``, another has a checkpoint)."""
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV,
                             start_new_session=True)
-    deadline = time.time() + timeout
-    while len(finished(exp)) < n and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.5)
+    deadline = time.time() + timeout  # under load tiny trials can take minutes; never a time assertion
+    while ((len(finished(exp)) < n or (checkpointed and not checkpointed_unfinished(exp)))
+           and time.time() < deadline and proc.poll() is None):
+        time.sleep(0.2)
     subprocess.run(["pkill", "-9", "-s", str(proc.pid)], check=False)
     proc.wait(timeout=60)
 
@@ -138,6 +149,7 @@ def test_full_filesystem_mid_sweep_then_resume_completes(hopper_random_file: Pat
     if len(finished(exp)) < 2:
         subprocess.run(["pkill", "-9", "-s", str(proc.pid)], check=False)
         pytest.fail(f"the sweep did not finish 2 trials before the disk was to fill (exit {proc.poll()})")
+    pre = finished(exp)
     filler = fill(small_fs)
     try:
         out, err = proc.communicate(timeout=600)
@@ -146,7 +158,9 @@ def test_full_filesystem_mid_sweep_then_resume_completes(hopper_random_file: Pat
     before = finished(exp)
     assert proc.returncode not in (0, None), out[-2000:]
     assert "filesystem" in err and "full" in err and "Traceback" not in err, err[-3000:]
-    assert len(before) >= 2
+    # Tune rewrites every trial's result.json onto the storage as it syncs; on the full disk a rewrite cut
+    # short once emptied finished trials' files (tuner.storage): what had finished is still there, unchanged
+    assert all(before.get(t) == s for t, s in pre.items()), (pre, before)
 
     filler.unlink()  # space freed: the same sweep resumes to its count
     resumed = subprocess.run([*CLI, "resume", str(small_fs / "f")], capture_output=True, text=True, env=ENV,
@@ -159,15 +173,20 @@ def test_full_filesystem_mid_sweep_then_resume_completes(hopper_random_file: Pat
 def test_a_sweep_moved_to_another_mount_point_resumes_there(hopper_random_file: Path, tmp_path: Path) -> None:
     """Another machine that sees the same storage at another path: sweep.json records the datasets relative
     to the sweep, trials find the pools where the sweep is now, and the trials the searcher creates after
-    the resume are written there too (Tune's search-generator state kept the old path)."""
+    the resume are written there too (Tune's search-generator state kept the old path). The copy left an
+    unfinished trial's checkpoints out: that trial starts over instead of failing every restore."""
     old, new = tmp_path / "mnt-a", tmp_path / "mnt-b"
     (old / "data").mkdir(parents=True)
     data = old / "data" / "hopper-random.hdf5"
     shutil.copyfile(hopper_random_file, data)
     exp = old / "sweeps" / "m" / data.stem
-    kill_after(sweep_cmd(data, old / "sweeps", "m", 4), exp, 1)
+    kill_after(sweep_cmd(data, old / "sweeps", "m", 4), exp, 1, checkpointed=True)
     before = finished(exp)
     assert 1 <= len(before) < 4
+    unfinished = checkpointed_unfinished(exp)
+    assert unfinished, "the sweep was killed with a checkpointed trial running"
+    for folder in unfinished[0].glob("checkpoint_*"):  # a copy of the sweep that left its checkpoints out
+        shutil.rmtree(folder)
     shutil.move(old, new)  # the whole storage, seen under another path
 
     resumed = subprocess.run([*CLI, "resume", str(new / "sweeps" / "m")], capture_output=True, text=True, env=ENV,
@@ -176,6 +195,8 @@ def test_a_sweep_moved_to_another_mount_point_resumes_there(hopper_random_file: 
     after = finished(new / "sweeps" / "m" / data.stem)
     assert len(after) >= 4 and all(after[t] == s for t, s in before.items())
     assert not old.exists(), "nothing was written under the old path"
+    restarted = [r for r in read_trials(new / "sweeps" / "m" / data.stem) if r.path.name == unfinished[0].name]
+    assert restarted[0].status == "finished", "the trial whose checkpoints were gone started over and finished"
     log = (new / "sweeps" / "m" / "pools" / "trainings.log").read_text().splitlines()
     assert len(log) == 1, "the pool trained before the move was found, not trained again"
     best = new / "best.yaml"

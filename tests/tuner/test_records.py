@@ -39,6 +39,22 @@ def test_missing_previous_checkpoint_of_an_unfinished_trial_is_restored(tmp_path
     assert restore_missing_checkpoints(tmp_path) == []  # repaired once
 
 
+def test_an_unfinished_trial_whose_checkpoints_are_all_gone_gets_empty_ones_to_start_over(tmp_path: Path) -> None:
+    gone = make_trial(tmp_path, "t1", "running", [])  # its checkpoints were deleted, or left out of a copy
+    rows = [{"epoch": e, "status": "running", "trial_id": "t1", "checkpoint_dir_name": f"checkpoint_{e - 1:06d}"}
+            for e in (1, 2)]
+    rows.append({"epoch": 3, "status": "running", "trial_id": "t1", "checkpoint_dir_name": "../../elsewhere"})
+    (gone / "result.json").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (gone / "error.txt").write_text("ValueError: Could not recover from checkpoint\n")  # as resume left it
+    never = make_trial(tmp_path, "t2", "running", [])  # reported nothing with a checkpoint: nothing to do
+
+    made = restore_missing_checkpoints(tmp_path)
+
+    assert made == [gone / "checkpoint_000000", gone / "checkpoint_000001"]  # only checkpoint names
+    assert all(p.is_dir() and not any(p.iterdir()) for p in made)  # no state: the trial starts over
+    assert not (tmp_path / "elsewhere").exists() and not list(never.glob("checkpoint_*"))
+
+
 def test_trial_names_and_order_for_new_and_old_folder_names(tmp_path: Path) -> None:
     """New folders are ``trial-<number>-<id>``; sweeps made before keep Tune's names and still load, with the
     same display names and creation order; a trial that reported nothing yet still gets its id."""
