@@ -28,8 +28,10 @@ def status_table(sweep_dir: Path) -> str:
         keys = sorted({k for r in records for k in r.overrides})
         header = ["trial", "status", "epoch", "eta", "score", *[f"seed{s}" for s in spec.seeds], *keys]
         rows = [header]
+        gone = superseded(records)
         for r in records:
-            rows.append([r.name, r.status, _epochs(r), _eta(r), _fmt(r.last.get("score", "-")),
+            rows.append([r.name, "superseded" if r.path in gone else r.status, _epochs(r),
+                         "-" if r.path in gone else _eta(r), _fmt(r.last.get("score", "-")),
                          *[_fmt(r.last.get(f"score_seed{s}", "-")) for s in spec.seeds],
                          *[_fmt(r.overrides.get(k, "-")) for k in keys]])
         widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
@@ -92,15 +94,27 @@ class Completion:
         return text
 
 
+def superseded(records: list[TrialRecord]) -> set[Path]:
+    """Folders of trials that did not end and never will, because their configuration ended in another
+    trial: a resume from an older state copy re-runs such a trial under a new trial id. They are errored
+    ones, or ones a killed driver left running that Tune's newest experiment state no longer names. They
+    are no longer missing work."""
+    key = {r.path: json.dumps(r.overrides, sort_keys=True) for r in records}
+    done_configs = {key[r.path] for r in records if r.status in ENDED}
+    candidates = [r for r in records if r.status not in ENDED and key[r.path] in done_configs]
+    if not candidates:
+        return set()
+    states = sorted(candidates[0].path.parent.glob("experiment_state-*.json"))
+    named = _read(states[-1]) if states else ""
+    return {r.path for r in candidates if r.status == "error" or r.trial_id not in named}
+
+
 def completion(target: int, records: list[TrialRecord]) -> Completion:
     ended = sum(r.status in ENDED for r in records)
-    # An errored trial whose configuration later ended in another trial was superseded (a resume from an
-    # older state copy re-runs it under a new trial id): it is no longer missing work.
-    done_configs = {json.dumps(r.overrides, sort_keys=True) for r in records if r.status in ENDED}
-    errored = [r for r in records if r.status == "error"
-               and json.dumps(r.overrides, sort_keys=True) not in done_configs]
+    gone = superseded(records)
+    errored = [r for r in records if r.status == "error" and r.path not in gone]
     full = any("No space left on device" in _read(r.path / "error.txt") for r in errored)
-    running = sum(r.status not in ENDED and r.status != "error" for r in records)
+    running = sum(r.status not in ENDED and r.status != "error" and r.path not in gone for r in records)
     return Completion(target, ended, len(errored), running, full)
 
 

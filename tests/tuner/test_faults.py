@@ -16,8 +16,9 @@ import pytest
 import yaml
 
 from trials.dataset import load_hdf5, save_hdf5
-from tuner.records import read_trials
+from tuner.records import ENDED, read_trials
 from tuner.recovery import BACKUP_DIR
+from tuner.status import superseded
 
 BIN = Path(sys.executable).parent
 CLI = [str(BIN / "mbrl-tune")]
@@ -78,6 +79,9 @@ def test_damaged_state_files_are_replaced_by_their_last_good_copy(hopper_random_
     assert "Traceback" not in resumed.stderr + resumed.stdout
     after = finished(exp)
     assert len(after) >= 5 and all(after[t] == s for t, s in before.items()), "nothing finished is lost"
+    records = read_trials(exp)  # a trial the older state copy did not name was re-run under a new id
+    assert all(r.status in ENDED or r.path in superseded(records) for r in records), \
+        [(r.name, r.status) for r in records]
 
 
 def test_damaged_state_without_a_good_copy_is_refused_in_one_line(hopper_random_file: Path, tmp_path: Path) -> None:

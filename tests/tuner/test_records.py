@@ -93,3 +93,23 @@ def test_a_trial_tune_is_retrying_is_running_not_errored(tmp_path: Path) -> None
         os.utime(trial / "result.json", (now - result_age, now - result_age))
     status = {r.path.name: r.status for r in read_trials(tmp_path)}
     assert status == {retried.name: "running", failed.name: "error"}
+
+
+def test_a_trial_re_run_under_a_new_id_is_superseded_not_running(tmp_path: Path) -> None:
+    """A resume from an older state copy re-runs a trial's configuration under a new id: the old folder,
+    left running (or errored) and no longer named by Tune's state, is superseded, not missing work."""
+    from tuner.records import read_trials
+    from tuner.status import completion, superseded
+
+    ghost = make_trial(tmp_path, "trial-0003-aaaa0003", "running", [1])  # the state copy predates it
+    make_trial(tmp_path, "trial-0004-aaaa0004", "finished", [])  # the same configuration, re-run
+    live = make_trial(tmp_path, "trial-0005-aaaa0005", "running", [1])
+    (live / "params.json").write_text(json.dumps({"lam": 2.0}))
+    twin = make_trial(tmp_path, "trial-0006-aaaa0006", "running", [1])  # same config, named: still running
+    named = ("trial-0004-aaaa0004", "trial-0005-aaaa0005", "trial-0006-aaaa0006")  # Tune's newest state
+    (tmp_path / "experiment_state-2026-12-02_10-00-00.json").write_text(json.dumps({"trial_data": [named]}))
+    records = read_trials(tmp_path)
+
+    assert superseded(records) == {ghost}
+    assert (completion(4, records).ended, completion(4, records).running) == (1, 2)
+    assert twin not in superseded(records)
