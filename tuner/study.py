@@ -159,9 +159,10 @@ def _sweep(spec: StudySpec, ds: StudyDataset, folder: Path, base: dict[str, Any]
 
     root = sweep_dir(folder, ds)
     if (root / SPEC_FILE).is_file():
-        if _sweep_missing(spec, ds, folder) is None:
+        missing = _sweep_missing(spec, ds, folder)
+        if missing is None:
             return True
-        _say(f"{root.name}: resuming the sweep ({_sweep_missing(spec, ds, folder)})")
+        _say(f"{root.name}: resuming the sweep ({missing})")
         run_sweep(SweepSpec.load(root), resume=True, callbacks=[StudyEta(folder)])  # used if nothing to restore
     else:
         sweep = new_spec(name=root.name, storage=str(root.parent), space_file=resolve_space(spec.space),
