@@ -231,8 +231,10 @@ class MOPOTrainer:
 
     # ------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:
+        """Everything a resume needs. An ended trial (finished or diverged) never rolls out again, so its
+        model buffer (up to gigabytes: batch x horizon x retained epochs) is left out of its state."""
         mb = self.model_buffer
-        n = mb.size
+        n = 0 if self.done else mb.size
         return {
             "agent": self.agent.state_dict(),
             "optimizers": [o.state_dict() for o in (self.agent.actor_opt, self.agent.critic_opt,

@@ -67,6 +67,23 @@ def test_resume_from_state_gives_identical_results(hopper_random_file: Path, tmp
     assert clean(resumed.history) == clean(straight.history)
 
 
+def test_an_ended_trial_keeps_no_model_buffer_in_its_state(hopper_random_file: Path, tmp_path: Path) -> None:
+    cfg = tiny_config(hopper_random_file, tmp_path)
+    ds = load_hdf5(hopper_random_file)
+    trainer = build_trainer(cfg, ds)
+    trainer.run_epoch()
+    assert trainer.state_dict()["model_buffer"]["size"] == trainer.model_buffer.size > 0  # running: kept
+    while not trainer.done:
+        trainer.run_epoch()
+    state = trainer.state_dict()
+    assert state["model_buffer"]["size"] == 0 and state["model_buffer"]["obs"].numel() == 0
+    loaded = build_trainer(cfg, ds)  # what a restore of the finished trial does: done, same record
+    loaded.load_state_dict(state)
+    assert loaded.done and loaded.status == FINISHED and loaded.history == trainer.history
+    for a, b in zip(loaded.agent.actor.parameters(), trainer.agent.actor.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
 def test_forced_divergence_ends_as_diverged(hopper_random_file: Path, tmp_path: Path) -> None:
     # An absurd critic learning rate makes Adam's steps ~1e30: the Q-values overflow for real.
     cfg = tiny_config(hopper_random_file, tmp_path, **{"sac.critic_lr": 1e30, "sac.actor_lr": 1e30, "epochs": 5})
