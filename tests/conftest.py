@@ -1,7 +1,13 @@
-"""Shared fixtures: small real datasets generated once per test session."""
+"""Shared fixtures: small real datasets generated once per test session, and small real filesystems
+(tmpfs) to fill up."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -27,3 +33,46 @@ def hopper_random_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def hopper_random(hopper_random_file: Path) -> Dataset:
     return load_hdf5(hopper_random_file)
+
+
+@pytest.fixture
+def mount_tmpfs(tmp_path: Path) -> Iterator[Callable[[str], Path]]:
+    """``mount_tmpfs("64m")``: a real filesystem of that size, mounted under ``tmp_path`` and unmounted
+    after the test (skipped where mounting needs a root this process is not)."""
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a tmpfs needs root")
+    mounted: list[Path] = []
+
+    def mount(size: str) -> Path:
+        mnt = tmp_path / f"fs-{uuid.uuid4().hex[:6]}"
+        mnt.mkdir()
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mnt)], capture_output=True)
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+        mounted.append(mnt)
+        return mnt
+
+    try:
+        yield mount
+    finally:
+        for mnt in mounted:
+            subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def fill_filesystem(fs: Path) -> Path:
+    """Take every free byte of ``fs``; returns the filler file."""
+    filler = fs / "filler"
+    with open(filler, "wb", buffering=0) as f:  # unbuffered: nothing is left to fail at close
+        for block in (1 << 20, 4096, 1):
+            try:
+                while f.write(b"\0" * block):
+                    pass
+            except OSError:
+                pass
+    return filler
+
+
+@pytest.fixture
+def fill() -> Callable[[Path], Path]:
+    """:func:`fill_filesystem`, for tests (a fixture: test modules do not import conftest)."""
+    return fill_filesystem

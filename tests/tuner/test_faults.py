@@ -9,7 +9,7 @@ import shutil
 import subprocess
 import sys
 import time
-import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -115,35 +115,13 @@ def test_a_replaced_dataset_is_refused_by_resume_compare_and_export(hopper_rando
 
 
 @pytest.fixture
-def small_fs(tmp_path: Path):
+def small_fs(mount_tmpfs: Callable[[str], Path]) -> Path:
     """A real filesystem of 64 MiB (tmpfs), mounted for the test and unmounted after it."""
-    if os.geteuid() != 0 or shutil.which("mount") is None:
-        pytest.skip("mounting a tmpfs needs root")
-    mnt = tmp_path / f"fs-{uuid.uuid4().hex[:6]}"
-    mnt.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mnt)], capture_output=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
+    return mount_tmpfs("64m")
 
 
-def fill(fs: Path) -> Path:
-    """Take every free byte of ``fs``; returns the filler file."""
-    filler = fs / "filler"
-    with open(filler, "wb", buffering=0) as f:  # unbuffered: nothing is left to fail at close
-        for block in (1 << 20, 4096, 1):
-            try:
-                while f.write(b"\0" * block):
-                    pass
-            except OSError:
-                pass
-    return filler
-
-
-def test_full_filesystem_mid_sweep_then_resume_completes(hopper_random_file: Path, small_fs: Path) -> None:
+def test_full_filesystem_mid_sweep_then_resume_completes(hopper_random_file: Path, small_fs: Path,
+                                                         fill: Callable[[Path], Path]) -> None:
     exp = small_fs / "f" / hopper_random_file.stem
     proc = subprocess.Popen(sweep_cmd(hopper_random_file, small_fs, "f", 6), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=ENV, start_new_session=True)

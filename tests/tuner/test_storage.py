@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import os
 import pickle
-import shutil
-import subprocess
-import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow.fs as pafs
@@ -15,31 +13,6 @@ import pytest
 from ray.train._internal.storage import _upload_to_fs_path
 
 from tuner.storage import whole_file_fs
-
-
-@pytest.fixture
-def tiny_fs(tmp_path: Path):
-    if os.geteuid() != 0 or shutil.which("mount") is None:
-        pytest.skip("mounting a tmpfs needs root")
-    mnt = tmp_path / f"fs-{uuid.uuid4().hex[:6]}"
-    mnt.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], capture_output=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
-
-
-def fill(fs: Path) -> None:
-    with open(fs / "filler", "wb", buffering=0) as f:
-        for block in (1 << 16, 4096, 1):
-            try:
-                while f.write(b"\0" * block):
-                    pass
-            except OSError:
-                pass
 
 
 def staging(root: Path, sizes: dict[str, int]) -> dict[str, bytes]:
@@ -52,7 +25,9 @@ def staging(root: Path, sizes: dict[str, int]) -> dict[str, bytes]:
     return contents
 
 
-def test_a_sync_onto_a_full_filesystem_leaves_every_previous_file_whole(tiny_fs: Path, tmp_path: Path) -> None:
+def test_a_sync_onto_a_full_filesystem_leaves_every_previous_file_whole(
+        mount_tmpfs: Callable[[str], Path], fill: Callable[[Path], Path], tmp_path: Path) -> None:
+    tiny_fs = mount_tmpfs("1m")
     fs, src, dst = whole_file_fs(), tmp_path / "staging", tiny_fs / "exp"
     first = staging(src, {"t1": 100_000, "t2": 100_000, "t3": 100_000})
     _upload_to_fs_path(str(src), fs, str(dst))
