@@ -118,7 +118,7 @@ def run_groups(sizes: Sizes, groups: list[str], data_dir: Path, work_dir: Path) 
         "rollout": lambda: compute.rollout_rounds(sizes),
         "epoch": lambda: engine.epoch_group(sizes, hopper_random(data_dir, sizes.dataset_size), work_dir, measured),
         "methods": lambda: methods.method_rows(sizes, data_dir),
-        "seeds": lambda: seeds.seed_rows(sizes),
+        "seeds": lambda: [*seeds.seed_rows(sizes), *seeds.rollout_stack_rows(sizes)],
         "ax": lambda: tuning.ax_proposals(sizes),
     }
     _progress(peak)

@@ -2,7 +2,9 @@
 256, 2x256 networks, twin critics) for S = 1, 2, 4 seeds, the seed-batched learner
 (:class:`trials.seed_batch.SeedBatchedSAC`) against S separate learners run one after another, and the
 peak resident memory of each in a fresh process. The rollouts and evaluations of an epoch are per seed
-either way and are not in these rows.
+either way and are not in these rows; the ``seeds_rollout`` rows measure what batching the rollouts
+would buy: one step of a rollout chunk (1,024 rows through the elites of 200x4 members) for S seeds'
+pools stacked into one ensemble call, against S calls of one pool each (docs/design.md, decision 8).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import torch
 from benchmarks.report import Row, time_speedup
 from benchmarks.sizes import HOPPER_ACT, HOPPER_OBS, Sizes
 from benchmarks.timing import measure_interleaved
+from trials.dynamics import EnsembleDynamics
 from trials.replay import ReplayBuffer
 from trials.sac import SAC, SACConfig
 from trials.seed_batch import SeedBatchedSAC
@@ -85,4 +88,39 @@ def seed_rows(sizes: Sizes) -> list[Row]:
                      "separate_cost_vs_one_seed": epoch_separate / one_seed,
                      "peak_rss_mb_batched": round(rss["batched"], 1),
                      "peak_rss_mb_separate": round(rss["separate"], 1)}))
+    return rows
+
+
+def _rollout_step(seeds: int, stacked: bool, elites: int, hidden: int, layers: int, rows: int = 1024):
+    """The model forward of one rollout step for ``seeds`` seeds, each with its own pool's elites and its
+    own rows: one ensemble of ``seeds x elites`` members, or ``seeds`` ensembles called in turn."""
+    gen = torch.Generator().manual_seed(0)
+    obs = [torch.randn(rows, HOPPER_OBS, generator=gen) for _ in range(seeds)]
+    act = [torch.rand(rows, HOPPER_ACT, generator=gen) * 2 - 1 for _ in range(seeds)]
+    if not stacked:
+        pools = [EnsembleDynamics(elites, HOPPER_OBS, HOPPER_ACT, hidden, layers) for _ in range(seeds)]
+        return lambda: [p.predict(o, a) for p, o, a in zip(pools, obs, act, strict=True)]
+    pool = EnsembleDynamics(seeds * elites, HOPPER_OBS, HOPPER_ACT, hidden, layers)
+    x = torch.cat([torch.cat([o, a], -1).expand(elites, -1, -1) for o, a in zip(obs, act, strict=True)])
+
+    @torch.no_grad()
+    def step() -> None:
+        pool.forward_normalized((x - pool.in_mean) / pool.in_std)
+    return step
+
+
+def rollout_stack_rows(sizes: Sizes) -> list[Row]:
+    repeats = 200 if not sizes.quick else 4
+    rows = []
+    for seeds in SEED_COUNTS[1:]:
+        dims = (sizes.rollout_elites, sizes.ens_hidden, sizes.ens_layers)
+        t = measure_interleaved({"stacked": _rollout_step(seeds, True, *dims),
+                                 "separate": _rollout_step(seeds, False, *dims)}, repeats, warmup=5, block=10)
+        rows.append(Row(
+            f"seeds_rollout[S={seeds}]", "seeds", t["stacked"].median, "s/step", t["stacked"].repeats,
+            f"one rollout step's model forward, 1,024 rows per seed through {sizes.rollout_elites} elites of "
+            f"{sizes.ens_layers}x{sizes.ens_hidden}, {seeds} seeds' pools stacked into one ensemble call",
+            baseline=f"{seeds} calls", baseline_what=f"{seeds} pools called one after another",
+            baseline_value=t["separate"].median, speedup=time_speedup(t["stacked"].median, t["separate"].median),
+            details=t["stacked"].summary()))
     return rows

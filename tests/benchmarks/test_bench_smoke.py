@@ -53,12 +53,13 @@ def test_quick_run_of_the_kernel_and_trial_groups(tmp_path: Path, data_dir: Path
     expected = {"peak_matmul", "sac_update", "ensemble_step", *(f"rollout[{p}]" for p in PENALTIES),
                 "rollout[max_aleatoric,bfloat16]", "pool_train", "epoch", "epoch.rollout", "epoch.sac", "memory",
                 "epoch[bfloat16]", "sac_update[n10]", "sac_update[n10_eta1]", "mobile_update", "rollout[true]",
-                "seeds[S=1]", "seeds[S=2]", "seeds[S=4]",
+                "seeds[S=1]", "seeds[S=2]", "seeds[S=4]", "seeds_rollout[S=2]", "seeds_rollout[S=4]",
                 "ax_proposal[quick@5]", "ax_proposal[quick@8]"}
     check_rows(report, expected)
     rows = {r["name"]: r for r in report["rows"]}
     for name in ("sac_update", "ensemble_step", "rollout[max_aleatoric]", "rollout[max_aleatoric,bfloat16]",
-                 "epoch[bfloat16]", "sac_update[n10]", "mobile_update", "rollout[true]", "seeds[S=4]"):
+                 "epoch[bfloat16]", "sac_update[n10]", "mobile_update", "rollout[true]", "seeds[S=4]",
+                 "seeds_rollout[S=4]"):
         assert rows[name]["baseline"] is not None, name
     assert rows["peak_matmul"]["peak_fraction"] == 1.0
     assert rows["epoch"]["details"]["rollout_fraction"] + rows["epoch"]["details"]["sac_fraction"] <= 1.0
