@@ -78,7 +78,7 @@ class _WholeFile:
             self._failed = True
             try:
                 self.close()
-            except OSError:
+            except Exception:  # noqa: BLE001  (a finaliser must not raise, even at interpreter exit)
                 pass
 
 
