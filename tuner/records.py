@@ -58,7 +58,8 @@ class TrialRecord:
     params: dict[str, Any]
     """The Tune config: ``base``, ``seeds`` and the searched overrides."""
     history: list[dict[str, Any]]
-    """Every report, in order (a resumed trial's re-reported epochs are de-duplicated)."""
+    """Every report of the latest attempt, in order: a trial resumed from a checkpoint (or started over)
+    re-reports from that epoch, and its new reports replace the earlier attempt's from there on."""
     errored: bool
 
     @property
@@ -124,7 +125,10 @@ def _read_history(path: Path) -> list[dict[str, Any]]:
             row = json.loads(line)
         except json.JSONDecodeError:
             continue  # a line cut by a crash
-        rows[int(row.get("epoch", len(rows) + 1))] = row
+        epoch = int(row.get("epoch", len(rows) + 1))
+        for stale in [k for k in rows if k >= epoch]:  # a resume (or a start over) reports from here again
+            del rows[stale]
+        rows[epoch] = row
     return [rows[k] for k in sorted(rows)]
 
 

@@ -113,3 +113,24 @@ def test_a_trial_re_run_under_a_new_id_is_superseded_not_running(tmp_path: Path)
     assert superseded(records) == {ghost}
     assert (completion(4, records).ended, completion(4, records).running) == (1, 2)
     assert twin not in superseded(records)
+
+
+def test_the_history_is_the_latest_attempts(tmp_path: Path) -> None:
+    """A trial resumed from its epoch-3 checkpoint re-reports epoch 3 on; one that started over (its
+    checkpoints were gone) reports from epoch 1 and diverged at 2: the earlier attempt's later epochs are
+    not its history, so its status is the new attempt's."""
+    from tuner.records import read_trials
+
+    def write(name: str, rows: list[tuple[int, str]]) -> None:
+        trial = make_trial(tmp_path, name, "running", [])
+        lines = [json.dumps({"epoch": e, "status": st, "trial_id": name, "attempt": i})
+                 for i, (e, st) in enumerate(rows)]
+        (trial / "result.json").write_text("\n".join(lines) + "\n")
+
+    write("trial-0001-aaaa0001", [(1, "running"), (2, "running"), (3, "running"), (4, "running"), (3, "running"),
+                                  (4, "finished")])
+    write("trial-0002-aaaa0002", [(1, "running"), (2, "running"), (3, "running"), (1, "running"), (2, "diverged")])
+    resumed, restarted = read_trials(tmp_path)
+    assert [(r["epoch"], r["attempt"]) for r in resumed.history] == [(1, 0), (2, 1), (3, 4), (4, 5)]
+    assert resumed.status == "finished"
+    assert [r["epoch"] for r in restarted.history] == [1, 2] and restarted.status == "diverged"
