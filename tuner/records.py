@@ -115,6 +115,7 @@ class TrialRecord:
 
 def _read_history(path: Path) -> list[dict[str, Any]]:
     rows: dict[int, dict[str, Any]] = {}
+    newest = 0
     if not path.is_file():
         return []
     for line in path.read_text().splitlines():
@@ -126,9 +127,11 @@ def _read_history(path: Path) -> list[dict[str, Any]]:
         except json.JSONDecodeError:
             continue  # a line cut by a crash
         epoch = int(row.get("epoch", len(rows) + 1))
-        for stale in [k for k in rows if k >= epoch]:  # a resume (or a start over) reports from here again
-            del rows[stale]
+        if epoch <= newest:  # a resume (or a start over) reports from here again
+            for stale in [k for k in rows if k >= epoch]:
+                del rows[stale]
         rows[epoch] = row
+        newest = epoch
     return [rows[k] for k in sorted(rows)]
 
 
@@ -158,6 +161,16 @@ def _errored(folder: Path, history: list[dict[str, Any]]) -> bool:
         return False
     results = folder / "result.json"
     return not (history and results.exists() and results.stat().st_mtime > error.stat().st_mtime + 1.0)
+
+
+def tune_state_text(experiment_dir: Path) -> str:
+    """The newest experiment state Ray Tune wrote in ``experiment_dir``, as text ("" when there is none):
+    the trials whose ids it names are the ones a resume continues."""
+    states = sorted(Path(experiment_dir).glob("experiment_state-*.json"))
+    try:
+        return states[-1].read_text(errors="replace") if states else ""
+    except OSError:
+        return ""
 
 
 CHECKPOINT_DIR = re.compile(r"checkpoint_\d{6}")

@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from tuner.records import ENDED, TrialRecord, read_trials
+from tuner.records import ENDED, TrialRecord, read_trials, tune_state_text
 from tuner.spec import SweepSpec
 
 
@@ -28,7 +28,8 @@ def status_table(sweep_dir: Path) -> str:
         keys = sorted({k for r in records for k in r.overrides})
         header = ["trial", "status", "epoch", "eta", "score", *[f"seed{s}" for s in spec.seeds], *keys]
         rows = [header]
-        gone = superseded(records)
+        done = completion(spec.trials, records)
+        gone = done.superseded
         for r in records:
             rows.append([r.name, "superseded" if r.path in gone else r.status, _epochs(r),
                          "-" if r.path in gone else _eta(r), _fmt(r.last.get("score", "-")),
@@ -37,7 +38,7 @@ def status_table(sweep_dir: Path) -> str:
         widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
         lines.append(f"\n{dataset}")
         lines += ["  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) for row in rows]
-        lines.append("  " + completion(spec.trials, records).line())
+        lines.append("  " + done.line())
         best = best_trials(records, 1)
         if best:
             lines.append(f"  best: {best[0].name} score {_fmt(best[0].last['score'])} {best[0].overrides}")
@@ -78,6 +79,8 @@ class Completion:
     """Trials started but neither ended nor errored (a killed driver leaves them so)."""
     disk_full: bool = False
     """Whether an errored trial failed on a full filesystem (ENOSPC in its error file)."""
+    superseded: frozenset[Path] = frozenset()
+    """Folders of trials counted in none of the above (:func:`superseded`)."""
 
     @property
     def missing(self) -> int:
@@ -104,8 +107,7 @@ def superseded(records: list[TrialRecord]) -> set[Path]:
     candidates = [r for r in records if r.status not in ENDED and key[r.path] in done_configs]
     if not candidates:
         return set()
-    states = sorted(candidates[0].path.parent.glob("experiment_state-*.json"))
-    named = _read(states[-1]) if states else ""
+    named = tune_state_text(candidates[0].path.parent)
     return {r.path for r in candidates if r.status == "error" or r.trial_id not in named}
 
 
@@ -115,7 +117,7 @@ def completion(target: int, records: list[TrialRecord]) -> Completion:
     errored = [r for r in records if r.status == "error" and r.path not in gone]
     full = any("No space left on device" in _read(r.path / "error.txt") for r in errored)
     running = sum(r.status not in ENDED and r.status != "error" and r.path not in gone for r in records)
-    return Completion(target, ended, len(errored), running, full)
+    return Completion(target, ended, len(errored), running, full, frozenset(gone))
 
 
 def _read(path: Path) -> str:

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from trials.dataset import load_hdf5, save_hdf5
-from tuner.records import ENDED, read_trials
+from tuner.records import ENDED, read_trials, tune_state_text
 from tuner.recovery import BACKUP_DIR
 from tuner.status import superseded
 
@@ -37,8 +37,7 @@ def finished(exp: Path) -> dict[str, float]:
 def checkpointed_unfinished(exp: Path) -> list[Path]:
     """Folders of the trials of ``exp`` that have not ended, hold a complete checkpoint and are named in
     the experiment state Tune last wrote (so that a resume continues them, not new ones)."""
-    states = sorted(exp.glob("experiment_state-*.json"))
-    state = states[-1].read_text(errors="replace") if states else ""
+    state = tune_state_text(exp)
     return [r.path for r in read_trials(exp) if r.status == "running" and r.trial_id in state
             and list(r.path.glob("checkpoint_*/trial_state.pt"))]
 
