@@ -23,10 +23,16 @@ def _num(value: Any, digits: int = 2) -> str:
     return "-" if value is None else str(value)
 
 
-def _config(setting: dict[str, Any], other: dict[str, Any]) -> str:
-    """``key=value`` for every key; keys where the two configurations differ first."""
-    keys = sorted(setting, key=lambda k: (setting.get(k) == other.get(k), k))
-    return ", ".join(f"{k}={setting[k]:.4g}" if isinstance(setting[k], float) else f"{k}={setting[k]}" for k in keys)
+def _setting(setting: dict[str, Any], keys: list[str]) -> str:
+    """``key=value`` for those of ``keys`` that ``setting`` has, sorted (floats to 4 significant digits)."""
+    return ", ".join(f"{k}={setting[k]:.4g}" if isinstance(setting[k], float) else f"{k}={setting[k]}"
+                     for k in sorted(keys) if k in setting) or "-"
+
+
+def _split_keys(a: dict[str, Any], b: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """The keys where two configurations differ (either lacks it or the values differ), and those shared."""
+    differ = [k for k in {**a, **b} if k not in a or k not in b or a[k] != b[k]]
+    return differ, [k for k in a if k not in differ]
 
 
 def calibration_ranking(sweep_dir: Path) -> str:
@@ -44,26 +50,29 @@ def calibration_ranking(sweep_dir: Path) -> str:
 def front_section(sweeps: list[SweepSpec]) -> Section | None:
     """The front table, or None when no sweep has a comparison yet."""
     header = ["dataset", "hand-tuned (fresh seeds)", "best found (fresh seeds)", "difference", "95% CI (Welch)",
-              "95% CI (bootstrap)", "hand-tuned configuration", "best found configuration", "calibration (Spearman)"]
+              "95% CI (bootstrap)", "hand-tuned configuration", "best found configuration", "same in both",
+              "calibration (Spearman)"]
     rows = []
     for info in sweeps:
         ranking = calibration_ranking(info.root)
         for source in sources_compared(info.root):
             out = write_comparison(info.root, source)
             for r in out.rows if out else []:
+                differ, shared = _split_keys(r["baseline_config"], r["best_config"])
                 rows.append([f"{r['dataset']} ({source})",
                              f"{_num(r['baseline_mean'])} ± {_num(r['baseline_std'])} (n={r['n_baseline']})",
                              f"{_num(r['best_mean'])} ± {_num(r['best_std'])} (n={r['n_best']})",
                              _num(r["diff"]), f"[{_num(r['diff_ci_low'])}, {_num(r['diff_ci_high'])}]",
                              f"[{_num(r['diff_boot_low'])}, {_num(r['diff_boot_high'])}]",
-                             _config(r["baseline_config"], r["best_config"]),
-                             _config(r["best_config"], r["baseline_config"]), ranking])
+                             _setting(r["baseline_config"], differ), _setting(r["best_config"], differ),
+                             _setting(r["baseline_config"], shared), ranking])
     if not rows:
         return None
     intro = Paragraph(
         "Per dataset: the published hand-tuned setting, run as its source ran it, and the sweep's best "
         "configuration, both on fresh seeds the best was not selected on, same budget; D4RL-normalised "
-        "scores, mean ± std over seeds. Difference = best - hand-tuned, with 95% confidence intervals "
+        "scores, mean ± std over seeds; the two configurations by the settings where they differ, then the "
+        "settings they share. Difference = best - hand-tuned, with 95% confidence intervals "
         "(Welch t; percentile bootstrap). Calibration: heuristics ranked by Spearman correlation with the "
         "true one-step model error, per rollout horizon.")
     pools = Paragraph("Dynamics pools the trials used: training epochs (to early stopping unless the budget capped "
