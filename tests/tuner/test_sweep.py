@@ -369,31 +369,40 @@ def test_asha_stops_trials_and_status_says_so(hopper_random_file: Path, tmp_path
     assert status.returncode == 0 and "6/6 trials complete" in status.stdout and "stopped" in status.stdout
 
 
-@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
-def test_interrupted_driver_saves_then_resume_completes(hopper_random_file: Path, tmp_path: Path,
-                                                        signame: str) -> None:
-    """Ctrl-C (SIGINT) and a scheduler's stop (SIGTERM) both end the driver gracefully, with a non-zero
-    exit since the sweep is short of its count; resume then reaches the count with no finished trial lost."""
+def _stop_after(args: list[str], sweep: Path, exp: str, finished_count: int, signum: int) -> dict[str, float]:
+    """Run a driver, send it (alone, as a terminal or a scheduler would) ``signum`` once ``finished_count``
+    trials have finished, and check it ended gracefully short of its count: a non-zero exit, no traceback.
+    Returns the finished trials' scores."""
+    driver = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
+                              start_new_session=True)
+    try:
+        deadline = time.time() + 300
+        while len(finished(sweep, exp)) < finished_count and time.time() < deadline:
+            time.sleep(0.5)
+        driver.send_signal(signum)
+        out, err = driver.communicate(timeout=180)
+    finally:
+        kill_session(driver)  # whatever the graceful stop left running
+    scores = {r.trial_id: r.last["score"] for r in finished(sweep, exp)}
+    assert driver.returncode != 0, out[-2000:]
+    assert finished_count <= len(scores) < 5 and "Traceback" not in err, err[-3000:]
+    return scores
+
+
+def test_interrupted_driver_saves_then_resume_completes(hopper_random_file: Path, tmp_path: Path) -> None:
+    """Ctrl-C (SIGINT) of the sweep's driver and then a scheduler's stop (SIGTERM) of the resumed one both
+    end it gracefully, with a non-zero exit since the sweep is short of its count; a last resume reaches
+    the count with no finished trial lost."""
     import signal
 
     sweep = tmp_path / "i"
     exp = hopper_random_file.stem
-    driver = subprocess.Popen(sweep_args(hopper_random_file, tmp_path, "i", 5), stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True, env=ENV, start_new_session=True)
-    try:
-        deadline = time.time() + 300
-        while len(finished(sweep, exp)) < 1 and time.time() < deadline:
-            time.sleep(0.5)
-        driver.send_signal(getattr(signal, signame))  # the driver alone, as a terminal or a scheduler would
-        out, err = driver.communicate(timeout=180)
-    finally:
-        kill_session(driver)  # whatever the graceful stop left running
-    before = {r.trial_id: r.last["score"] for r in finished(sweep, exp)}
-    assert driver.returncode != 0, out[-2000:]
-    assert 1 <= len(before) < 5 and "Traceback" not in err, err[-3000:]
+    first = _stop_after(sweep_args(hopper_random_file, tmp_path, "i", 5), sweep, exp, 1, signal.SIGINT)
+    second = _stop_after([*CLI, "resume", str(sweep)], sweep, exp, len(first) + 1, signal.SIGTERM)
+    assert all(second[t] == s for t, s in first.items())
 
     resumed = subprocess.run([*CLI, "resume", str(sweep)], capture_output=True, text=True, env=ENV,
                              timeout=600, start_new_session=True)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     after = {r.trial_id: r.last["score"] for r in finished(sweep, exp)}
-    assert len(after) == 5 and all(after[t] == s for t, s in before.items())
+    assert len(after) == 5 and all(after[t] == s for t, s in second.items())
