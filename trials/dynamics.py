@@ -145,6 +145,13 @@ def _read_progress(path: Path | None) -> dict[str, Any] | None:
         return None
 
 
+def saved_fit_epoch(path: Path) -> int | None:
+    """The epoch a killed or running pool training saved its progress at (``pools/.<key>.progress.pt``),
+    or None when there is no readable progress file."""
+    saved = _read_progress(path)
+    return int(saved["epoch"]) if saved is not None else None
+
+
 def fit(model: EnsembleDynamics, obs: torch.Tensor, act: torch.Tensor, rew: torch.Tensor,
         next_obs: torch.Tensor, cfg: DynamicsConfig, seed: int, progress: bool = False,
         checkpoint: Path | None = None, checkpoint_every: int = 5) -> FitResult:

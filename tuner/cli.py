@@ -127,7 +127,13 @@ def _print_status(sweep_dir: Path) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    _print_status(Path(args.path))  # a running sweep is no error of the status command
+    from tuner.study_status import is_study_folder, study_status  # noqa: PLC0415
+
+    path = Path(args.path)
+    if is_study_folder(path):
+        print(study_status(path))
+        return 0
+    _print_status(path)  # a running sweep is no error of the status command
     return 0
 
 
@@ -258,8 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
                       "mbrl-tune resume runs/sweeps/hopper-paper")
     resume.add_argument("path", help="the sweep folder (<storage>/<name>)")
     resume.set_defaults(func=cmd_resume)
-    status = add_command(sub, "status", "print a sweep's trials table",
-                      "mbrl-tune status runs/sweeps/hopper-paper")
+    status = add_command(sub, "status", "print a sweep's trials table, or where a study stands",
+                      "mbrl-tune status runs/sweeps/hopper-paper; mbrl-tune status runs/studies/evidence")
     status.add_argument("path")
     status.set_defaults(func=cmd_status)
     export = add_command(sub, "export", "write the best configurations as train-ready YAML",

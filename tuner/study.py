@@ -31,7 +31,7 @@ from filelock import FileLock, Timeout
 from ray import tune
 
 from trials.files import atomic_write_text
-from tuner.records import ENDED, read_trials
+from tuner.records import ENDED, TrialRecord, read_trials
 from tuner.study_spec import StudyDataset, StudyError, StudySpec, check_study, load_study_file
 
 STUDY_FILE = "study.yaml"
@@ -46,7 +46,7 @@ def _say(text: str) -> None:
     print(f"[study] {text}", flush=True)
 
 
-def _duration(seconds: float) -> str:
+def duration(seconds: float) -> str:
     if seconds < 90:
         return f"{seconds:.0f} s"
     if seconds < 5400:
@@ -55,6 +55,18 @@ def _duration(seconds: float) -> str:
 
 
 # ---------------------------------------------------------------- progress
+def compare_runs(spec: StudySpec) -> int:
+    """(arm, seed) runs the comparison of one dataset makes: both arms on the fresh seeds, the baseline on
+    the sweep's seeds."""
+    return 2 * spec.compare.seeds + len(spec.seeds)
+
+
+def finished_compare_runs(spec: StudySpec, folder: Path, ds: StudyDataset) -> list[TrialRecord]:
+    """The comparison runs of ``ds`` that ended with a score (finished or diverged)."""
+    runs = (sweep_dir(folder, ds) / "compare" / spec.baselines).glob("*/run-*")
+    return [r for run in runs for r in read_trials(run) if r.status in ("finished", "diverged")]
+
+
 def trial_counts(folder: Path) -> dict[str, Any]:
     """What the study folder holds: sweep trials and compare runs done and planned, and the mean wall
     time of the trials done (from their reports), read from disk so that it is right after a resume."""
@@ -67,12 +79,10 @@ def trial_counts(folder: Path) -> dict[str, Any]:
         done += len(ended)
         planned += spec.trials
         seconds += [float(r.last["time_total_s"]) for r in ended if "time_total_s" in r.last]
-        runs = 2 * spec.compare.seeds + len(spec.seeds)
-        compare_planned += runs
-        for run in (sweep_dir(folder, ds) / "compare" / spec.baselines).glob("*/run-*"):
-            finished = [r for r in read_trials(run) if r.status in ("finished", "diverged")]
-            compare_done += len(finished)
-            seconds += [float(r.last["time_total_s"]) for r in finished if "time_total_s" in r.last]
+        compare_planned += compare_runs(spec)
+        finished = finished_compare_runs(spec, folder, ds)
+        compare_done += len(finished)
+        seconds += [float(r.last["time_total_s"]) for r in finished if "time_total_s" in r.last]
     return {"done": done, "planned": planned, "compare_done": min(compare_done, compare_planned),
             "compare_planned": compare_planned, "seconds": seconds,
             "concurrency": spec.compare.concurrency or spec.concurrency}
@@ -85,7 +95,7 @@ def eta_line(folder: Path) -> str:
     if not c["seconds"]:
         return text + "; time left: after the first trial"
     mean = sum(c["seconds"]) / len(c["seconds"])
-    return (text + f"; about {_duration(left * mean / c['concurrency'])} left (mean trial {mean:.0f} s over "
+    return (text + f"; about {duration(left * mean / c['concurrency'])} left (mean trial {mean:.0f} s over "
             f"{len(c['seconds'])}, {c['concurrency']} at a time; pools, calibration and the report not included)")
 
 
@@ -143,7 +153,7 @@ def _generate(spec: StudySpec, ds: StudyDataset, folder: Path, base: dict[str, A
     return True
 
 
-def _sweep_missing(spec: StudySpec, ds: StudyDataset, folder: Path) -> str | None:
+def sweep_missing(spec: StudySpec, ds: StudyDataset, folder: Path) -> str | None:
     """None when the dataset's sweep is complete (``tuner.status.completion``, the rule ``sweep`` and
     ``resume`` exit by); else what is missing."""
     from tuner.status import completion  # noqa: PLC0415
@@ -159,7 +169,7 @@ def _sweep(spec: StudySpec, ds: StudyDataset, folder: Path, base: dict[str, Any]
 
     root = sweep_dir(folder, ds)
     if (root / SPEC_FILE).is_file():
-        missing = _sweep_missing(spec, ds, folder)
+        missing = sweep_missing(spec, ds, folder)
         if missing is None:
             return True
         _say(f"{root.name}: resuming the sweep ({missing})")
@@ -171,7 +181,7 @@ def _sweep(spec: StudySpec, ds: StudyDataset, folder: Path, base: dict[str, Any]
                          baselines=spec.baselines, warm_start=[], base=base, overrides={},
                          search_seed=spec.search_seed)
         run_sweep(sweep, callbacks=[StudyEta(folder)])
-    missing = _sweep_missing(spec, ds, folder)
+    missing = sweep_missing(spec, ds, folder)
     if missing is not None:
         _say(f"{root.name}: sweep incomplete: {missing}; run the same command again to resume it")
     return missing is None
@@ -253,20 +263,21 @@ def _run_stages(spec: StudySpec, folder: Path, base: dict[str, Any]) -> int:
         for stage, runner in STAGES.items():
             key = f"{stem}/{stage}"
             if stages.done(key):
-                _say(f"{key}: done earlier ({_duration(stages.data[key]['seconds'])})")
+                _say(f"{key}: done earlier ({duration(stages.data[key]['seconds'])})")
                 continue
             _say(f"{key}: started")
+            stages.record(key, 0.0, False)  # `mbrl-tune status` shows it as started
             t0 = time.perf_counter()
             try:
                 ok = runner(spec, ds, folder, base)
             except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the stage saved its state; stop the study here
                 seconds = time.perf_counter() - t0
                 stages.record(key, seconds, False)
-                _say(f"{key}: interrupted after {_duration(seconds)}; run the same command again to resume it")
+                _say(f"{key}: interrupted after {duration(seconds)}; run the same command again to resume it")
                 raise
             seconds = time.perf_counter() - t0
             stages.record(key, seconds, ok)
-            _say(f"{key}: {'done' if ok else 'incomplete'} in {_duration(seconds)}"
+            _say(f"{key}: {'done' if ok else 'incomplete'} in {duration(seconds)}"
                  + (f"; {eta_line(folder)}" if stage in ("sweep", "compare") else ""))
             if not ok:
                 incomplete.append(key)
@@ -283,7 +294,7 @@ def _run_stages(spec: StudySpec, folder: Path, base: dict[str, Any]) -> int:
         stages.record("report", time.perf_counter() - t0, True)
         _say(f"report: {files.html} and {files.markdown}")
     total = sum(float(v["seconds"]) for v in stages.data.values())
-    _say(f"{spec.name}: complete ({_duration(time.perf_counter() - start)} this run, {_duration(total)} in all "
+    _say(f"{spec.name}: complete ({duration(time.perf_counter() - start)} this run, {duration(total)} in all "
          f"stages); report at {folder / 'report' / 'report.html'}")
     return 0
 

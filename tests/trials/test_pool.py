@@ -11,6 +11,7 @@ import torch
 
 from trials.config import DynamicsConfig
 from trials.dataset import load_hdf5
+from trials.dynamics import saved_fit_epoch
 from trials.pool import load_or_train_pool, pool_key
 
 CFG = DynamicsConfig(pool_size=4, hidden=32, layers=2, max_epochs=60, patience=1000)
@@ -34,6 +35,10 @@ def test_pool_training_killed_mid_way_continues_to_the_same_pool(hopper_random_f
     proc.wait()
     saved_epoch = torch.load(progress, weights_only=False)["epoch"]
     assert 0 < saved_epoch < 60 and not (killed_dir / f"{key}.pt").exists()
+    assert saved_fit_epoch(progress) == saved_epoch  # what `mbrl-tune status` shows of a study's pool
+    cut = tmp_path / "cut.progress.pt"
+    cut.write_bytes(progress.read_bytes()[:1000])
+    assert saved_fit_epoch(cut) is None and saved_fit_epoch(tmp_path / "absent.pt") is None
 
     resumed, info = load_or_train_pool(ds, 0, CFG, killed_dir)  # the same call, as a restarted trial makes it
     assert info.trained_here and info.epochs == 60 and not progress.exists()

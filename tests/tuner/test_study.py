@@ -70,6 +70,10 @@ def test_study_survives_kills_inside_and_between_stages(tmp_path: Path) -> None:
     assert code is None, out
     kept = {r.trial_id: r.last["score"] for r in read_trials(exp) if r.status == "finished"}
     assert 1 <= len(kept) < 6, out
+    status = subprocess.run([*CLI, "status", str(folder)], capture_output=True, text=True, env=ENV, timeout=120)
+    assert status.returncode == 0, status.stderr
+    assert "generate  done" in status.stdout and "compare   not started" in status.stdout, status.stdout
+    assert f"sweep     started, not finished ({len(kept)}/6 trials finished" in status.stdout, status.stdout
 
     code, out = run_until(study, "hopper-random-2k/sweep: done")  # between the sweep and the comparison
     assert code is None, out
@@ -93,6 +97,10 @@ def test_study_survives_kills_inside_and_between_stages(tmp_path: Path) -> None:
     report = (folder / "report" / "report.html").read_text()
     assert 'id="front"' in report and "hopper-random-2k (mopo_official)" in report
     assert (folder / "sweeps/hopper-random-2k/calibration/calibration.csv").is_file()
+    status = subprocess.run([*CLI, "status", str(folder)], capture_output=True, text=True, env=ENV, timeout=120)
+    assert status.returncode == 0 and "not finished" not in status.stdout and "not started" not in status.stdout
+    assert status.stdout.count(" done (") == 5 and "report: done (" in status.stdout, status.stdout  # 4 stages, report
+    assert "6/6 sweep trials, 5/5 compare runs done" in status.stdout, status.stdout
 
     # Done is done: the same command runs nothing and says so; a changed study file is refused.
     code, out = run_until(study, None, timeout=120)

@@ -1,0 +1,82 @@
+"""``mbrl-tune status STUDY_FOLDER``: where a study stands, read from its folder while it runs or after it
+stopped (it runs and changes nothing): per dataset each stage done (with its wall clock), not finished
+(what is missing) or not started; the pool trainings in progress with the epoch their last saved
+progress reached; the report; and the study's remaining-time estimate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from trials.dynamics import saved_fit_epoch
+from tuner.study import (
+    STAGES,
+    STAGES_FILE,
+    STUDY_FILE,
+    Stages,
+    compare_runs,
+    duration,
+    eta_line,
+    finished_compare_runs,
+    sweep_dir,
+    sweep_missing,
+)
+from tuner.study_spec import StudyDataset, StudySpec
+
+
+def is_study_folder(path: Path) -> bool:
+    """A study folder holds the ``study.yaml`` its first run wrote (a sweep folder holds ``sweep.json``)."""
+    return (path / STUDY_FILE).is_file()
+
+
+def _missing(stage: str, spec: StudySpec, ds: StudyDataset, folder: Path) -> str:
+    """What an unfinished stage still lacks, where the folder tells."""
+    if stage == "sweep" and (sweep_dir(folder, ds) / "sweep.json").is_file():
+        return sweep_missing(spec, ds, folder) or "every trial ended; the stage ends at the next run"
+    if stage == "compare":
+        return f"{len(finished_compare_runs(spec, folder, ds))}/{compare_runs(spec)} runs finished"
+    return ""
+
+
+def _pool_trainings(spec: StudySpec, folder: Path) -> list[str]:
+    """One line per pool training in progress (its progress file), with the epoch it saved."""
+    lines = []
+    for ds in spec.datasets:
+        for progress in sorted((sweep_dir(folder, ds) / "pools").glob(".pool-*.progress.pt")):
+            epoch = saved_fit_epoch(progress)
+            pool = progress.name.removeprefix(".").removesuffix(".progress.pt")
+            lines.append(f"  {Path(ds.path).stem}: {pool} "
+                         + (f"saved at epoch {epoch}" if epoch is not None else "(progress file unreadable)"))
+    return lines
+
+
+def study_status(folder: Path) -> str:
+    """The status text of the study in ``folder``."""
+    spec = StudySpec.model_validate(yaml.safe_load((folder / STUDY_FILE).read_text()))
+    stages = Stages(folder)
+    lines = [f"study {spec.name}: {len(spec.datasets)} datasets x {spec.trials} trials, folder {folder}"]
+    for ds in spec.datasets:
+        stem = Path(ds.path).stem
+        lines.append(stem)
+        for stage in STAGES:
+            entry = stages.data.get(f"{stem}/{stage}")
+            if entry is None:
+                text = "not started"
+            elif entry["done"]:
+                text = f"done ({duration(float(entry['seconds']))})"
+            else:
+                seconds = float(entry["seconds"])
+                parts = [f"{duration(seconds)} in earlier runs"] if seconds else []
+                parts += [m for m in [_missing(stage, spec, ds, folder)] if m]
+                text = "started, not finished" + (f" ({'; '.join(parts)})" if parts else "")
+            lines.append(f"  {stage:<10}{text}")
+    report = stages.data.get("report")
+    lines.append("report: " + (f"done ({folder / 'report' / 'report.html'})" if report and report["done"]
+                               else "not written yet"))
+    trainings = _pool_trainings(spec, folder)
+    if trainings:
+        lines += ["pool trainings in progress (resumed from there by the next run):", *trainings]
+    if (folder / STAGES_FILE).is_file():
+        lines.append(eta_line(folder))
+    return "\n".join(lines)
