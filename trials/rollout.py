@@ -29,6 +29,17 @@ DEFAULT_CHUNK = 1024
 AUTOCAST_DTYPES: dict[str, torch.dtype | None] = {"float32": None, "bfloat16": torch.bfloat16}
 
 
+def bfloat16_emulated(device: torch.device) -> bool:
+    """True on a CPU with neither AVX512-BF16 nor AMX, where bfloat16 matrix multiplies are emulated: there
+    a bfloat16 rollout is much slower than float32 (2026-12-03, an AVX2-only EPYC: our MOPO epoch 23-26 s
+    with float32 rollouts, 186-198 s with bfloat16, ``benchmarks.peer``), not faster."""
+    if device.type != "cpu":
+        return False
+    native = (getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)()
+              or getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)())
+    return not native
+
+
 @dataclass
 class RolloutStats:
     transitions: int
