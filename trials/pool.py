@@ -70,6 +70,20 @@ def _train(ds: Dataset, seed: int, cfg: DynamicsConfig, device: torch.device,
     return model, result
 
 
+PROGRESS_SUFFIX = ".progress.pt"
+
+
+def progress_path(pool_dir: Path, key: str) -> Path:
+    """Where the training of pool ``key`` saves its progress (hidden; removed when the pool is saved)."""
+    return pool_dir / f".{key}{PROGRESS_SUFFIX}"
+
+
+def trainings_in_progress(pool_dir: Path) -> dict[str, Path]:
+    """``{pool key: progress file}`` of the trainings in ``pool_dir`` that have not finished."""
+    return {p.name.removeprefix(".").removesuffix(PROGRESS_SUFFIX): p
+            for p in sorted(pool_dir.glob(f".pool-*{PROGRESS_SUFFIX}"))}
+
+
 def load_or_train_pool(ds: Dataset, seed: int, cfg: DynamicsConfig, pool_dir: Path,
                        device: torch.device | str = "cpu") -> tuple[EnsembleDynamics, PoolInfo]:
     """The pool for (dataset, seed, cfg): loaded if stored, otherwise trained and stored (atomically,
@@ -83,7 +97,7 @@ def load_or_train_pool(ds: Dataset, seed: int, cfg: DynamicsConfig, pool_dir: Pa
         trained_here = not path.exists()
         if trained_here:
             start = time.perf_counter()
-            progress_file = pool_dir / f".{key}.progress.pt"  # a killed training continues from here
+            progress_file = progress_path(pool_dir, key)  # a killed training continues from here
             model, result = _train(ds, seed, cfg, device, progress_file)
             seconds = time.perf_counter() - start
             tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")

@@ -63,14 +63,21 @@ def compare_runs(spec: StudySpec) -> int:
 
 def finished_compare_runs(spec: StudySpec, folder: Path, ds: StudyDataset) -> list[TrialRecord]:
     """The comparison runs of ``ds`` that ended with a score (finished or diverged)."""
+    from tuner.compare import COMPLETED  # noqa: PLC0415
+
     runs = (sweep_dir(folder, ds) / "compare" / spec.baselines).glob("*/run-*")
-    return [r for run in runs for r in read_trials(run) if r.status in ("finished", "diverged")]
+    return [r for run in runs for r in read_trials(run) if r.status in COMPLETED]
+
+
+def stored_study(folder: Path) -> StudySpec:
+    """The study its first run wrote into ``folder`` (``study.yaml``)."""
+    return StudySpec.model_validate(yaml.safe_load((folder / STUDY_FILE).read_text()))
 
 
 def trial_counts(folder: Path) -> dict[str, Any]:
     """What the study folder holds: sweep trials and compare runs done and planned, and the mean wall
     time of the trials done (from their reports), read from disk so that it is right after a resume."""
-    spec = StudySpec.model_validate(yaml.safe_load((folder / STUDY_FILE).read_text()))
+    spec = stored_study(folder)
     done = planned = compare_done = compare_planned = 0
     seconds: list[float] = []
     for ds in spec.datasets:

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-
 from trials.dynamics import saved_fit_epoch
+from trials.pool import trainings_in_progress
+from tuner.spec import SPEC_FILE
 from tuner.study import (
     STAGES,
     STAGES_FILE,
@@ -19,6 +19,7 @@ from tuner.study import (
     duration,
     eta_line,
     finished_compare_runs,
+    stored_study,
     sweep_dir,
     sweep_missing,
 )
@@ -32,7 +33,7 @@ def is_study_folder(path: Path) -> bool:
 
 def _missing(stage: str, spec: StudySpec, ds: StudyDataset, folder: Path) -> str:
     """What an unfinished stage still lacks, where the folder tells."""
-    if stage == "sweep" and (sweep_dir(folder, ds) / "sweep.json").is_file():
+    if stage == "sweep" and (sweep_dir(folder, ds) / SPEC_FILE).is_file():
         return sweep_missing(spec, ds, folder) or "every trial ended; the stage ends at the next run"
     if stage == "compare":
         return f"{len(finished_compare_runs(spec, folder, ds))}/{compare_runs(spec)} runs finished"
@@ -43,9 +44,8 @@ def _pool_trainings(spec: StudySpec, folder: Path) -> list[str]:
     """One line per pool training in progress (its progress file), with the epoch it saved."""
     lines = []
     for ds in spec.datasets:
-        for progress in sorted((sweep_dir(folder, ds) / "pools").glob(".pool-*.progress.pt")):
+        for pool, progress in trainings_in_progress(sweep_dir(folder, ds) / "pools").items():
             epoch = saved_fit_epoch(progress)
-            pool = progress.name.removeprefix(".").removesuffix(".progress.pt")
             lines.append(f"  {Path(ds.path).stem}: {pool} "
                          + (f"saved at epoch {epoch}" if epoch is not None else "(progress file unreadable)"))
     return lines
@@ -53,7 +53,7 @@ def _pool_trainings(spec: StudySpec, folder: Path) -> list[str]:
 
 def study_status(folder: Path) -> str:
     """The status text of the study in ``folder``."""
-    spec = StudySpec.model_validate(yaml.safe_load((folder / STUDY_FILE).read_text()))
+    spec = stored_study(folder)
     stages = Stages(folder)
     lines = [f"study {spec.name}: {len(spec.datasets)} datasets x {spec.trials} trials, folder {folder}"]
     for ds in spec.datasets:

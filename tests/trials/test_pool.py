@@ -12,7 +12,7 @@ import torch
 from trials.config import DynamicsConfig
 from trials.dataset import load_hdf5
 from trials.dynamics import saved_fit_epoch
-from trials.pool import load_or_train_pool, pool_key
+from trials.pool import load_or_train_pool, pool_key, trainings_in_progress
 
 CFG = DynamicsConfig(pool_size=4, hidden=32, layers=2, max_epochs=60, patience=1000)
 TRAIN = ("import sys, torch; torch.set_num_threads(1); from trials.config import DynamicsConfig; "
@@ -36,6 +36,7 @@ def test_pool_training_killed_mid_way_continues_to_the_same_pool(hopper_random_f
     saved_epoch = torch.load(progress, weights_only=False)["epoch"]
     assert 0 < saved_epoch < 60 and not (killed_dir / f"{key}.pt").exists()
     assert saved_fit_epoch(progress) == saved_epoch  # what `mbrl-tune status` shows of a study's pool
+    assert trainings_in_progress(killed_dir) == {key: progress}
     cut = tmp_path / "cut.progress.pt"
     cut.write_bytes(progress.read_bytes()[:1000])
     assert saved_fit_epoch(cut) is None and saved_fit_epoch(tmp_path / "absent.pt") is None
