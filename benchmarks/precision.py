@@ -1,6 +1,8 @@
 """What ``rollout.precision=bfloat16`` changes, on a real pool and real dataset states: the ensemble's
-predictions and every penalty in bfloat16 against float32, next to the model's own error, plus the
-predict time of one rollout chunk in each format (1 thread)::
+predictions and every penalty in bfloat16 against float32, next to the model's own error, how far
+autocast's bfloat16 and ``trials.precision.Bfloat16Rounding`` (bfloat16 numerics in float32 arithmetic, what
+rollouts use on CPUs without bfloat16 units) differ, and the predict time of one rollout chunk in each
+format (1 thread)::
 
     python -m benchmarks.precision --dataset data/hopper-medium-100k.hdf5 --pool-dir data/pools \
         --pool-max-epochs 40
@@ -12,7 +14,10 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -20,7 +25,8 @@ from trials.config import DynamicsConfig
 from trials.dataset import load_dataset
 from trials.penalties import PENALTIES
 from trials.pool import load_or_train_pool, select_members
-from trials.rollout import AUTOCAST_DTYPES, DEFAULT_CHUNK
+from trials.precision import Bfloat16Rounding, native_bfloat16, precision_context
+from trials.rollout import DEFAULT_CHUNK
 
 
 def main() -> None:
@@ -39,17 +45,25 @@ def main() -> None:
     idx = torch.randint(0, len(ds), (args.states,), generator=gen)
     obs, act = torch.as_tensor(ds.observations[idx]), torch.as_tensor(ds.actions[idx])
     truth = torch.cat([torch.as_tensor(ds.next_observations[idx]) - obs, torch.as_tensor(ds.rewards[idx])[:, None]], -1)
-    bf16 = AUTOCAST_DTYPES["bfloat16"]
+    cpu = torch.device("cpu")
     with torch.no_grad():
         mean32, std32 = model.predict(obs, act)
-        with torch.autocast("cpu", dtype=bf16):
+        with precision_context("bfloat16", cpu):
             mean16, std16 = model.predict(obs, act)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            mean_auto, _ = model.predict(obs, act)
+        with Bfloat16Rounding():
+            mean_round, _ = model.predict(obs, act)
         model_rmse = float((mean32 - truth).pow(2).mean().sqrt())
         gap = float((mean16 - mean32).pow(2).mean().sqrt())
         print(f"{ds.meta.env}-{ds.meta.level}, {len(ds)} transitions, {model.members} members, {args.states} states")
         print(f"mean [delta_s, r]: model RMSE vs truth {model_rmse:.4f}; bfloat16 vs float32 RMSE {gap:.2e} "
               f"({gap / model_rmse:.2%} of the model's error)")
         print(f"std: median relative difference {float(((std16 - std32).abs() / std32).median()):.2%}")
+        differ = float((mean_auto != mean_round).float().mean())
+        print(f"bfloat16 autocast vs rounding in float32: {differ:.2%} of the means differ, max "
+              f"{float((mean_auto - mean_round).abs().max()):.2e} (rollouts use "
+              f"{'autocast' if native_bfloat16(cpu) else 'the rounding'} on this CPU)")
         rows = torch.arange(args.states)
         k = elites[torch.randint(0, elites.shape[0], (args.states,), generator=gen)]
         noise = torch.randn(mean32.shape[1:], generator=gen)
@@ -63,11 +77,14 @@ def main() -> None:
             corr = float(torch.corrcoef(torch.stack([u32, u16]))[0, 1])
             print(f"{name:18s} {float(u32.mean()):10.4f} {float(u16.mean()):10.4f} {rel:16.2%} {corr:8.5f}")
         chunk_obs, chunk_act = obs[:DEFAULT_CHUNK], act[:DEFAULT_CHUNK]
-        for label, dtype in (("float32", None), ("bfloat16", bf16)):
+        contexts: dict[str, Callable[[], AbstractContextManager[Any]]] = {
+            "float32": nullcontext, "bfloat16 autocast": lambda: torch.autocast("cpu", dtype=torch.bfloat16),
+            "bfloat16 rounding in float32": Bfloat16Rounding}
+        for label, context in contexts.items():
             times = []
             for _ in range(21):
                 start = time.perf_counter()
-                with torch.autocast("cpu", dtype=dtype, enabled=dtype is not None):
+                with context():
                     model.predict(chunk_obs, chunk_act)
                 times.append(time.perf_counter() - start)
             median_ms = sorted(times)[10] * 1e3

@@ -98,10 +98,10 @@ class RolloutConfig(_Strict):
     retain_epochs: int = Field(5, ge=1)
     """Epochs a model transition is kept in the model buffer."""
     precision: RolloutPrecision = "float32"
-    """Format of the ensemble's matrix multiplies during rollouts (autocast; normalisation, sampling,
-    penalties and the stored transitions stay float32). ``bfloat16`` runs the rollout ~2.4x faster on CPUs
-    with AVX512-BF16 or AMX and on GPUs; CPUs without them emulate it, and there it is much slower (an
-    AVX2-only EPYC: a MOPO epoch 8x slower than with float32; the trainer warns). On the 100k
+    """Format of the ensemble's matrix multiplies during rollouts (``trials.precision``; normalisation,
+    sampling, penalties and the stored transitions stay float32). ``bfloat16`` runs the rollout ~2.4x faster
+    on CPUs with AVX512-BF16 or AMX and on GPUs (autocast); other CPUs compute the same bfloat16 numbers in
+    float32 arithmetic at float32's speed (their autocast fallback is ~17x slower). On the 100k
     hopper-medium pool its predictions differ from float32 by ~3% of the model's own error, max_aleatoric
     and ensemble_std by <1%, ll_var and loo_kl by 8-16% (``python -m benchmarks.precision``)."""
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,7 +34,7 @@ from trials.mobile import bellman_penalty
 from trials.penalties import get_penalty
 from trials.pool import PoolInfo, select_members
 from trials.replay import ReplayBuffer
-from trials.rollout import RolloutStats, bfloat16_emulated, rollout
+from trials.rollout import RolloutStats, rollout
 from trials.sac import SAC, SACStats
 from trials.true_dynamics import Simulator, true_rollout
 
@@ -63,9 +62,6 @@ class MOPOTrainer:
         self.cfg = cfg
         self.spec = dataset.spec
         self.device = torch.device(cfg.device)
-        if cfg.rollout.precision == "bfloat16" and bfloat16_emulated(self.device):
-            warnings.warn("rollout.precision=bfloat16 on a CPU without AVX512-BF16 or AMX: bfloat16 is emulated "
-                          "here and rollouts run several times slower than with float32", stacklevel=2)
         torch.manual_seed(cfg.seed)
         self.gen = torch.Generator(device=self.device).manual_seed(cfg.seed)
         self.model: EnsembleDynamics | None = None

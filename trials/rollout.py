@@ -21,23 +21,11 @@ from trials.config import RolloutPrecision
 from trials.dynamics import EnsembleDynamics
 from trials.envs import TerminationFn
 from trials.penalties import Penalty
+from trials.precision import precision_context
 from trials.replay import ReplayBuffer
 from trials.sac import SAC
 
 DEFAULT_CHUNK = 1024
-#: The autocast format of each rollout precision (None: no autocast, plain float32).
-AUTOCAST_DTYPES: dict[str, torch.dtype | None] = {"float32": None, "bfloat16": torch.bfloat16}
-
-
-def bfloat16_emulated(device: torch.device) -> bool:
-    """True on a CPU with neither AVX512-BF16 nor AMX, where bfloat16 matrix multiplies are emulated: there
-    a bfloat16 rollout is much slower than float32 (2026-12-03, an AVX2-only EPYC: our MOPO epoch 23-26 s
-    with float32 rollouts, 186-198 s with bfloat16, ``benchmarks.peer``), not faster."""
-    if device.type != "cpu":
-        return False
-    native = (getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)()
-              or getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)())
-    return not native
 
 
 @dataclass
@@ -59,9 +47,9 @@ def rollout(model: EnsembleDynamics, elites: torch.Tensor, agent: SAC, start_obs
             gen: torch.Generator, chunk_size: int = DEFAULT_CHUNK,
             precision: RolloutPrecision = "float32") -> RolloutStats:
     """Roll out from every row of ``start_obs`` and append the transitions to ``buffer``. ``precision``
-    is the format of the ensemble's matrix multiplies (its outputs come back as float32)."""
+    is the format of the ensemble's matrix multiplies (``trials.precision``; its outputs come back as
+    float32)."""
     device = start_obs.device
-    low_precision = AUTOCAST_DTYPES[precision]
     pen_sum = torch.zeros((), device=device)
     pen_max = torch.zeros((), device=device)
     rew_sum = torch.zeros((), device=device)
@@ -83,7 +71,7 @@ def rollout(model: EnsembleDynamics, elites: torch.Tensor, agent: SAC, start_obs
         rows = torch.arange(c, device=device)
         for t in range(horizon):
             act = agent.act(obs)
-            with torch.autocast(device.type, dtype=low_precision, enabled=low_precision is not None):
+            with precision_context(precision, device):
                 mean, std = model.predict(obs, act)  # [N, c, D]
             k = elites[torch.randint(0, elites.shape[0], (c,), generator=gen, device=device)]
             noise = torch.randn(mean.shape[1:], generator=gen, device=device)
