@@ -6,7 +6,6 @@ returns its path, or None when there is nothing to draw (e.g. no trial has a sco
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import matplotlib
@@ -20,6 +19,7 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from analysis.importance import is_numeric  # noqa: E402
 from analysis.results import best_so_far, completed  # noqa: E402
+from trials.files import atomic_write
 
 DPI = 100
 _JITTER = np.random.default_rng(0)  # fixed: the same tables give the same pictures
@@ -27,15 +27,10 @@ _JITTER = np.random.default_rng(0)  # fixed: the same tables give the same pictu
 
 def _save(fig: plt.Figure, path: Path) -> Path:
     """Write the figure to a temporary sibling, then rename it over ``path`` (complete or absent)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
     try:
-        fig.savefig(tmp, dpi=DPI, bbox_inches="tight")
-        os.replace(tmp, path)
+        return atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=DPI, bbox_inches="tight"))
     finally:
         plt.close(fig)
-        tmp.unlink(missing_ok=True)
-    return path
 
 
 def _label(sweep: str, searcher: str | None = None, dataset: str | None = None, datasets: int = 1) -> str:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -25,7 +24,7 @@ import h5py
 import numpy as np
 
 from trials.envs import DATASET_ENVS, ENVS, EnvSpec, get_env_spec
-from trials.files import file_mode
+from trials.files import atomic_write
 
 GENERATOR_VERSION = "1"
 
@@ -127,33 +126,22 @@ class Dataset:
                 raise DatasetError(f"{source}: field '{label}': non-finite value at row {bad}")
 
 
-def _atomic_target(path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    os.chmod(tmp, file_mode())
-    return Path(tmp)
-
-
 def save_hdf5(ds: Dataset, path: str | Path) -> Path:
     """Write ``ds`` in D4RL's schema; the file is complete or absent (temporary name, then rename)."""
     path = Path(path)
     ds.validate(str(path))
-    tmp = _atomic_target(path)
-    try:
-        with h5py.File(tmp, "w") as f:
-            for name in (*_FLOAT_FIELDS, *_BOOL_FIELDS):
-                f.create_dataset(name, data=getattr(ds, name), compression="gzip", compression_opts=1)
-            if ds.qpos is not None and ds.qvel is not None:
-                f.create_dataset("infos/qpos", data=ds.qpos, compression="gzip", compression_opts=1)
-                f.create_dataset("infos/qvel", data=ds.qvel, compression="gzip", compression_opts=1)
-            for key, value in asdict(ds.meta).items():
-                f.attrs[key] = value
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, lambda tmp: _write_hdf5(ds, tmp))
+
+
+def _write_hdf5(ds: Dataset, path: Path) -> None:
+    with h5py.File(path, "w") as f:
+        for name in (*_FLOAT_FIELDS, *_BOOL_FIELDS):
+            f.create_dataset(name, data=getattr(ds, name), compression="gzip", compression_opts=1)
+        if ds.qpos is not None and ds.qvel is not None:
+            f.create_dataset("infos/qpos", data=ds.qpos, compression="gzip", compression_opts=1)
+            f.create_dataset("infos/qvel", data=ds.qvel, compression="gzip", compression_opts=1)
+        for key, value in asdict(ds.meta).items():
+            f.attrs[key] = value
 
 
 def _infer_env(path: Path, attrs: dict, env: str | None) -> str:

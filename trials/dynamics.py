@@ -16,9 +16,9 @@
 
 from __future__ import annotations
 
-import os
 import pickle
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from trials.config import DynamicsConfig
+from trials.files import atomic_write
 from trials.nets import EnsembleLinear
 
 
@@ -130,9 +131,7 @@ def member_rows(members: int, n_train: int, bootstrap: bool, gen: torch.Generato
 
 
 def _save_progress(path: Path, state: dict[str, Any]) -> None:
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    atomic_write(path, partial(torch.save, state))
 
 
 def _read_progress(path: Path | None) -> dict[str, Any] | None:

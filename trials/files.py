@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,18 +19,35 @@ def file_mode() -> int:
     return 0o666 & ~umask
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write to a temporary file beside ``path``, then rename: complete or absent."""
+def atomic_write(path: Path, write: Callable[[Path], object]) -> Path:
+    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it over ``path``: the file is
+    complete or absent, and a write that fails (a full disk, an interrupt) leaves no temporary file.
+
+    The temporary name keeps ``path``'s suffix (``.x.tmp.png``) for writers that pick a format from it,
+    and starts with a dot, so globs for the finished files (``pool-*.pt``) never see it."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
     try:
         os.chmod(tmp, file_mode())  # mkstemp's 0600 would hide results from other users of a shared disk
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
+        write(tmp)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+    return path
+
+
+def atomic_write_text(path: Path, text: str) -> Path:
+    """:func:`atomic_write` of a text."""
+    return atomic_write(path, lambda tmp: tmp.write_text(text))
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> Path:
+    """:func:`atomic_write` of bytes."""
+    return atomic_write(path, lambda tmp: tmp.write_bytes(data))
 
 
 def read_yaml_mapping(path: Path, error: type[Exception], what: str) -> dict[str, Any]:

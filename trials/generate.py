@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ from tqdm import tqdm
 
 from trials.dataset import GENERATOR_VERSION, Dataset, DatasetMeta, concatenate
 from trials.envs import EnvSpec, get_state
+from trials.files import atomic_write
 from trials.online import TransitionLog, train_online
 from trials.sac import SAC, SACConfig
 
@@ -86,9 +86,7 @@ def _cache_key(spec: EnvSpec, level: str, seed: int, cfg: GenerateConfig) -> str
 
 
 def _atomic_save(obj: object, path: Path, saver: Callable[[object, Path], None]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    saver(obj, tmp)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: saver(obj, tmp))
 
 
 def _save_npz(arrays: object, path: Path) -> None:

@@ -17,6 +17,7 @@ import json
 import os
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from filelock import FileLock
 from trials.config import DynamicsConfig
 from trials.dataset import Dataset
 from trials.dynamics import EnsembleDynamics, FitResult, fit
+from trials.files import atomic_write
 
 
 def pool_key(dataset_hash: str, seed: int, cfg: DynamicsConfig) -> str:
@@ -100,12 +102,11 @@ def load_or_train_pool(ds: Dataset, seed: int, cfg: DynamicsConfig, pool_dir: Pa
             progress_file = progress_path(pool_dir, key)  # a killed training continues from here
             model, result = _train(ds, seed, cfg, device, progress_file)
             seconds = time.perf_counter() - start
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
             fit_info = {"holdout_mse_raw": result.holdout_mse_raw, "holdout_mse_std": result.holdout_mse_std,
                         "disagreement": result.disagreement, "train_nll": result.train_nll}
-            torch.save({"key": key, "config": cfg.model_dump(mode="json"), "state": model.state_dict(),
-                        "epochs": result.epochs, "train_seconds": seconds, "fit": fit_info}, tmp)
-            os.replace(tmp, path)
+            saved = {"key": key, "config": cfg.model_dump(mode="json"), "state": model.state_dict(),
+                     "epochs": result.epochs, "train_seconds": seconds, "fit": fit_info}
+            atomic_write(path, partial(torch.save, saved))
             progress_file.unlink(missing_ok=True)
             with open(pool_dir / "trainings.log", "a") as log:  # one line per training, for audits
                 log.write(f"{key} {seconds:.1f}s pid={os.getpid()}\n")

@@ -24,13 +24,13 @@ Trials' checkpoints are not checked here: a trial whose checkpoint cannot be rea
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 from typing import Any
 
 from ray import cloudpickle, tune
 
+from trials.files import atomic_write, atomic_write_bytes
 from tuner.errors import SweepError
 from tuner.storage import whole_file_fs
 
@@ -70,12 +70,7 @@ def live_state_files(exp_dir: Path) -> list[Path]:
 
 
 def _copy_atomic(src: Path, dst: Path) -> None:
-    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
-    try:
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write(dst, lambda tmp: shutil.copyfile(src, tmp))
 
 
 def backup_state(exp_dir: Path) -> list[Path]:
@@ -146,9 +141,7 @@ def follow_move(exp_dir: Path) -> list[str]:
             for storage in moved:
                 storage.storage_fs_path, storage.experiment_dir_name = str(exp_dir.parent), exp_dir.name
             notes.append(f"{path.name}: the sweep moved from {old}; new trials are written under {exp_dir.parent}")
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(cloudpickle.dumps(state))
-        os.replace(tmp, path)
+        atomic_write_bytes(path, cloudpickle.dumps(state))
     return notes
 
 
