@@ -41,11 +41,11 @@ def quiet_ax() -> None:
 
 
 def ax_proposals(sizes: Sizes) -> list[Row]:
-    """Row 7: seconds of one ``get_next_trials(max_trials=1)`` of ``tuner.searcher.AxSearcher`` (one torch
+    """Row 7: seconds of one ``get_next_trials(max_trials=1)`` of ``tuner.ax_searcher.AxSearcher`` (one torch
     thread, as in sweeps) once ``n`` synthetic trials are completed. Timed proposals are then marked
     abandoned, so the model keeps exactly ``n`` completed trials."""
     quiet_ax()
-    from tuner.searcher import AxSearcher  # noqa: PLC0415  (Ax import is slow)
+    from tuner.ax_searcher import AxSearcher  # noqa: PLC0415  (Ax import is slow)
 
     rows = []
     for space_name in sizes.ax_spaces:

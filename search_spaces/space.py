@@ -59,12 +59,11 @@ parameter, the bad value and what is allowed, e.g.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, NoReturn, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 import yaml
@@ -76,12 +75,8 @@ if TYPE_CHECKING:
 ChoiceValue = str | int | float | bool
 """A value a choice parameter can take."""
 
-_TOP_LEVEL_KEYS = ("name", "description", "parameters", "fixed", "constraints")
-_KINDS = ("choice", "int", "float")
-_OPTIONS: dict[str, tuple[str, ...]] = {"choice": ("ordered", "depends"), "int": ("log",), "float": ("log",)}
-_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
-_CONSTRAINT_RE = re.compile(r"^\s*(\S+)\s*(<=|>=)\s*(\S+)\s*$")
-_BRANCH_SEP = "__"
+BRANCH_SEP = "__"
+"""Joins a branch parameter's key and its choice value into the name optimizers see (``lam__max_aleatoric``)."""
 # Rejection sampling gives up after this many draws: a feasible region this small is a broken file.
 _MAX_RESAMPLES = 1000
 # Relative slack for values that sit on a bound up to float rounding (e.g. 10 ** log10(10.0)).
@@ -92,16 +87,16 @@ class SearchSpaceError(ValueError):
     """A search-space file, or a point checked against it, breaks the rules; the message is one line."""
 
 
-def _fmt(value: Any) -> str:
+def fmt_value(value: Any) -> str:
     """Short one-line rendering of a value for error messages."""
     if isinstance(value, str):
         return repr(value)
     if isinstance(value, list | tuple):
-        return "[" + ", ".join(_fmt(v) for v in value) + "]"
+        return "[" + ", ".join(fmt_value(v) for v in value) + "]"
     return str(value).replace("\n", " ")
 
 
-def _is_number(value: Any) -> bool:
+def is_number(value: Any) -> bool:
     # bool is an int subclass, but `true` is never a sensible bound or range value.
     return isinstance(value, int | float) and not isinstance(value, bool)
 
@@ -125,7 +120,7 @@ class RangeParameter:
 
     def contains(self, value: Any) -> bool:
         """Whether ``value`` is a valid value of this parameter (ints must be integral)."""
-        if not _is_number(value) or not math.isfinite(value):
+        if not is_number(value) or not math.isfinite(value):
             return False
         if self.kind == "int" and float(value) != round(value):
             return False
@@ -186,7 +181,7 @@ class ChoiceParameter:
     def match(self, value: Any) -> ChoiceValue | None:
         """The listed value equal to ``value``, or None. Floats accept integral ints."""
         for candidate in self.values:
-            same_type = type(candidate) is type(value) or (self.value_type == "float" and _is_number(value))
+            same_type = type(candidate) is type(value) or (self.value_type == "float" and is_number(value))
             if same_type and candidate == value:
                 return candidate
         return None
@@ -197,7 +192,7 @@ class ChoiceParameter:
             value = value.item()
         matched = self.match(value)
         if matched is None:
-            raise ValueError(f"parameter '{self.key}': {_fmt(value)} is not one of {_fmt(self.values)}")
+            raise ValueError(f"parameter '{self.key}': {fmt_value(value)} is not one of {fmt_value(self.values)}")
         return matched
 
     def sample(self, rng: np.random.Generator) -> ChoiceValue:
@@ -206,7 +201,7 @@ class ChoiceParameter:
 
     def describe(self) -> str:
         """The allowed values, for error messages."""
-        return f"one of {_fmt(self.values)}"
+        return f"one of {fmt_value(self.values)}"
 
 
 Parameter = RangeParameter | ChoiceParameter
@@ -289,7 +284,9 @@ class SearchSpace:
     @classmethod
     def from_dict(cls, data: Any, source: str = "<dict>", default_name: str = "") -> SearchSpace:
         """Validate an already-parsed mapping (the YAML document); ``source`` names it in messages."""
-        return _Parser(source).space(data, default_name)
+        from search_spaces.parse import SpaceParser  # noqa: PLC0415  (it builds this class)
+
+        return SpaceParser(source).space(data, default_name)
 
     # ------------------------------------------------------------------ structure
 
@@ -365,7 +362,7 @@ class SearchSpace:
         by_name = {param.name: param for param, _, _ in self.iter_parameters()}
         unknown = sorted(set(params) - set(by_name))
         if unknown:
-            raise ValueError(f"{self.source}: unknown optimizer parameters {_fmt(unknown)}")
+            raise ValueError(f"{self.source}: unknown optimizer parameters {fmt_value(unknown)}")
         choices = {p.key: params.get(p.name) for p in self.parameters if isinstance(p, ChoiceParameter)}
         overrides: dict[str, Any] = {}
         for param in self._active(choices):
@@ -388,10 +385,10 @@ class SearchSpace:
         known = set(self.keys)
         unknown = [key for key in overrides if key not in known]
         if unknown:
-            raise SearchSpaceError(f"{where}: keys {_fmt(unknown)} are not parameters of this space")
+            raise SearchSpaceError(f"{where}: keys {fmt_value(unknown)} are not parameters of this space")
         for key, value in self.fixed.items():
             if key in overrides and overrides[key] != value:
-                got, fixed = _fmt(overrides[key]), _fmt(value)
+                got, fixed = fmt_value(overrides[key]), fmt_value(value)
                 raise SearchSpaceError(f"{where}: parameter '{key}': {got} is not the fixed value {fixed}")
         params: dict[str, Any] = {}
         checked: dict[str, Any] = {}
@@ -401,7 +398,7 @@ class SearchSpace:
             value = overrides[param.key]
             if not param.contains(value):
                 raise SearchSpaceError(
-                    f"{where}: parameter '{param.key}': {_fmt(value)} is not allowed ({param.describe()})"
+                    f"{where}: parameter '{param.key}': {fmt_value(value)} is not allowed ({param.describe()})"
                 )
             params[param.name] = param.native(value)
             checked[param.key] = params[param.name]
@@ -426,13 +423,13 @@ class SearchSpace:
             if param.key not in overrides:
                 raise SearchSpaceError(f"{where}: parameter '{param.key}' is missing ({param.describe()})")
             value = overrides[param.key]
-            if isinstance(param, RangeParameter) and _is_number(value) and math.isfinite(value):
+            if isinstance(param, RangeParameter) and is_number(value) and math.isfinite(value):
                 projected[param.key] = param.clip(value)
             elif param.contains(value):
                 projected[param.key] = param.native(value)
             else:
                 raise SearchSpaceError(
-                    f"{where}: parameter '{param.key}': {_fmt(value)} is not allowed ({param.describe()})"
+                    f"{where}: parameter '{param.key}': {fmt_value(value)} is not allowed ({param.describe()})"
                 )
         projected.update(self.fixed)
         return self._repair(projected)
@@ -511,219 +508,7 @@ class SearchSpace:
 
 
 def _fmt_point(overrides: Mapping[str, Any]) -> str:
-    return "{" + ", ".join(f"{k}: {_fmt(v)}" for k, v in overrides.items()) + "}"
-
-
-class _Parser:
-    """Turns a parsed YAML document into a :class:`SearchSpace`, failing with one-line messages."""
-
-    def __init__(self, source: str) -> None:
-        self.source = source
-
-    def fail(self, problem: str, key: str | None = None, branch: str | None = None) -> NoReturn:
-        where = self.source
-        if key is not None:
-            where += f": parameter '{key}'"
-            if branch is not None:
-                where += f" (when {branch})"
-        raise SearchSpaceError(f"{where}: {problem}".replace("\n", " "))
-
-    def space(self, data: Any, default_name: str) -> SearchSpace:
-        if not isinstance(data, dict):
-            self.fail(f"the document must be a mapping with keys {_fmt(_TOP_LEVEL_KEYS)}, got {_fmt(data)}")
-        for top_key in data:
-            if top_key not in _TOP_LEVEL_KEYS:
-                self.fail(f"unknown top-level key {_fmt(top_key)} (allowed: {', '.join(_TOP_LEVEL_KEYS)})")
-        name = data.get("name", default_name or "unnamed")
-        description = data.get("description", "")
-        if not isinstance(name, str) or not name:
-            self.fail(f"'name' must be a non-empty string, got {_fmt(name)}")
-        if not isinstance(description, str):
-            self.fail(f"'description' must be a string, got {_fmt(description)}")
-
-        raw_params = data.get("parameters")
-        if not isinstance(raw_params, dict) or not raw_params:
-            self.fail(f"'parameters' must be a non-empty mapping of key -> spec, got {_fmt(raw_params)}")
-        parameters = tuple(self.parameter(key, spec, branch=None) for key, spec in raw_params.items())
-
-        fixed = data.get("fixed") or {}
-        if not isinstance(fixed, dict):
-            self.fail(f"'fixed' must be a mapping of key -> value, got {_fmt(fixed)}")
-        for key in fixed:
-            self.check_key(key)
-
-        self.check_unique(parameters, fixed)
-        constraints = self.constraints(data.get("constraints") or [], parameters, fixed)
-        return SearchSpace(
-            name=name,
-            description=description,
-            parameters=parameters,
-            fixed=dict(fixed),
-            constraints=constraints,
-            source=self.source,
-        )
-
-    def check_key(self, key: Any) -> str:
-        if not isinstance(key, str) or not _KEY_RE.match(key) or _BRANCH_SEP in key:
-            self.fail(
-                f"key {_fmt(key)} must be a dotted identifier (e.g. rollout.horizon) without '{_BRANCH_SEP}'"
-            )
-        return key
-
-    def parameter(self, key: Any, spec: Any, branch: tuple[str, ChoiceValue] | None) -> Parameter:
-        key = self.check_key(key)
-        where = f"{branch[0]}={branch[1]}" if branch else None
-        name = f"{key}{_BRANCH_SEP}{branch[1]}" if branch else key
-        if not isinstance(spec, dict):
-            self.fail(f"spec must be a mapping like {{int: [1, 10]}}, got {_fmt(spec)}", key, where)
-        kinds = [k for k in spec if k in _KINDS]
-        if len(kinds) != 1:
-            unknown = [k for k in spec if k not in _KINDS and k not in ("log", "ordered", "depends")]
-            if unknown:
-                self.fail(
-                    f"unknown parameter kind {_fmt(unknown[0])} (allowed: {', '.join(_KINDS)})", key, where
-                )
-            self.fail(
-                f"needs exactly one kind key out of {', '.join(_KINDS)}, got {_fmt(list(spec))}", key, where
-            )
-        kind = kinds[0]
-        for option in spec:
-            if option != kind and option not in _OPTIONS[kind]:
-                allowed = ", ".join(_OPTIONS[kind])
-                self.fail(
-                    f"unknown option {_fmt(option)} for a {kind} parameter (allowed: {allowed})", key, where
-                )
-        if kind == "choice":
-            return self.choice(key, name, spec, branch, where)
-        return self.range(key, name, kind, spec, where)
-
-    def range(
-        self, key: str, name: str, kind: Literal["int", "float"], spec: dict, where: str | None
-    ) -> RangeParameter:
-        bounds = spec[kind]
-        if not isinstance(bounds, list) or len(bounds) != 2 or not all(_is_number(b) for b in bounds):
-            self.fail(f"{kind} bounds must be [low, high] numbers, got {_fmt(bounds)}", key, where)
-        low, high = bounds
-        if kind == "int" and not all(isinstance(b, int) for b in bounds):
-            self.fail(f"int bounds {_fmt(bounds)} must be integers", key, where)
-        if not all(math.isfinite(b) for b in bounds):
-            self.fail(f"bounds {_fmt(bounds)} must be finite", key, where)
-        if low >= high:
-            self.fail(
-                f"bounds {_fmt(bounds)} must have low < high (use 'fixed' for a single value)", key, where
-            )
-        log = spec.get("log", False)
-        if not isinstance(log, bool):
-            self.fail(f"'log' must be true or false, got {_fmt(log)}", key, where)
-        if log and low <= 0:
-            self.fail(f"log scale needs low > 0, got bounds {_fmt(bounds)}", key, where)
-        return RangeParameter(key=key, kind=kind, low=low, high=high, log=log, name=name)
-
-    def choice(
-        self, key: str, name: str, spec: dict, branch: tuple[str, ChoiceValue] | None, where: str | None
-    ) -> ChoiceParameter:
-        values = spec["choice"]
-        if not isinstance(values, list) or len(values) < 2:
-            self.fail(f"choice {_fmt(values)} must list at least 2 values (use 'fixed' for one)", key, where)
-        value_type = self.value_type(values, key, where)
-        if value_type == "float":
-            values = [float(v) for v in values]
-        if len(set(values)) != len(values):
-            self.fail(f"choice {_fmt(values)} lists a value twice", key, where)
-        ordered = spec.get("ordered", value_type in ("int", "float"))
-        if not isinstance(ordered, bool):
-            self.fail(f"'ordered' must be true or false, got {_fmt(ordered)}", key, where)
-        param = ChoiceParameter(
-            key=key, values=tuple(values), value_type=value_type, ordered=ordered, name=name
-        )
-
-        raw_depends = spec.get("depends") or {}
-        if raw_depends and branch is not None:
-            self.fail("'depends' is not allowed inside a branch (one level of nesting)", key, where)
-        if not isinstance(raw_depends, dict):
-            self.fail(
-                f"'depends' must map choice values to parameter specs, got {_fmt(raw_depends)}", key, where
-            )
-        depends: dict[ChoiceValue, tuple[Parameter, ...]] = {}
-        for raw_value, children in raw_depends.items():
-            value = param.match(raw_value)
-            if value is None:
-                self.fail(
-                    f"depends on {_fmt(raw_value)}, which is not one of its values {_fmt(param.values)}",
-                    key,
-                    where,
-                )
-            if not isinstance(children, dict) or not children:
-                self.fail(
-                    f"branch {_fmt(raw_value)} must map keys to parameter specs, got {_fmt(children)}",
-                    key,
-                    where,
-                )
-            depends[value] = tuple(self.parameter(k, s, branch=(key, value)) for k, s in children.items())
-        return ChoiceParameter(
-            key=key, values=tuple(values), value_type=value_type, ordered=ordered, depends=depends, name=name
-        )
-
-    def value_type(self, values: list, key: str, where: str | None) -> Literal["str", "int", "float", "bool"]:
-        if all(isinstance(v, bool) for v in values):
-            return "bool"
-        if all(isinstance(v, str) for v in values):
-            return "str"
-        if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
-            return "int"
-        if all(_is_number(v) for v in values):
-            return "float"
-        self.fail(f"choice {_fmt(values)} mixes value types (all str, all numbers or all bool)", key, where)
-
-    def check_unique(self, parameters: tuple[Parameter, ...], fixed: dict) -> None:
-        owner: dict[str, str] = {}  # branch key -> the choice parameter whose branches hold it
-        top = {p.key for p in parameters}
-        for param in parameters:
-            if param.key in fixed:
-                self.fail(f"is both fixed ({_fmt(fixed[param.key])}) and searched", param.key)
-            if not isinstance(param, ChoiceParameter):
-                continue
-            for value, branch in param.depends.items():
-                for child in branch:
-                    where = f"{param.key}={value}"
-                    if child.key in top:
-                        self.fail("is searched at the top level and inside a branch", child.key, where)
-                    if child.key in fixed:
-                        self.fail(f"is both fixed ({_fmt(fixed[child.key])}) and searched", child.key, where)
-                    if owner.setdefault(child.key, param.key) != param.key:
-                        self.fail(
-                            f"already belongs to the branches of '{owner[child.key]}'", child.key, where
-                        )
-
-    def constraints(self, raw: Any, parameters: tuple[Parameter, ...], fixed: dict) -> tuple[Constraint, ...]:
-        if not isinstance(raw, list):
-            self.fail(f"'constraints' must be a list of strings like 'a <= b', got {_fmt(raw)}")
-        ranges = {p.key: p for p in parameters if isinstance(p, RangeParameter)}
-        out = []
-        for text in raw:
-            match = _CONSTRAINT_RE.match(text) if isinstance(text, str) else None
-            if match is None:
-                self.fail(f"constraint {_fmt(text)} must read 'a <= b' or 'a >= b' with two keys")
-            left, op, right = match.groups()
-            lower, upper = (left, right) if op == "<=" else (right, left)
-            if lower in fixed and upper in fixed:
-                if not (
-                    _is_number(fixed[lower]) and _is_number(fixed[upper]) and fixed[lower] <= fixed[upper]
-                ):
-                    self.fail(f"fixed values violate constraint {_fmt(text)}", lower)
-                continue
-            for key in (lower, upper):
-                if key not in ranges:
-                    kind = "fixed" if key in fixed else "not a searched top-level int/float parameter"
-                    self.fail(f"constraint {_fmt(text)} needs both sides searched int/float ({kind})", key)
-            if ranges[lower].low > ranges[upper].low:
-                self.fail(
-                    f"constraint {_fmt(text)}: low bound {ranges[lower].low} exceeds the low bound "
-                    f"{ranges[upper].low} of '{upper}', so some values of '{upper}' leave no feasible value",
-                    lower,
-                )
-            out.append(Constraint(lower=lower, upper=upper, text=text.strip()))
-        return tuple(out)
+    return "{" + ", ".join(f"{k}: {fmt_value(v)}" for k, v in overrides.items()) + "}"
 
 
 def builtin_names() -> list[str]:

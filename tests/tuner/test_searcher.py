@@ -27,7 +27,8 @@ import ray
 from ray import tune
 
 from search_spaces import SearchSpace, SearchSpaceError, load_builtin
-from tuner.searcher import SEARCHERS, AxSearcher, RandomSearcher, make_searcher
+from tuner.ax_searcher import AxSearcher
+from tuner.searcher import SEARCHERS, RandomSearcher, make_searcher
 
 ERROR_LAM = 0.0123  # the trainable raises for this lambda
 DIVERGED_LAM = 0.0456  # the trainable reports a diverged run for this lambda
@@ -260,6 +261,20 @@ def test_pickling_keeps_the_experiment() -> None:
     copy = pickle.loads(pickle.dumps(searcher))
     assert copy.num_completed == 1 and copy.trial_indices == {"a": 0}
     assert isinstance(copy.suggest("b"), dict)
+
+
+def test_states_pickled_before_the_ax_searcher_moved_still_load() -> None:
+    """Sweeps saved before ``AxSearcher`` left ``tuner/searcher.py`` name it ``tuner.searcher.AxSearcher`` in
+    their Tune state (``tuner.pkl``): that name must still unpickle to the searcher, so they resume."""
+    searcher = AxSearcher(SPACE, "score", "max", num_init_trials=4, seed=0)
+    searcher.suggest("a")
+    searcher.on_trial_complete("a", {"score": 1.0})
+    blob = pickle.dumps(searcher, protocol=2)  # protocol 2 names classes in plain text, without frames
+    moved = b"ctuner.ax_searcher\nAxSearcher\n"
+    assert moved in blob
+    old = blob.replace(moved, b"ctuner.searcher\nAxSearcher\n")  # as the older states spell the class
+    copy = pickle.loads(old)
+    assert type(copy) is AxSearcher and copy.trial_indices == {"a": 0} and copy.num_completed == 1
 
 
 def test_restore_refuses_another_sweeps_state(tmp_path: Path) -> None:
