@@ -163,9 +163,12 @@ class ProgressPrinter(tune.Callback):
         self.done += 1
         result = trial.last_result or {}
         score = result.get(METRIC, float("nan"))
-        overrides = {k: v for k, v in trial.config.items() if k not in ("base", "seeds", "threads")}
-        if isinstance(score, (int, float)) and math.isfinite(score) and (self.best is None or score > self.best[0]):
-            self.best = (float(score), overrides)
+        # Over every trial Tune holds, not only those this run saw end: a resumed sweep's best may be older.
+        for t in {id(t): t for t in [*trials, trial]}.values():
+            value = (t.last_result or {}).get(METRIC)
+            if (t is trial or t.status == "TERMINATED") and isinstance(value, int | float) and math.isfinite(value) \
+                    and (self.best is None or value > self.best[0]):
+                self.best = (float(value), {k: v for k, v in t.config.items() if k not in ("base", "seeds", "threads")})
         best = f"{self.best[0]:.1f} {self.best[1]}" if self.best else "-"
         status = STOPPED if _stopped_early(result) else result.get("status", "ended")
         self._line(f"[{self.label}] trial {trial.trial_id} {status}: score {score:.1f} "

@@ -5,11 +5,10 @@ them; the others call the same entry point (``tuner.cli.main``) in this process,
 
 from __future__ import annotations
 
-import contextlib
-import io
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,16 +32,6 @@ def make_sweep(dataset: Path, storage: Path, name: str, *extra: str) -> Path:
                    "--preset", "tiny", "--concurrency", "2", *extra)
     assert done.returncode == 0, done.stderr[-3000:]
     return storage / name
-
-
-def main_cli(*args: str) -> subprocess.CompletedProcess:
-    """``mbrl-tune ARGS...`` through ``tuner.cli.main`` in this process: exit code, stdout, stderr."""
-    from tuner.cli import main
-
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(list(args))
-    return subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
 
 
 @dataclass
@@ -69,18 +58,12 @@ def random_sweep_dir(hopper_random_file: Path, tmp_path_factory: pytest.TempPath
 
 
 @pytest.fixture(scope="package")
-def analysed(sweep_dir: Path, hopper_random_file: Path) -> Analysed:
+def analysed(sweep_dir: Path, hopper_random_file: Path,
+             cli: Callable[..., subprocess.CompletedProcess]) -> Analysed:
     """``compare`` (2 fresh seeds) and ``calibrate`` (into ``<sweep>/calibration``) run on the Ax sweep."""
     compared = run_cli("compare", str(sweep_dir), "--seeds", "2")
     assert compared.returncode == 0, compared.stderr[-3000:]
-    calibrated = main_cli("calibrate", "--dataset", str(hopper_random_file), "--pool-dir", str(sweep_dir / "pools"),
-                         "--states", "150", "--horizons", "1", "5", *SMALL_POOL, "--out",
-                         str(sweep_dir / "calibration"))
+    calibrated = cli("calibrate", "--dataset", str(hopper_random_file), "--pool-dir", str(sweep_dir / "pools"),
+                     "--states", "150", "--horizons", "1", "5", *SMALL_POOL, "--out", str(sweep_dir / "calibration"))
     assert calibrated.returncode == 0, calibrated.stderr[-3000:]
     return Analysed(sweep_dir, compared.stdout, calibrated.stdout)
-
-
-@pytest.fixture(scope="package")
-def cli():
-    """Run ``mbrl-tune ARGS...`` (commands that do not start Ray) in this process."""
-    return main_cli

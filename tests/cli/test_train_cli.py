@@ -6,7 +6,9 @@ import json
 import math
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from subprocess import CompletedProcess
 
 import pytest
 import torch
@@ -41,13 +43,12 @@ def test_train_runs_end_to_end(hopper_random_file: Path, tmp_path: Path) -> None
     assert TrialConfig.from_dict(results["config"]).penalty == "max_pairwise_diff"
 
 
-def test_train_rejects_bad_config_in_one_line(tmp_path: Path) -> None:
+def test_train_rejects_bad_config_in_one_line(tmp_path: Path, cli: Callable[..., CompletedProcess]) -> None:
     path = TrialConfig(dataset="x.hdf5").save(tmp_path / "trial.yaml")
-    done = subprocess.run([*CLI, "train", "--config", str(path), "--set", "rollout.horizon=-3"],
-                          capture_output=True, text=True, timeout=120)
+    done = cli("train", "--config", str(path), "--set", "rollout.horizon=-3")
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and "field 'rollout.horizon': value -3" in done.stderr
-    missing = subprocess.run([*CLI, "train", "--config", str(path)], capture_output=True, text=True, timeout=120)
+    missing = cli("train", "--config", str(path))
     assert missing.returncode == 2 and "x.hdf5: file not found" in missing.stderr
 
 
@@ -72,10 +73,10 @@ def test_train_runs_each_newer_method(method: list[str], hopper_random_file: Pat
         assert results["history"][-1]["penalty_mean"] > 0 or overrides["penalty"] == "none"
 
 
-def test_true_dynamics_refuses_an_ensemble_penalty_in_one_line(hopper_random_file: Path, tmp_path: Path) -> None:
-    done = subprocess.run([*CLI, "train", "--config", str(small_config(hopper_random_file, tmp_path)), "--set",
-                           "dynamics.kind=true", "--set", "penalty=max_aleatoric", "--out", str(tmp_path / "o")],
-                          capture_output=True, text=True, timeout=120)
+def test_true_dynamics_refuses_an_ensemble_penalty_in_one_line(hopper_random_file: Path, tmp_path: Path,
+                                                               cli: Callable[..., CompletedProcess]) -> None:
+    done = cli("train", "--config", str(small_config(hopper_random_file, tmp_path)), "--set", "dynamics.kind=true",
+               "--set", "penalty=max_aleatoric", "--out", str(tmp_path / "o"))
     assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
     assert "penalty 'max_aleatoric' needs a learned ensemble" in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "o").exists()

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -142,11 +143,12 @@ BAD = {
 
 
 @pytest.mark.parametrize("case", list(BAD))
-def test_bad_study_files_are_refused_before_any_work(tmp_path: Path, case: str) -> None:
+def test_bad_study_files_are_refused_before_any_work(tmp_path: Path, case: str, monkeypatch: pytest.MonkeyPatch,
+                                                     cli: Callable[..., subprocess.CompletedProcess]) -> None:
     changes, message = BAD[case]
     study = write_study(tmp_path, **changes)
-    done = subprocess.run([*CLI, "study", str(study)], capture_output=True, text=True, env=ENV, timeout=120,
-                          cwd=tmp_path)
+    monkeypatch.chdir(tmp_path)
+    done = cli("study", str(study))  # refused before Ray starts: the entry point in this process
     assert done.returncode == 2, done.stderr
     assert message in done.stderr and done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr
     assert not (tmp_path / "out").exists() and not (tmp_path / "data").exists(), "nothing is written"

@@ -174,6 +174,9 @@ def test_kill_then_resume_reaches_target_and_continues_the_search(hopper_random_
     # never repeats a configuration.
     configs = [json.dumps(r.overrides, sort_keys=True) for r in after]
     assert len(set(configs)) == 7
+    # The resumed driver's "best so far" counts the trials that ended before the kill too.
+    last_best = [line for line in out.splitlines() if "best so far" in line][-1]
+    assert last_best.split("best so far ")[1].startswith(f"{max(scores.values()):.1f} "), (last_best, scores)
 
 
 def _free_port() -> int:
