@@ -244,14 +244,14 @@ def run_sweep(spec: SweepSpec, resume: bool = False, callbacks: list[tune.Callba
             shutil.copyfile(spec.space_file, space_copy)
             spec.save()
         space = SearchSpace.load(space_copy)
+        datasets = {d: load_dataset(d) for d in spec.datasets}
+        for d, ds in datasets.items():  # a changed dataset is refused before Ray starts
+            spec.verify_dataset(d, ds.content_hash())
         if not ray.is_initialized():
             if os.environ.get("RAY_ADDRESS"):  # a cluster: `ray job submit`, or RAY_ADDRESS set by the user
                 ray.init(address=os.environ["RAY_ADDRESS"], log_to_driver=False)
             else:  # a local Ray instance of this process
                 ray.init(include_dashboard=False, log_to_driver=False)
-        datasets = {d: load_dataset(d) for d in spec.datasets}
-        for d, ds in datasets.items():
-            spec.verify_dataset(d, ds.content_hash())
         bases = {d: trial_base(spec, d, space) for d in spec.datasets}
         for base in bases.values():
             check_space_fits(space, base)

@@ -95,7 +95,8 @@ def test_damaged_state_without_a_good_copy_is_refused_in_one_line(hopper_random_
     assert "--warm-start" in resumed.stderr and "Traceback" not in resumed.stderr
 
 
-def test_a_replaced_dataset_is_refused_by_resume_compare_and_export(hopper_random_file: Path, tmp_path: Path) -> None:
+def test_a_replaced_dataset_is_refused_by_resume_compare_and_export(
+        hopper_random_file: Path, tmp_path: Path, cli: Callable[..., subprocess.CompletedProcess]) -> None:
     data = tmp_path / "hopper-random.hdf5"
     shutil.copyfile(hopper_random_file, data)
     done = subprocess.run(sweep_cmd(data, tmp_path, "p", 2), capture_output=True, text=True, env=ENV, timeout=600)
@@ -104,9 +105,12 @@ def test_a_replaced_dataset_is_refused_by_resume_compare_and_export(hopper_rando
     changed = load_hdf5(data)
     changed.rewards = changed.rewards * 2.0  # same path, same shape, other content
     save_hdf5(changed, data)
-    for args in (["resume", str(tmp_path / "p")], ["compare", str(tmp_path / "p"), "--seeds", "1"],
-                 ["export", str(tmp_path / "p"), "--out", str(tmp_path / "best.yaml"), "--dataset", data.stem]):
-        out = subprocess.run([*CLI, *args], capture_output=True, text=True, env=ENV, timeout=300)
+    resumed = subprocess.run([*CLI, "resume", str(tmp_path / "p")], capture_output=True, text=True, env=ENV,
+                             timeout=300)
+    for args, out in ((["resume"], resumed),  # refused before Ray starts; compare and export in this process
+                      (["compare"], cli("compare", str(tmp_path / "p"), "--seeds", "1")),
+                      (["export"], cli("export", str(tmp_path / "p"), "--out", str(tmp_path / "best.yaml"),
+                                       "--dataset", data.stem))):
         assert out.returncode == 2, (args, out.stderr[-2000:])
         assert out.stderr.count("\n") == 1 and "the dataset changed since sweep 'p' started" in out.stderr
         assert original.content_hash() in out.stderr and changed.content_hash() in out.stderr

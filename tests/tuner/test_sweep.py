@@ -10,6 +10,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -118,7 +119,8 @@ def test_previous_sweep_warm_starts_the_searcher(small_sweep: tuple[Path, str], 
     assert len(rest) == 3 and all(score is not None for _, score in rest)
 
 
-def test_bad_sweep_inputs_are_one_line(hopper_random_file: Path, tmp_path: Path) -> None:
+def test_bad_sweep_inputs_are_one_line(hopper_random_file: Path, tmp_path: Path,
+                                      cli: Callable[..., subprocess.CompletedProcess]) -> None:
     bad_space = tmp_path / "bad.yaml"
     bad_space.write_text("parameters:\n  rollout.horizon: {int: [10, 1]}\n")
     for args, message in (
@@ -130,11 +132,11 @@ def test_bad_sweep_inputs_are_one_line(hopper_random_file: Path, tmp_path: Path)
         cmd = sweep_args(hopper_random_file, tmp_path, "bad", 2)
         i = cmd.index(args[0]) if args[0] in cmd else len(cmd)
         cmd = cmd[:i] + args + cmd[i + 2:] if args[0] in cmd else cmd + args
-        done = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=120)
+        done = cli(*cmd[1:])  # refused before Ray starts: the entry point in this process
         assert done.returncode == 2, (args, done.stderr[-2000:])
         assert message in done.stderr and done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
     assert not (tmp_path / "bad").exists(), "nothing is written for a refused sweep"
-    missing = subprocess.run([*CLI, "resume", str(tmp_path / "nothing")], capture_output=True, text=True, env=ENV)
+    missing = cli("resume", str(tmp_path / "nothing"))
     assert missing.returncode == 2 and "not a sweep folder" in missing.stderr
 
 
