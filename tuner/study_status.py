@@ -1,7 +1,8 @@
 """``mbrl-tune status STUDY_FOLDER``: where a study stands, read from its folder while it runs or after it
 stopped (it runs and changes nothing): per dataset each stage done (with its wall clock), not finished
-(what is missing) or not started; the pool trainings in progress with the epoch their last saved
-progress reached; the report; and the study's remaining-time estimate."""
+(what is missing, and the trials or comparison runs in progress with the epoch of their last report)
+or not started; the pool trainings in progress with the epoch their last saved progress reached; the
+report; and the study's remaining-time estimate."""
 
 from __future__ import annotations
 
@@ -9,7 +10,10 @@ from pathlib import Path
 
 from trials.dynamics import saved_fit_epoch
 from trials.pool import trainings_in_progress
+from tuner.compare import arm_run_config, load_plan, run_key
+from tuner.records import TrialRecord, read_trials
 from tuner.spec import SPEC_FILE
+from tuner.status import superseded
 from tuner.study import (
     STAGES,
     STAGES_FILE,
@@ -38,6 +42,30 @@ def _missing(stage: str, spec: StudySpec, ds: StudyDataset, folder: Path) -> str
     if stage == "compare":
         return f"{len(finished_compare_runs(spec, folder, ds))}/{compare_runs(spec)} runs finished"
     return ""
+
+
+def _epoch(record: TrialRecord) -> str:
+    return f"epoch {record.last.get('epoch', 0)}/{record.trial_config().epochs}"
+
+
+def _in_progress(stage: str, spec: StudySpec, ds: StudyDataset, folder: Path) -> list[str]:
+    """The sweep trials or comparison runs of an unfinished stage that have reported and not ended, each
+    with its last reported epoch (a stopped study's: where the next run picks them up)."""
+    stem = Path(ds.path).stem
+    if stage == "sweep":
+        records = read_trials(sweep_dir(folder, ds) / stem)
+        gone = superseded(records)
+        return [f"{r.name} {_epoch(r)}" for r in records if r.status == "running" and r.path not in gone]
+    if stage == "compare":
+        compare = sweep_dir(folder, ds) / "compare" / spec.baselines
+        plan, runs = load_plan(compare), sorted((compare / stem).glob("run-*"))
+        if plan is None or not runs:  # each run of the stage is a new run-NNN: only the newest is in progress
+            return []
+        labels = {run_key(arm_run_config(arm, seed)): f"{arm.name} seed {seed}"
+                  for entry in plan.datasets for arm in entry.arms for seed in arm.seeds}
+        return [f"{labels.get(run_key(r.trial_config().to_dict()), r.name)} {_epoch(r)}"
+                for r in read_trials(runs[-1]) if r.status == "running"]
+    return []
 
 
 def _pool_trainings(spec: StudySpec, folder: Path) -> list[str]:
@@ -71,6 +99,10 @@ def study_status(folder: Path) -> str:
                 parts += [m for m in [_missing(stage, spec, ds, folder)] if m]
                 text = "started, not finished" + (f" ({'; '.join(parts)})" if parts else "")
             lines.append(f"  {stage:<10}{text}")
+            if entry is not None and not entry["done"]:
+                running = _in_progress(stage, spec, ds, folder)
+                if running:
+                    lines.append(f"  {'':<10}in progress (last reports): {', '.join(running)}")
     report = stages.data.get("report")
     lines.append("report: " + (f"done ({folder / 'report' / 'report.html'})" if report and report["done"]
                                else "not written yet"))

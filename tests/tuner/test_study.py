@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from tuner.records import read_trials
+from tuner.status import superseded
 
 BIN = Path(sys.executable).parent
 CLI = [str(BIN / "mbrl-tune")]
@@ -75,6 +76,11 @@ def test_study_survives_kills_inside_and_between_stages(tmp_path: Path) -> None:
     assert status.returncode == 0, status.stderr
     assert "generate  done" in status.stdout and "compare   not started" in status.stdout, status.stdout
     assert f"sweep     started, not finished ({len(kept)}/6 trials finished" in status.stdout, status.stdout
+    records = read_trials(exp)
+    running = [r for r in records if r.status == "running" and r.path not in superseded(records)]
+    for r in running:  # the trials the kill cut short, with the epoch they last reported
+        assert f"{r.name} epoch {r.last['epoch']}/3" in status.stdout, status.stdout
+    assert ("in progress (last reports): " in status.stdout) == bool(running), status.stdout
 
     code, out = run_until(study, "hopper-random-2k/sweep: done")  # between the sweep and the comparison
     assert code is None, out
