@@ -36,12 +36,11 @@ from pydantic import BaseModel, ConfigDict
 from trials.config import TrialConfig, atomic_write_text
 from tuner.errors import UsageError
 from tuner.interrupts import fit
-from tuner.records import TrialRecord, read_trials, trial_dirname
+from tuner.records import RAN_OUT, TrialRecord, read_trials, trial_dirname
 from tuner.storage import whole_file_fs
 
 COMPARE_DIR = "compare"
 PLAN_FILE = "plan.json"
-COMPLETED = ("finished", "diverged")
 
 
 class _Model(BaseModel):
@@ -128,7 +127,7 @@ def finished_runs(folder: Path, experiment: str) -> dict[str, TrialRecord]:
     out: dict[str, TrialRecord] = {}
     for run_dir in sorted((folder / experiment).glob("run-*")):
         for record in read_trials(run_dir):
-            if record.status in COMPLETED and isinstance(record.last.get("score"), (int, float)):
+            if record.status in RAN_OUT and isinstance(record.last.get("score"), (int, float)):
                 out[run_key(record.trial_config().to_dict())] = record
     return out
 

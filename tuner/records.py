@@ -19,8 +19,10 @@ from trials.trainable import RESERVED_KEYS
 
 #: Status of a trial the scheduler (``--early-stop asha``) ended before its last epoch.
 STOPPED = "stopped"
+#: Statuses of trials that ran to their last epoch (a diverged one reports its last finite score).
+RAN_OUT = ("finished", "diverged")
 #: Statuses of trials that will not run again and carry a score (a stopped trial's: its last epoch's).
-ENDED = ("finished", "diverged", STOPPED)
+ENDED = (*RAN_OUT, STOPPED)
 #: Marker file the driver writes into such a trial's folder (the trial's own reports cannot say it).
 STOPPED_MARKER = "stopped_early.json"
 
@@ -157,7 +159,7 @@ def _errored(folder: Path, history: list[dict[str, Any]]) -> bool:
     written after the error (Tune retrying the trial from its checkpoint, e.g. after a lost node; a retry
     reports its first epoch seconds after the failure, so a result within a second of it does not count)."""
     error = folder / "error.txt"
-    if not error.exists() or (history and history[-1].get("status") in ("finished", "diverged")):
+    if not error.exists() or (history and history[-1].get("status") in RAN_OUT):
         return False
     results = folder / "result.json"
     return not (history and results.exists() and results.stat().st_mtime > error.stat().st_mtime + 1.0)

@@ -31,7 +31,7 @@ from filelock import FileLock, Timeout
 from ray import tune
 
 from trials.files import atomic_write_text
-from tuner.records import ENDED, TrialRecord, read_trials
+from tuner.records import ENDED, RAN_OUT, TrialRecord, read_trials
 from tuner.study_spec import StudyDataset, StudyError, StudySpec, check_study, load_study_file
 
 STUDY_FILE = "study.yaml"
@@ -63,10 +63,8 @@ def compare_runs(spec: StudySpec) -> int:
 
 def finished_compare_runs(spec: StudySpec, folder: Path, ds: StudyDataset) -> list[TrialRecord]:
     """The comparison runs of ``ds`` that ended with a score (finished or diverged)."""
-    from tuner.compare import COMPLETED  # noqa: PLC0415
-
     runs = (sweep_dir(folder, ds) / "compare" / spec.baselines).glob("*/run-*")
-    return [r for run in runs for r in read_trials(run) if r.status in COMPLETED]
+    return [r for run in runs for r in read_trials(run) if r.status in RAN_OUT]
 
 
 def stored_study(folder: Path) -> StudySpec:
