@@ -18,6 +18,7 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -85,10 +86,6 @@ def _cache_key(spec: EnvSpec, level: str, seed: int, cfg: GenerateConfig) -> str
     return f"{spec.name}-seed{seed}-{level}-{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
 
 
-def _atomic_save(obj: object, path: Path, saver: Callable[[object, Path], None]) -> None:
-    atomic_write(path, lambda tmp: saver(obj, tmp))
-
-
 def _save_npz(arrays: object, path: Path) -> None:
     with open(path, "wb") as f:
         np.savez(f, **arrays)  # type: ignore[arg-type]
@@ -111,15 +108,14 @@ def behaviour_policy(spec: EnvSpec, level: str, seed: int, cfg: GenerateConfig, 
         result = train_online(spec, cfg.sac, cfg.medium_max_steps, seed, learning_starts=cfg.learning_starts,
                               eval_every=cfg.eval_every, eval_episodes=cfg.eval_episodes, stop_return=target,
                               device=cfg.device, progress=progress)
-        _atomic_save(result.log.arrays(), policy_dir / f"{key}-replay.npz", _save_npz)
+        atomic_write(policy_dir / f"{key}-replay.npz", partial(_save_npz, result.log.arrays()))
     else:
         result = train_online(spec, cfg.sac, cfg.expert_steps, seed, learning_starts=cfg.learning_starts,
                               eval_every=cfg.eval_every, eval_episodes=cfg.eval_episodes, device=cfg.device,
                               progress=progress)
     final = result.evaluations[-1][1] if result.evaluations else float("nan")
-    _atomic_save({"actor": result.agent.actor.state_dict(), "train_steps": result.steps,
-                  "final_eval_return": final, "evaluations": result.evaluations}, path,
-                 lambda obj, p: torch.save(obj, p))
+    atomic_write(path, partial(torch.save, {"actor": result.agent.actor.state_dict(), "train_steps": result.steps,
+                                            "final_eval_return": final, "evaluations": result.evaluations}))
     return BehaviourPolicy(level, result.agent, result.steps, final)
 
 

@@ -111,6 +111,16 @@ def arm_run_config(arm: CompareArm, seed: int) -> dict[str, Any]:
     return {**arm.config, "seed": seed}
 
 
+def planned_runs(entry: CompareDataset) -> list[tuple[str, int, dict[str, Any]]]:
+    """Every (arm, seed, run config) of one dataset's comparison, in plan order."""
+    return [(arm.name, seed, arm_run_config(arm, seed)) for arm in entry.arms for seed in arm.seeds]
+
+
+def run_label(arm: str, seed: int) -> str:
+    """How progress lines name a run: ``best seed 2``."""
+    return f"{arm} seed {seed}"
+
+
 def load_plan(folder: Path) -> ComparePlan | None:
     path = folder / PLAN_FILE
     return ComparePlan.model_validate_json(path.read_text()) if path.is_file() else None
@@ -204,12 +214,10 @@ def pending_runs(plan: ComparePlan, folder: Path) -> dict[str, list[tuple[str, i
     for entry in plan.datasets:
         done = set(finished_runs(folder, entry.experiment))
         todo: dict[str, tuple[str, int, dict[str, Any]]] = {}
-        for arm in entry.arms:
-            for seed in arm.seeds:
-                config = arm_run_config(arm, seed)
-                key = run_key(config)
-                if key not in done and key not in todo:
-                    todo[key] = (arm.name, seed, config)
+        for arm, seed, config in planned_runs(entry):
+            key = run_key(config)
+            if key not in done and key not in todo:
+                todo[key] = (arm, seed, config)
         out[entry.experiment] = list(todo.values())
     return out
 
@@ -234,7 +242,7 @@ def _run_experiment(entry: CompareDataset, runs: list[tuple[str, int, dict[str, 
     from trials.trainable import tune_trainable  # noqa: PLC0415
     from tuner.trackers import tracker_callbacks  # noqa: PLC0415
 
-    labels = {run_key(config): f"{arm} seed {seed}" for arm, seed, config in runs}
+    labels = {run_key(config): run_label(arm, seed) for arm, seed, config in runs}
 
     class Printer(tune.Callback):
         def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:

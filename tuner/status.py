@@ -31,7 +31,7 @@ def status_table(sweep_dir: Path) -> str:
         done = completion(spec.trials, records)
         gone = done.superseded
         for r in records:
-            rows.append([r.name, "superseded" if r.path in gone else r.status, _epochs(r),
+            rows.append([r.name, "superseded" if r.path in gone else r.status, epoch_progress(r),
                          "-" if r.path in gone else _eta(r), _fmt(r.last.get("score", "-")),
                          *[_fmt(r.last.get(f"score_seed{s}", "-")) for s in spec.seeds],
                          *[_fmt(r.overrides.get(k, "-")) for k in keys]])
@@ -52,7 +52,8 @@ def _total_epochs(record: TrialRecord) -> int | None:
         return None
 
 
-def _epochs(record: TrialRecord) -> str:
+def epoch_progress(record: TrialRecord) -> str:
+    """``done/total`` epochs of a trial (``done`` alone when its config no longer validates)."""
     total = _total_epochs(record)
     done = record.last.get("epoch", 0)
     return f"{done}/{total}" if total else str(done)

@@ -10,10 +10,10 @@ from pathlib import Path
 
 from trials.dynamics import saved_fit_epoch
 from trials.pool import trainings_in_progress
-from tuner.compare import arm_run_config, load_plan, run_key
-from tuner.records import TrialRecord, read_trials
+from tuner.compare import load_plan, planned_runs, run_key, run_label
+from tuner.records import read_trials
 from tuner.spec import SPEC_FILE
-from tuner.status import superseded
+from tuner.status import epoch_progress, superseded
 from tuner.study import (
     STAGES,
     STAGES_FILE,
@@ -44,10 +44,6 @@ def _missing(stage: str, spec: StudySpec, ds: StudyDataset, folder: Path) -> str
     return ""
 
 
-def _epoch(record: TrialRecord) -> str:
-    return f"epoch {record.last.get('epoch', 0)}/{record.trial_config().epochs}"
-
-
 def _in_progress(stage: str, spec: StudySpec, ds: StudyDataset, folder: Path) -> list[str]:
     """The sweep trials or comparison runs of an unfinished stage that have reported and not ended, each
     with its last reported epoch (a stopped study's: where the next run picks them up)."""
@@ -55,15 +51,15 @@ def _in_progress(stage: str, spec: StudySpec, ds: StudyDataset, folder: Path) ->
     if stage == "sweep":
         records = read_trials(sweep_dir(folder, ds) / stem)
         gone = superseded(records)
-        return [f"{r.name} {_epoch(r)}" for r in records if r.status == "running" and r.path not in gone]
+        return [f"{r.name} epoch {epoch_progress(r)}" for r in records if r.status == "running" and r.path not in gone]
     if stage == "compare":
         compare = sweep_dir(folder, ds) / "compare" / spec.baselines
         plan, runs = load_plan(compare), sorted((compare / stem).glob("run-*"))
         if plan is None or not runs:  # each run of the stage is a new run-NNN: only the newest is in progress
             return []
-        labels = {run_key(arm_run_config(arm, seed)): f"{arm.name} seed {seed}"
-                  for entry in plan.datasets for arm in entry.arms for seed in arm.seeds}
-        return [f"{labels.get(run_key(r.trial_config().to_dict()), r.name)} {_epoch(r)}"
+        labels = {run_key(config): run_label(arm, seed) for entry in plan.datasets
+                  for arm, seed, config in planned_runs(entry)}
+        return [f"{labels.get(run_key(r.trial_config().to_dict()), r.name)} epoch {epoch_progress(r)}"
                 for r in read_trials(runs[-1]) if r.status == "running"]
     return []
 
