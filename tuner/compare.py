@@ -14,11 +14,15 @@ in one Tune experiment of ``tune_trainable`` (dataset shared with ``tune.with_pa
 once as ``concurrency``. Results are cached in ``<sweep>/compare/<source>/``:
 
 - ``plan.json``: the :class:`ComparePlan` (arms, their full configs, seeds) of the last invocation;
-- ``<dataset stem>/run-NNN/``: one Tune experiment per invocation that had something to run.
+- ``<dataset stem>/run-NNN/``: one Tune experiment per invocation that had something to run, with
+  ``runs.json`` (the :func:`run_key` of each run it holds).
 
 A run is identified by its full trial config (seed included): an invocation runs only the (arm, seed)
 pairs no earlier run finished, so re-running, or asking for more seeds, costs only the missing runs.
-This module imports Ray lazily: reading a plan and its finished runs needs no Ray.
+An invocation cut short (Ctrl-C, kill -9, a session's end) is continued by the next one: when the newest
+``run-NNN`` can be restored and every run it left unfinished is still planned, it is restored with Tune
+(each unfinished run from its latest checkpoint), and only the planned runs it does not hold go into a
+new ``run-NNN``. This module imports Ray lazily: reading a plan and its finished runs needs no Ray.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -36,11 +41,13 @@ from pydantic import BaseModel, ConfigDict
 from trials.config import TrialConfig, atomic_write_text
 from tuner.errors import UsageError
 from tuner.interrupts import fit
-from tuner.records import RAN_OUT, TrialRecord, read_trials, trial_dirname
+from tuner.records import RAN_OUT, TrialRecord, read_trials, restore_missing_checkpoints, trial_dirname
 from tuner.storage import whole_file_fs
 
 COMPARE_DIR = "compare"
 PLAN_FILE = "plan.json"
+#: In each ``run-NNN``: the run keys of the Tune experiment's trials, started or not.
+RUNS_FILE = "runs.json"
 
 
 class _Model(BaseModel):
@@ -222,6 +229,24 @@ def pending_runs(plan: ComparePlan, folder: Path) -> dict[str, list[tuple[str, i
     return out
 
 
+def unfinished_in_newest(storage: Path) -> tuple[Path, set[str]] | None:
+    """The newest ``run-NNN`` of an experiment's ``storage`` and the keys of its runs that did not end
+    (none started or unfinished: None). Its ``runs.json`` lists them all; a run folder written before it
+    existed, its trial folders (a trial that never started is not among them)."""
+    runs = sorted(Path(storage).glob("run-*"))
+    if not runs:
+        return None
+    newest = runs[-1]
+    records = read_trials(newest)
+    listed = newest / RUNS_FILE
+    if listed.is_file():
+        keys = set(json.loads(listed.read_text())["keys"])
+    else:
+        keys = {run_key(r.trial_config().to_dict()) for r in records}
+    left = keys - {run_key(r.trial_config().to_dict()) for r in records if r.status in RAN_OUT}
+    return (newest, left) if left else None
+
+
 # ---------------------------------------------------------------- running
 def _init_ray() -> None:
     import ray  # noqa: PLC0415
@@ -234,12 +259,45 @@ def _init_ray() -> None:
         ray.init(include_dashboard=False, log_to_driver=False)
 
 
-def _run_experiment(entry: CompareDataset, runs: list[tuple[str, int, dict[str, Any]]], folder: Path,
-                    concurrency: int, gpus: float, callbacks: list[Any]) -> Path:
+def _trainable(entry: CompareDataset, gpus: float) -> Any:
+    """The runs' Tune trainable: ``tune_trainable`` with the dataset shared, one CPU (and the sweep's GPUs)."""
     from ray import tune  # noqa: PLC0415
 
     from trials.dataset import load_dataset  # noqa: PLC0415
     from trials.trainable import tune_trainable  # noqa: PLC0415
+
+    resources = {"cpu": 1, "gpu": gpus} if gpus else {"cpu": 1}  # as the sweep's trials
+    return tune.with_resources(tune.with_parameters(tune_trainable, dataset=load_dataset(entry.dataset)), resources)
+
+
+def _restorable(storage: Path, pending: list[tuple[str, int, dict[str, Any]]]) -> tuple[Path, set[str]] | None:
+    """:func:`unfinished_in_newest`, when Tune can restore that run and every run it left is still pending
+    (a plan since narrowed would otherwise run what it no longer asks for)."""
+    from ray import tune  # noqa: PLC0415
+
+    cut_short = unfinished_in_newest(storage)
+    if cut_short is None or not cut_short[1] <= {run_key(config) for _, _, config in pending}:
+        return None
+    return cut_short if tune.Tuner.can_restore(str(cut_short[0]), storage_filesystem=whole_file_fs()) else None
+
+
+def _resume_experiment(entry: CompareDataset, run_dir: Path, gpus: float) -> None:
+    """Continue a ``run-NNN`` cut short: Tune restores it (its callbacks included) and runs what it left
+    unfinished, each run from its latest checkpoint (a run whose checkpoints are gone starts over)."""
+    from ray import tune  # noqa: PLC0415
+
+    repaired = restore_missing_checkpoints(run_dir)
+    tuner = tune.Tuner.restore(str(run_dir), trainable=_trainable(entry, gpus), resume_errored=True,
+                               storage_filesystem=whole_file_fs())
+    fit(tuner)
+    for copy in repaired:  # Ray deleted the ones it restored from; the others were never named
+        shutil.rmtree(copy, ignore_errors=True)
+
+
+def _run_experiment(entry: CompareDataset, runs: list[tuple[str, int, dict[str, Any]]], folder: Path,
+                    concurrency: int, gpus: float, callbacks: list[Any]) -> Path:
+    from ray import tune  # noqa: PLC0415
+
     from tuner.trackers import tracker_callbacks  # noqa: PLC0415
 
     labels = {run_key(config): run_label(arm, seed) for arm, seed, config in runs}
@@ -258,11 +316,9 @@ def _run_experiment(entry: CompareDataset, runs: list[tuple[str, int, dict[str, 
     storage = folder / entry.experiment
     storage.mkdir(parents=True, exist_ok=True)
     name = f"run-{len(list(storage.glob('run-*'))) + 1:03d}"
-    dataset = load_dataset(entry.dataset)
-    resources = {"cpu": 1, "gpu": gpus} if gpus else {"cpu": 1}  # as the sweep's trials
-    trainable = tune.with_resources(tune.with_parameters(tune_trainable, dataset=dataset), resources)
+    atomic_write_text(storage / name / RUNS_FILE, json.dumps({"keys": list(labels)}, indent=1))
     tuner = tune.Tuner(
-        trainable,
+        _trainable(entry, gpus),
         # A fixed list of runs: a grid over full trial configs, each run on its config's one seed (a Tune
         # config without ``seeds`` runs ``base.seed``).
         param_space={"base": tune.grid_search([config for _, _, config in runs]), "threads": 1},
@@ -298,8 +354,16 @@ def run_compare(plan: ComparePlan, concurrency: int, callbacks: list[Any] | None
         quiet_tune_output()
         _init_ray()
         start = time.perf_counter()
-        print(f"[compare {entry.experiment}] running {len(runs)} of {total} runs "
-              f"({concurrency} at a time)", flush=True)
-        exp = _run_experiment(entry, runs, folder, concurrency, plan.gpus_per_trial, callbacks or [])
-        print(f"[compare {entry.experiment}] done in {time.perf_counter() - start:.0f} s: {exp}", flush=True)
+        cut_short = _restorable(folder / entry.experiment, runs)
+        if cut_short is not None:
+            run_dir, left = cut_short
+            print(f"[compare {entry.experiment}] resuming {len(left)} of {total} runs in {run_dir}", flush=True)
+            _resume_experiment(entry, run_dir, plan.gpus_per_trial)
+            runs = [run for run in runs if run_key(run[2]) not in left]  # a run that failed again waits
+        if runs:
+            print(f"[compare {entry.experiment}] running {len(runs)} of {total} runs "
+                  f"({concurrency} at a time)", flush=True)
+            _run_experiment(entry, runs, folder, concurrency, plan.gpus_per_trial, callbacks or [])
+        print(f"[compare {entry.experiment}] done in {time.perf_counter() - start:.0f} s: "
+              f"{folder / entry.experiment}", flush=True)
     return started

@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tuner.records import read_trials
+from tuner.records import TrialRecord, read_trials
 from tuner.status import superseded
 
 BIN = Path(sys.executable).parent
@@ -38,13 +39,28 @@ def write_study(folder: Path, **changes: object) -> Path:
     return path
 
 
-def run_until(study: Path, marker: str | None, timeout: float = 900,
-              interrupt: bool = False) -> tuple[int | None, str]:
+def run_until(study: Path, marker: str | None, timeout: float = 900, interrupt: bool = False,
+              kill_when: Callable[[], bool] | None = None) -> tuple[int | None, str]:
     """Run ``mbrl-tune study``; with ``marker``, SIGKILL its whole session (driver and in-process Ray) as
     soon as a line containing it is printed. Returns (exit code or None if killed, output). With
-    ``interrupt``, send the driver alone one SIGINT (Ctrl-C) at the marker instead, and let it end."""
+    ``interrupt``, send the driver alone one SIGINT (Ctrl-C) at the marker instead, and let it end. With
+    ``kill_when``, SIGKILL the session as soon as that check of the study's files holds."""
     proc = subprocess.Popen([*CLI, "study", str(study)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, env=ENV, cwd=study.parent, start_new_session=True)
+    killed = threading.Event()
+
+    def watch() -> None:
+        assert kill_when is not None
+        while proc.poll() is None:
+            if kill_when():
+                os.killpg(proc.pid, signal.SIGKILL)  # the driver first, at once: it records the trials' results
+                subprocess.run(["pkill", "-9", "-s", str(proc.pid)], check=False)
+                killed.set()
+                return
+            time.sleep(0.05)
+
+    if kill_when is not None:
+        threading.Thread(target=watch, daemon=True).start()
     lines = []
     deadline = time.time() + timeout
     assert proc.stdout is not None
@@ -58,9 +74,32 @@ def run_until(study: Path, marker: str | None, timeout: float = 900,
                 subprocess.run(["pkill", "-9", "-s", str(proc.pid)], check=False)
                 proc.wait(timeout=60)
                 return None, "".join(lines)
-        return proc.wait(timeout=60), "".join(lines)
+        code = proc.wait(timeout=60)
+        return (None if killed.is_set() else code), "".join(lines)
     finally:
         subprocess.run(["pkill", "-9", "-s", str(proc.pid)], check=False)  # whatever Ray left behind
+
+
+def resumable_from_checkpoint(run_dir: Path) -> list[TrialRecord]:
+    """The trials of a Tune experiment that have not ended and that the state Tune last wrote names with a
+    checkpoint (a resume continues them from it); the state pickles the checkpoint's path as hex."""
+    states = sorted(run_dir.glob("experiment_state-*.json"))
+    if not states:
+        return []
+    try:
+        trial_data = json.loads(states[-1].read_text())["trial_data"]
+    except (OSError, ValueError, KeyError):
+        return []  # being rewritten
+    named = {json.loads(meta)["trial_id"] for meta, runtime in trial_data
+             if b"checkpoint_0" in bytes.fromhex(json.loads(runtime)["checkpoint_manager"]["value"])}
+    return [r for r in read_trials(run_dir) if r.status == "running" and r.trial_id in named
+            and list(r.path.glob("checkpoint_*/trial_state.pt"))]
+
+
+def reported_epochs(record: TrialRecord) -> list[int]:
+    """Every epoch the trial reported, in order, across its attempts (a start over reports 1 again)."""
+    rows = (record.path / "result.json").read_text().splitlines()
+    return [int(json.loads(row)["epoch"]) for row in rows if row.strip()]
 
 
 def test_study_survives_kills_inside_and_between_stages(tmp_path: Path) -> None:
@@ -86,8 +125,20 @@ def test_study_survives_kills_inside_and_between_stages(tmp_path: Path) -> None:
     assert code is None, out
     assert "hopper-random-2k/generate: done earlier" in out and "resuming the sweep" in out
 
+    compare = folder / "sweeps/hopper-random-2k/compare/mopo_official/hopper-random-2k"
+    code, out = run_until(study, None, kill_when=lambda: bool(resumable_from_checkpoint(compare / "run-001")))
+    assert code is None, out  # inside the comparison, a run past a checkpoint and not finished
+    cut = resumable_from_checkpoint(compare / "run-001")
+    assert cut, "the study was killed with a checkpointed comparison run unfinished"
+
     code, out = run_until(study, None)
     assert code == 0, out[-3000:]
+    assert "[compare hopper-random-2k] resuming" in out, out[-3000:]
+    assert sorted(p.name for p in compare.glob("run-*")) == ["run-001"], "the cut-short runs went on in their run"
+    for before in cut:
+        after = next(r for r in read_trials(compare / "run-001") if r.path == before.path)
+        epochs = reported_epochs(after)
+        assert after.status == "finished" and epochs.count(1) == 1, (before.name, epochs)  # from its checkpoint
     assert "hopper-random-2k/sweep: done earlier" in out and "generate: done earlier" in out
     assert "hopper-random-2k/sweep: started" not in out, "a finished stage is never re-run"
 
