@@ -213,7 +213,11 @@ def restore_missing_checkpoints(experiment_dir: Path) -> list[Path]:
         if index == 0 or previous.exists():
             continue
         tmp = record.path / f".{previous.name}.{os.getpid()}.tmp"
-        shutil.copytree(newest, tmp)
-        os.replace(tmp, previous)
+        try:
+            shutil.copytree(newest, tmp)
+            os.replace(tmp, previous)
+        except OSError:
+            shutil.rmtree(tmp, ignore_errors=True)  # a full disk: no half copy left behind
+            raise
         made.append(previous)
     return made

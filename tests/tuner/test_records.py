@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 from tuner.records import restore_missing_checkpoints
 
@@ -134,3 +139,20 @@ def test_the_history_is_the_latest_attempts(tmp_path: Path) -> None:
     assert [(r["epoch"], r["attempt"]) for r in resumed.history] == [(1, 0), (2, 1), (3, 4), (4, 5)]
     assert resumed.status == "finished"
     assert [r["epoch"] for r in restarted.history] == [1, 2] and restarted.status == "diverged"
+
+
+def test_a_full_filesystem_during_the_repair_leaves_no_half_copy(
+        mount_tmpfs: Callable[[str], Path]) -> None:
+    """The copy of the newest checkpoint does not fit (a real 1 MiB tmpfs): the error propagates, the half
+    copy is removed and the newest checkpoint is intact."""
+    fs = mount_tmpfs("1m")
+    stale = make_trial(fs, "t1", "running", [3])
+    state = os.urandom(700 * 1024)  # twice does not fit
+    (stale / "checkpoint_000003" / "state.pt").write_bytes(state)
+
+    with pytest.raises(OSError) as err:
+        restore_missing_checkpoints(fs)
+
+    assert err.value.errno == errno.ENOSPC or "No space left" in str(err.value)
+    assert sorted(p.name for p in stale.iterdir()) == ["checkpoint_000003", "params.json", "result.json"]
+    assert (stale / "checkpoint_000003" / "state.pt").read_bytes() == state
