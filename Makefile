@@ -19,9 +19,11 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/mbrl-tune demo
 
+# Two workers (this machine's two cores; most tests wait on Ray and subprocesses): each test module, and
+# the analysis package, runs whole on one worker (tests/conftest.py), so its fixtures are made once.
 test: $(STAMP)
 	$(BIN)/ruff check trials search_spaces tuner analysis tests benchmarks
-	$(BIN)/python -m pytest -q --durations=15 tests
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup --durations=15 tests
 
 lint: $(STAMP)
 	$(BIN)/ruff check trials search_spaces tuner analysis tests benchmarks

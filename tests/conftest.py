@@ -96,3 +96,13 @@ def main_cli(*args: str) -> subprocess.CompletedProcess:
 def cli() -> Callable[..., subprocess.CompletedProcess]:
     """:func:`main_cli`, for tests (a fixture: test modules do not import conftest)."""
     return main_cli
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under ``pytest -n 2`` (``make test``), each test module runs whole on one worker, and the analysis
+    package (whose real sweep, comparison and calibration are package fixtures) on one worker too: their
+    module and package fixtures are then made once, not once per worker."""
+    for item in items:
+        path = Path(str(item.path))
+        group = "analysis" if path.parent.name == "analysis" else f"{path.parent.name}/{path.stem}"
+        item.add_marker(pytest.mark.xdist_group(group))
