@@ -6,14 +6,15 @@ fresh seeds -> calibrate; then one report across all datasets. The study folder 
 - ``study.yaml``: the validated study (paths resolved), written when it starts; a later run of the same
   name must describe the same study;
 - ``stages.json``: each finished stage with its wall-clock seconds (summed over the runs it took);
-- ``sweeps/<dataset stem>/``: that dataset's sweep (compare results in ``compare/``, calibration in
-  ``calibration/``);
+- ``sweeps/<dataset stem>/``: that dataset's sweep (compare runs and, once they are all done, their
+  table ``comparison.csv``/``.json`` in ``compare/<source>/``; calibration in ``calibration/``);
 - ``report/``: ``report.html``, ``report.md``, ``figures/``, ``configs/``;
 - ``.study.lock``: held by the running driver.
 
 The same command resumes a study killed at any point: a finished stage (in ``stages.json``, or whose
 outputs are complete) is skipped, an interrupted sweep is resumed through ``Tuner.restore``, the
-comparison runs only its missing (arm, seed) runs. Exit 0 only when every stage completed; a stage that
+comparison continues a run it left unfinished from its checkpoint and runs only its missing (arm,
+seed) runs. Exit 0 only when every stage completed; a stage that
 ends with errored or missing trials prints what is missing and the study exits 1. Ctrl-C or SIGTERM
 stops the study inside the stage it is in (its state saved, exit 130), never going on to the next.
 """
@@ -193,6 +194,8 @@ def _sweep(spec: StudySpec, ds: StudyDataset, folder: Path, base: dict[str, Any]
 
 
 def _compare(spec: StudySpec, ds: StudyDataset, folder: Path, base: dict[str, Any]) -> bool:
+    """Run the comparison's missing runs; once none is left, write its table beside them and print it."""
+    from analysis.compare import format_comparison, write_comparison  # noqa: PLC0415
     from tuner.compare import compare_dir, pending_runs, plan_compare, run_compare  # noqa: PLC0415
 
     root = sweep_dir(folder, ds)
@@ -201,7 +204,12 @@ def _compare(spec: StudySpec, ds: StudyDataset, folder: Path, base: dict[str, An
     left = sum(len(v) for v in pending_runs(plan, compare_dir(root, spec.baselines)).values())
     if left:
         _say(f"{root.name}: comparison incomplete: {left} runs did not finish; run the same command again")
-    return left == 0
+        return False
+    table = write_comparison(root, spec.baselines)
+    assert table is not None  # run_compare wrote the plan
+    print(format_comparison(table.rows), flush=True)
+    _say(f"{root.name}: comparison table in {table.csv} and {table.json}")
+    return True
 
 
 def _calibrate(spec: StudySpec, ds: StudyDataset, folder: Path, base: dict[str, Any]) -> bool:

@@ -134,6 +134,7 @@ def test_study_survives_kills_inside_and_between_stages(tmp_path: Path) -> None:
     code, out = run_until(study, None)
     assert code == 0, out[-3000:]
     assert "[compare hopper-random-2k] resuming" in out, out[-3000:]
+    assert "hopper-random-2k: comparison table in " in out and "difference best - baseline on fresh seeds" in out
     assert sorted(p.name for p in compare.glob("run-*")) == ["run-001"], "the cut-short runs went on in their run"
     for before in cut:
         after = next(r for r in read_trials(compare / "run-001") if r.path == before.path)
