@@ -15,7 +15,7 @@ once as ``concurrency``. Results are cached in ``<sweep>/compare/<source>/``:
 
 - ``plan.json``: the :class:`ComparePlan` (arms, their full configs, seeds) of the last invocation;
 - ``<dataset stem>/run-NNN/``: one Tune experiment per invocation that had something to run, with
-  ``runs.json`` (the :func:`run_key` of each run it holds).
+  ``runs.json`` (the run configs of its grid, in order).
 
 A run is identified by its full trial config (seed included): an invocation runs only the (arm, seed)
 pairs no earlier run finished, so re-running, or asking for more seeds, costs only the missing runs.
@@ -229,22 +229,23 @@ def pending_runs(plan: ComparePlan, folder: Path) -> dict[str, list[tuple[str, i
     return out
 
 
-def unfinished_in_newest(storage: Path) -> tuple[Path, set[str]] | None:
-    """The newest ``run-NNN`` of an experiment's ``storage`` and the keys of its runs that did not end
-    (none started or unfinished: None). Its ``runs.json`` lists them all; a run folder written before it
-    existed, its trial folders (a trial that never started is not among them)."""
+def run_grid(run_dir: Path) -> list[dict[str, Any]] | None:
+    """The run configs a ``run-NNN`` was started with, in its grid's order (its ``runs.json``); None for
+    a run folder written before that file existed."""
+    listed = Path(run_dir) / RUNS_FILE
+    return list(json.loads(listed.read_text())["configs"]) if listed.is_file() else None
+
+
+def unfinished_in_newest(storage: Path) -> tuple[Path, list[dict[str, Any]], set[str]] | None:
+    """The newest ``run-NNN`` of an experiment's ``storage``, its grid of run configs and the keys of
+    those that did not end, when some did not and the folder has its grid (``runs.json``); else None."""
     runs = sorted(Path(storage).glob("run-*"))
-    if not runs:
+    grid = run_grid(runs[-1]) if runs else None
+    if not grid:
         return None
-    newest = runs[-1]
-    records = read_trials(newest)
-    listed = newest / RUNS_FILE
-    if listed.is_file():
-        keys = set(json.loads(listed.read_text())["keys"])
-    else:
-        keys = {run_key(r.trial_config().to_dict()) for r in records}
-    left = keys - {run_key(r.trial_config().to_dict()) for r in records if r.status in RAN_OUT}
-    return (newest, left) if left else None
+    ended = {run_key(r.trial_config().to_dict()) for r in read_trials(runs[-1]) if r.status in RAN_OUT}
+    left = {run_key(config) for config in grid} - ended
+    return (runs[-1], grid, left) if left else None
 
 
 # ---------------------------------------------------------------- running
@@ -270,25 +271,39 @@ def _trainable(entry: CompareDataset, gpus: float) -> Any:
     return tune.with_resources(tune.with_parameters(tune_trainable, dataset=load_dataset(entry.dataset)), resources)
 
 
-def _restorable(storage: Path, pending: list[tuple[str, int, dict[str, Any]]]) -> tuple[Path, set[str]] | None:
-    """:func:`unfinished_in_newest`, when Tune can restore that run and every run it left is still pending
-    (a plan since narrowed would otherwise run what it no longer asks for)."""
+def _param_space(grid: list[dict[str, Any]]) -> dict[str, Any]:
+    """A comparison experiment's Tune config: a grid over full trial configs, each run on its config's one
+    seed (a Tune config without ``seeds`` runs ``base.seed``)."""
+    from ray import tune  # noqa: PLC0415
+
+    return {"base": tune.grid_search(grid), "threads": 1}
+
+
+def _restorable(storage: Path, pending: list[tuple[str, int, dict[str, Any]]]
+                ) -> tuple[Path, list[dict[str, Any]], set[str]] | None:
+    """:func:`unfinished_in_newest`, when every run it left is still pending (a plan since narrowed would
+    otherwise run what it no longer asks for) and Tune saved enough to restore it: its experiment state
+    and its grid generator's state (a driver killed before the first save leaves neither whole)."""
     from ray import tune  # noqa: PLC0415
 
     cut_short = unfinished_in_newest(storage)
-    if cut_short is None or not cut_short[1] <= {run_key(config) for _, _, config in pending}:
+    if cut_short is None or not cut_short[2] <= {run_key(config) for _, _, config in pending}:
         return None
-    return cut_short if tune.Tuner.can_restore(str(cut_short[0]), storage_filesystem=whole_file_fs()) else None
+    run_dir = cut_short[0]
+    if not any(run_dir.glob("basic-variant-state-*.json")):
+        return None
+    return cut_short if tune.Tuner.can_restore(str(run_dir), storage_filesystem=whole_file_fs()) else None
 
 
-def _resume_experiment(entry: CompareDataset, run_dir: Path, gpus: float) -> None:
-    """Continue a ``run-NNN`` cut short: Tune restores it (its callbacks included) and runs what it left
-    unfinished, each run from its latest checkpoint (a run whose checkpoints are gone starts over)."""
+def _resume_experiment(entry: CompareDataset, run_dir: Path, grid: list[dict[str, Any]], gpus: float) -> None:
+    """Continue a ``run-NNN`` cut short: Tune restores it (its callbacks included; the same Tune config, which
+    Tune does not store) and runs what it left unfinished, each run from its latest checkpoint (a run whose
+    checkpoints are gone starts over)."""
     from ray import tune  # noqa: PLC0415
 
     repaired = restore_missing_checkpoints(run_dir)
     tuner = tune.Tuner.restore(str(run_dir), trainable=_trainable(entry, gpus), resume_errored=True,
-                               storage_filesystem=whole_file_fs())
+                               param_space=_param_space(grid), storage_filesystem=whole_file_fs())
     fit(tuner)
     for copy in repaired:  # Ray deleted the ones it restored from; the others were never named
         shutil.rmtree(copy, ignore_errors=True)
@@ -302,26 +317,27 @@ def _run_experiment(entry: CompareDataset, runs: list[tuple[str, int, dict[str, 
 
     labels = {run_key(config): run_label(arm, seed) for arm, seed, config in runs}
 
+    def label(trial: Any) -> str:
+        base = trial.config.get("base")
+        return labels.get(run_key(base), trial.trial_id) if isinstance(base, dict) else trial.trial_id
+
     class Printer(tune.Callback):
         def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
             result = trial.last_result or {}
-            label = labels.get(run_key(trial.config["base"]), trial.trial_id)
-            print(f"[compare {entry.experiment}] {label}: {result.get('status', 'ended')}, score "
+            print(f"[compare {entry.experiment}] {label(trial)}: {result.get('status', 'ended')}, score "
                   f"{result.get('score', math.nan):.2f}", flush=True)
 
         def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-            print(f"[compare {entry.experiment}] {labels.get(run_key(trial.config['base']), trial.trial_id)} "
-                  f"failed: see {trial.local_path}", flush=True)
+            print(f"[compare {entry.experiment}] {label(trial)} failed: see {trial.local_path}", flush=True)
 
     storage = folder / entry.experiment
     storage.mkdir(parents=True, exist_ok=True)
     name = f"run-{len(list(storage.glob('run-*'))) + 1:03d}"
-    atomic_write_text(storage / name / RUNS_FILE, json.dumps({"keys": list(labels)}, indent=1))
+    grid = [config for _, _, config in runs]
+    atomic_write_text(storage / name / RUNS_FILE, json.dumps({"configs": grid}, indent=1))
     tuner = tune.Tuner(
         _trainable(entry, gpus),
-        # A fixed list of runs: a grid over full trial configs, each run on its config's one seed (a Tune
-        # config without ``seeds`` runs ``base.seed``).
-        param_space={"base": tune.grid_search([config for _, _, config in runs]), "threads": 1},
+        param_space=_param_space(grid),
         tune_config=tune.TuneConfig(num_samples=1, max_concurrent_trials=concurrency, reuse_actors=False,
                                     trial_dirname_creator=trial_dirname),
         run_config=tune.RunConfig(name=name, storage_path=str(storage), storage_filesystem=whole_file_fs(), verbose=0,
@@ -356,9 +372,9 @@ def run_compare(plan: ComparePlan, concurrency: int, callbacks: list[Any] | None
         start = time.perf_counter()
         cut_short = _restorable(folder / entry.experiment, runs)
         if cut_short is not None:
-            run_dir, left = cut_short
+            run_dir, grid, left = cut_short
             print(f"[compare {entry.experiment}] resuming {len(left)} of {total} runs in {run_dir}", flush=True)
-            _resume_experiment(entry, run_dir, plan.gpus_per_trial)
+            _resume_experiment(entry, run_dir, grid, plan.gpus_per_trial)
             runs = [run for run in runs if run_key(run[2]) not in left]  # a run that failed again waits
         if runs:
             print(f"[compare {entry.experiment}] running {len(runs)} of {total} runs "

@@ -125,19 +125,27 @@ def test_study_survives_kills_inside_and_between_stages(tmp_path: Path) -> None:
     assert code is None, out
     assert "hopper-random-2k/generate: done earlier" in out and "resuming the sweep" in out
 
+    # Inside the comparison, once a run is past a checkpoint and not finished. The kill at "sweep: done"
+    # may have let the comparison start: its newest run-NNN is the one to watch.
     compare = folder / "sweeps/hopper-random-2k/compare/mopo_official/hopper-random-2k"
-    code, out = run_until(study, None, kill_when=lambda: bool(resumable_from_checkpoint(compare / "run-001")))
-    assert code is None, out  # inside the comparison, a run past a checkpoint and not finished
-    cut = resumable_from_checkpoint(compare / "run-001")
+
+    def newest_run() -> Path:
+        return max(compare.glob("run-*"), default=compare / "run-001")
+
+    code, out = run_until(study, None, kill_when=lambda: bool(resumable_from_checkpoint(newest_run())))
+    assert code is None, out
+    run_dir = newest_run()
+    cut = resumable_from_checkpoint(run_dir)
     assert cut, "the study was killed with a checkpointed comparison run unfinished"
+    runs = sorted(compare.glob("run-*"))
 
     code, out = run_until(study, None)
     assert code == 0, out[-3000:]
     assert "[compare hopper-random-2k] resuming" in out, out[-3000:]
     assert "hopper-random-2k: comparison table in " in out and "difference best - baseline on fresh seeds" in out
-    assert sorted(p.name for p in compare.glob("run-*")) == ["run-001"], "the cut-short runs went on in their run"
+    assert sorted(compare.glob("run-*")) == runs, "the cut-short runs went on in their run"
     for before in cut:
-        after = next(r for r in read_trials(compare / "run-001") if r.path == before.path)
+        after = next(r for r in read_trials(run_dir) if r.path == before.path)
         epochs = reported_epochs(after)
         assert after.status == "finished" and epochs.count(1) == 1, (before.name, epochs)  # from its checkpoint
     assert "hopper-random-2k/sweep: done earlier" in out and "generate: done earlier" in out
