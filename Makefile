@@ -20,10 +20,10 @@ demo: $(STAMP)
 	$(BIN)/mbrl-tune demo
 
 # Two workers (this machine's two cores; most tests wait on Ray and subprocesses): each test module, and
-# the analysis package, runs whole on one worker (tests/conftest.py), so its fixtures are made once.
+# the analysis package, runs whole on one worker (tests/conftest.py's scheduler), so its fixtures are made once.
 test: $(STAMP)
 	$(BIN)/ruff check trials search_spaces tuner analysis tests benchmarks
-	$(BIN)/python -m pytest -q -n 2 --dist loadgroup --durations=15 tests
+	$(BIN)/python -m pytest -q -n 2 --durations=15 tests
 
 lint: $(STAMP)
 	$(BIN)/ruff check trials search_spaces tuner analysis tests benchmarks

@@ -98,11 +98,18 @@ def cli() -> Callable[..., subprocess.CompletedProcess]:
     return main_cli
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under ``pytest -n 2`` (``make test``), each test module runs whole on one worker, and the analysis
-    package (whose real sweep, comparison and calibration are package fixtures) on one worker too: their
-    module and package fixtures are then made once, not once per worker."""
-    for item in items:
-        path = Path(str(item.path))
-        group = "analysis" if path.parent.name == "analysis" else f"{path.parent.name}/{path.stem}"
-        item.add_marker(pytest.mark.xdist_group(group))
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """Under ``pytest -n 2`` (``make test``): each test module runs whole on one worker, and so does the
+    analysis package (its real sweep, comparison and calibration are package fixtures), so that module and
+    package fixtures are made once. (xdist's own ``--dist loadgroup`` does not group under pytest 9.2: it
+    renames items through an attribute pytest no longer reads.)"""
+    from xdist.scheduler import LoadScopeScheduling  # noqa: PLC0415
+
+    class ByModule(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return "tests/analysis" if path.startswith("tests/analysis/") else path
+
+    return ByModule(config, log)
