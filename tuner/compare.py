@@ -33,6 +33,7 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -150,6 +151,11 @@ def finished_runs(folder: Path, experiment: str) -> dict[str, TrialRecord]:
 
 
 # ---------------------------------------------------------------- planning
+def fresh_seeds(sweep_seeds: Sequence[int], count: int) -> list[int]:
+    """The ``count`` seeds a comparison re-evaluates on: the ones after the sweep's largest."""
+    return list(range(max(sweep_seeds) + 1, max(sweep_seeds) + 1 + count))
+
+
 def plan_compare(sweep_dir: Path, source: str, fresh: int, only: list[str] | None = None) -> ComparePlan:
     """The arms and seeds of every dataset of the sweep (see the module docstring)."""
     from trials.baselines import baseline_sources, hand_tuned  # noqa: PLC0415
@@ -176,8 +182,7 @@ def plan_compare(sweep_dir: Path, source: str, fresh: int, only: list[str] | Non
         if not datasets:
             raise UsageError(f"--dataset {' '.join(only)}: not in this sweep; it has "
                              f"{', '.join(Path(d).stem for d in spec.datasets)}")
-    first_fresh = max(spec.seeds) + 1
-    fresh_seeds = list(range(first_fresh, first_fresh + fresh))
+    new_seeds = fresh_seeds(spec.seeds, fresh)
     plan = ComparePlan(sweep=str(spec.root), source=source, datasets=[], gpus_per_trial=spec.gpus_per_trial)
     for path in datasets:
         data = load_dataset(path)
@@ -198,13 +203,13 @@ def plan_compare(sweep_dir: Path, source: str, fresh: int, only: list[str] | Non
         pool = max(base.dynamics.pool_size, int(published.get("num_models", base.num_models)))
         baseline_cfg = base.with_overrides({**published, "dynamics.pool_size": pool, "seed": spec.seeds[0]})
         record = best[0]
-        best_cfg = base.with_overrides({**record.overrides, "seed": fresh_seeds[0]})
+        best_cfg = base.with_overrides({**record.overrides, "seed": new_seeds[0]})
         plan.datasets.append(CompareDataset(
             dataset=path, experiment=spec.experiment_name(path), name=name, sweep_seeds=list(spec.seeds),
-            fresh_seeds=fresh_seeds,
+            fresh_seeds=new_seeds,
             arms=[CompareArm(name="baseline", setting=published, config=baseline_cfg.to_dict(),
-                             seeds=[*spec.seeds, *fresh_seeds]),
-                  CompareArm(name="best", setting=record.overrides, config=best_cfg.to_dict(), seeds=fresh_seeds,
+                             seeds=[*spec.seeds, *new_seeds]),
+                  CompareArm(name="best", setting=record.overrides, config=best_cfg.to_dict(), seeds=new_seeds,
                              sweep_trial=record.trial_id, sweep_score=float(record.last["score"]),
                              sweep_seed_scores={str(s): float(record.last[f"score_seed{s}"]) for s in record.seeds
                                                 if isinstance(record.last.get(f"score_seed{s}"), (int, float))})],

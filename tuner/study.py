@@ -169,24 +169,27 @@ def sweep_missing(spec: StudySpec, ds: StudyDataset, folder: Path) -> str | None
 
 
 def _sweep(spec: StudySpec, ds: StudyDataset, folder: Path, base: dict[str, Any]) -> bool:
+    from tuner.compare import fresh_seeds  # noqa: PLC0415
     from tuner.presets import resolve_space  # noqa: PLC0415
     from tuner.spec import SPEC_FILE, SweepSpec  # noqa: PLC0415
     from tuner.sweep import new_spec, run_sweep  # noqa: PLC0415
 
     root = sweep_dir(folder, ds)
+    spare = fresh_seeds(spec.seeds, spec.compare.seeds)  # the comparison's pools, on cores the sweep leaves idle
     if (root / SPEC_FILE).is_file():
         missing = sweep_missing(spec, ds, folder)
         if missing is None:
             return True
         _say(f"{root.name}: resuming the sweep ({missing})")
-        run_sweep(SweepSpec.load(root), resume=True, callbacks=[StudyEta(folder)])  # used if nothing to restore
+        run_sweep(SweepSpec.load(root), resume=True, callbacks=[StudyEta(folder)],  # used if nothing to restore
+                  spare_pool_seeds=spare)
     else:
         sweep = new_spec(name=root.name, storage=str(root.parent), space_file=resolve_space(spec.space),
                          datasets=[ds.path], trials=spec.trials, concurrency=spec.concurrency, seeds=list(spec.seeds),
                          searcher=spec.searcher, num_init_trials=spec.init_trials, early_stop="none",
                          baselines=spec.baselines, warm_start=[], base=base, overrides={},
                          search_seed=spec.search_seed)
-        run_sweep(sweep, callbacks=[StudyEta(folder)])
+        run_sweep(sweep, callbacks=[StudyEta(folder)], spare_pool_seeds=spare)
     missing = sweep_missing(spec, ds, folder)
     if missing is not None:
         _say(f"{root.name}: sweep incomplete: {missing}; run the same command again to resume it")

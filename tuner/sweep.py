@@ -19,6 +19,7 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +33,10 @@ from search_spaces.space import RangeParameter, SearchSpace, SearchSpaceError
 from trials.baselines import agent_settings, hand_tuned
 from trials.config import TrialConfig, apply_overrides, has_key
 from trials.dataset import Dataset, dataset_path, load_dataset
-from trials.pool import load_or_train_pool
 from trials.trainable import tune_trainable
 from tuner.errors import SweepError
 from tuner.interrupts import fit
+from tuner.pools import PoolJob, collect_spare, train_pools
 from tuner.records import STOPPED, mark_stopped, read_trials, restore_missing_checkpoints, trial_dirname
 from tuner.recovery import StateBackup, backup_state, follow_move, repair_state
 from tuner.searcher import SEARCHERS, WarmStartPoint, make_searcher
@@ -205,28 +206,12 @@ def _trainable(dataset: Dataset, gpus: float, pool_dir: Path) -> Any:
                                resources)
 
 
-def _pretrain_pools(spec: SweepSpec, bases: dict[str, TrialConfig], datasets: dict[str, Any]) -> None:
-    """Train every (dataset, seed) pool once, as Ray tasks, before trials start (trials then only load;
-    the file lock still guards against a concurrent trainer)."""
-
-    @ray.remote(num_cpus=1)
-    def train_pool(ds: Dataset, seed: int, base: TrialConfig) -> str:
-        import torch  # noqa: PLC0415
-
-        torch.set_num_threads(1)
-        _, info = load_or_train_pool(ds, seed, base.dynamics, Path(base.pool_dir or ""), base.device)
-        return f"{info.key}: {'trained' if info.trained_here else 'loaded'} ({info.train_seconds:.0f} s)"
-
-    task = train_pool.options(num_gpus=spec.gpus_per_trial) if spec.gpus_per_trial else train_pool
-    jobs = [task.remote(datasets[d], seed, bases[d]) for d in spec.datasets for seed in spec.seeds]
-    for line in ray.get(jobs):
-        print(f"pool {line}", flush=True)
-
-
-def run_sweep(spec: SweepSpec, resume: bool = False, callbacks: list[tune.Callback] | None = None) -> dict[str, Path]:
+def run_sweep(spec: SweepSpec, resume: bool = False, callbacks: list[tune.Callback] | None = None,
+              spare_pool_seeds: Sequence[int] = ()) -> dict[str, Path]:
     """Run (or resume) every dataset's experiment to its trial count; returns experiment folders.
     ``callbacks`` are extra Tune callbacks of a new experiment (a restored one keeps those it started with,
-    as Ray Tune stores them with the experiment)."""
+    as Ray Tune stores them with the experiment). ``spare_pool_seeds``: seeds of pools a later stage will
+    load, trained on task slots the sweep's own pool trainings leave idle (:mod:`tuner.pools`)."""
     # Tiny trials checkpoint every few seconds; Tune's snapshot-frequency warning is noise here.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     quiet_tune_output()
@@ -255,10 +240,15 @@ def run_sweep(spec: SweepSpec, resume: bool = False, callbacks: list[tune.Callba
         bases = {d: trial_base(spec, d, space) for d in spec.datasets}
         for base in bases.values():
             check_space_fits(space, base)
-        _pretrain_pools(spec, bases, {d: ray.put(ds) for d, ds in datasets.items()})
+        refs = {d: ray.put(ds) for d, ds in datasets.items()}
+        spare = train_pools([PoolJob(refs[d], seed, bases[d]) for d in spec.datasets for seed in spec.seeds],
+                            [PoolJob(refs[d], seed, bases[d]) for d in spec.datasets
+                             for seed in spare_pool_seeds if seed not in spec.seeds],
+                            spec.gpus_per_trial)
         out = {}
         for d in spec.datasets:
             out[d] = _run_experiment(spec, d, datasets[d], bases[d], space, resume, callbacks or [])
+        collect_spare(spare)
         return out
     finally:
         lock.release()

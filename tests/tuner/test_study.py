@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -17,6 +18,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from trials.config import TrialConfig
+from trials.dataset import load_dataset
+from trials.pool import pool_key
 from tuner.records import TrialRecord, read_trials
 from tuner.status import superseded
 
@@ -53,9 +57,9 @@ def run_until(study: Path, marker: str | None, timeout: float = 900, interrupt: 
         assert kill_when is not None
         while proc.poll() is None:
             if kill_when():
+                killed.set()  # before the kill: the reader sees the driver's end as soon as it dies
                 os.killpg(proc.pid, signal.SIGKILL)  # the driver first, at once: it records the trials' results
                 subprocess.run(["pkill", "-9", "-s", str(proc.pid)], check=False)
-                killed.set()
                 return
             time.sleep(0.05)
 
@@ -124,6 +128,9 @@ def test_study_survives_kills_inside_and_between_stages(tmp_path: Path) -> None:
     code, out = run_until(study, "hopper-random-2k/sweep: done")  # between the sweep and the comparison
     assert code is None, out
     assert "hopper-random-2k/generate: done earlier" in out and "resuming the sweep" in out
+    # The sweep has one seed and two cores: the idle one trains the comparison's first fresh-seed pool.
+    spare = re.search(r"pool (pool-\S+-s1-\S+): (trained|loaded) \(\d+ s\) \(spare\)", out)
+    assert spare, out[-3000:]
 
     # Inside the comparison, once a run is past a checkpoint and not finished. The kill at "sweep: done"
     # may have let the comparison start: its newest run-NNN is the one to watch.
@@ -161,6 +168,14 @@ def test_study_survives_kills_inside_and_between_stages(tmp_path: Path) -> None:
     table = json.loads((folder / "sweeps/hopper-random-2k/compare/mopo_official/comparison.json").read_text())
     row = table["rows"][0]
     assert row["n_best"] == 2 and row["n_baseline"] == 2 and row["fresh_seeds"] == [1, 2]
+    # The spare pool is the one the comparison's best arm loads on seed 1, and no pool was trained twice.
+    plan = json.loads((folder / "sweeps/hopper-random-2k/compare/mopo_official/plan.json").read_text())
+    entry = plan["datasets"][0]
+    best = TrialConfig.from_dict(next(a for a in entry["arms"] if a["name"] == "best")["config"], "plan")
+    assert pool_key(load_dataset(entry["dataset"]).content_hash(), 1, best.dynamics) == spare.group(1)
+    keys = [line.split()[0] for line in (folder / "sweeps/hopper-random-2k/pools/trainings.log").read_text()
+            .splitlines()]
+    assert spare.group(1) in keys and len(keys) == len(set(keys)), keys
     report = (folder / "report" / "report.html").read_text()
     assert 'id="front"' in report and "hopper-random-2k (mopo_official)" in report
     assert (folder / "sweeps/hopper-random-2k/calibration/calibration.csv").is_file()
