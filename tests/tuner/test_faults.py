@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.tuner.tune_state import resumable_from_checkpoint
 from trials.dataset import load_hdf5, save_hdf5
-from tuner.records import ENDED, read_trials, tune_state_text
+from tuner.records import ENDED, read_trials
 from tuner.recovery import BACKUP_DIR
 from tuner.status import superseded
 
@@ -34,21 +35,13 @@ def finished(exp: Path) -> dict[str, float]:
     return {r.trial_id: r.last["score"] for r in read_trials(exp) if r.status == "finished"}
 
 
-def checkpointed_unfinished(exp: Path) -> list[Path]:
-    """Folders of the trials of ``exp`` that have not ended, hold a complete checkpoint and are named in
-    the experiment state Tune last wrote (so that a resume continues them, not new ones)."""
-    state = tune_state_text(exp)
-    return [r.path for r in read_trials(exp) if r.status == "running" and r.trial_id in state
-            and list(r.path.glob("checkpoint_*/trial_state.pt"))]
-
-
 def kill_after(cmd: list[str], exp: Path, n: int, timeout: float = 600, checkpointed: bool = False) -> None:
     """Run ``cmd`` and SIGKILL its session once ``n`` trials of ``exp`` have finished (and, with
     ``checkpointed``, another has a checkpoint)."""
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV,
                             start_new_session=True)
     deadline = time.time() + timeout  # under load tiny trials can take minutes; never a time assertion
-    while ((len(finished(exp)) < n or (checkpointed and not checkpointed_unfinished(exp)))
+    while ((len(finished(exp)) < n or (checkpointed and not resumable_from_checkpoint(exp)))
            and time.time() < deadline and proc.poll() is None):
         time.sleep(0.2)
     subprocess.run(["pkill", "-9", "-s", str(proc.pid)], check=False)
@@ -168,7 +161,7 @@ def test_a_sweep_moved_to_another_mount_point_resumes_there(hopper_random_file: 
     kill_after(sweep_cmd(data, old / "sweeps", "m", 4), exp, 1, checkpointed=True)
     before = finished(exp)
     assert 1 <= len(before) < 4
-    unfinished = checkpointed_unfinished(exp)
+    unfinished = [r.path for r in resumable_from_checkpoint(exp)]
     assert unfinished, "the sweep was killed with a checkpointed trial running"
     for folder in unfinished[0].glob("checkpoint_*"):  # a copy of the sweep that left its checkpoints out
         shutil.rmtree(folder)

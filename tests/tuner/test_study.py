@@ -18,10 +18,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.tuner.tune_state import reported_epochs, resumable_from_checkpoint
 from trials.config import TrialConfig
 from trials.dataset import load_dataset
 from trials.pool import pool_key
-from tuner.records import TrialRecord, read_trials
+from tuner.records import read_trials
 from tuner.status import superseded
 
 BIN = Path(sys.executable).parent
@@ -82,28 +83,6 @@ def run_until(study: Path, marker: str | None, timeout: float = 900, interrupt: 
         return (None if killed.is_set() else code), "".join(lines)
     finally:
         subprocess.run(["pkill", "-9", "-s", str(proc.pid)], check=False)  # whatever Ray left behind
-
-
-def resumable_from_checkpoint(run_dir: Path) -> list[TrialRecord]:
-    """The trials of a Tune experiment that have not ended and that the state Tune last wrote names with a
-    checkpoint (a resume continues them from it); the state pickles the checkpoint's path as hex."""
-    states = sorted(run_dir.glob("experiment_state-*.json"))
-    if not states:
-        return []
-    try:
-        trial_data = json.loads(states[-1].read_text())["trial_data"]
-    except (OSError, ValueError, KeyError):
-        return []  # being rewritten
-    named = {json.loads(meta)["trial_id"] for meta, runtime in trial_data
-             if b"checkpoint_0" in bytes.fromhex(json.loads(runtime)["checkpoint_manager"]["value"])}
-    return [r for r in read_trials(run_dir) if r.status == "running" and r.trial_id in named
-            and list(r.path.glob("checkpoint_*/trial_state.pt"))]
-
-
-def reported_epochs(record: TrialRecord) -> list[int]:
-    """Every epoch the trial reported, in order, across its attempts (a start over reports 1 again)."""
-    rows = (record.path / "result.json").read_text().splitlines()
-    return [int(json.loads(row)["epoch"]) for row in rows if row.strip()]
 
 
 def test_study_survives_kills_inside_and_between_stages(tmp_path: Path) -> None:
