@@ -86,6 +86,11 @@ def trainings_in_progress(pool_dir: Path) -> dict[str, Path]:
             for p in sorted(pool_dir.glob(f".pool-*{PROGRESS_SUFFIX}"))}
 
 
+def is_stored(ds: Dataset, seed: int, cfg: DynamicsConfig, pool_dir: Path) -> bool:
+    """Whether the pool for (dataset, seed, cfg) is stored in ``pool_dir`` (loading it trains nothing)."""
+    return (pool_dir / f"{pool_key(ds.content_hash(), seed, cfg)}.pt").is_file()
+
+
 def load_or_train_pool(ds: Dataset, seed: int, cfg: DynamicsConfig, pool_dir: Path,
                        device: torch.device | str = "cpu") -> tuple[EnsembleDynamics, PoolInfo]:
     """The pool for (dataset, seed, cfg): loaded if stored, otherwise trained and stored (atomically,

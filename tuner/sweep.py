@@ -33,6 +33,7 @@ from search_spaces.space import RangeParameter, SearchSpace, SearchSpaceError
 from trials.baselines import agent_settings, hand_tuned
 from trials.config import TrialConfig, apply_overrides, has_key
 from trials.dataset import Dataset, dataset_path, load_dataset
+from trials.pool import is_stored
 from trials.trainable import tune_trainable
 from tuner.errors import SweepError
 from tuner.interrupts import fit
@@ -242,8 +243,9 @@ def run_sweep(spec: SweepSpec, resume: bool = False, callbacks: list[tune.Callba
             check_space_fits(space, base)
         refs = {d: ray.put(ds) for d, ds in datasets.items()}
         spare = train_pools([PoolJob(refs[d], seed, bases[d]) for d in spec.datasets for seed in spec.seeds],
-                            [PoolJob(refs[d], seed, bases[d]) for d in spec.datasets
-                             for seed in spare_pool_seeds if seed not in spec.seeds],
+                            [PoolJob(refs[d], seed, bases[d]) for d in spec.datasets for seed in spare_pool_seeds
+                             if seed not in spec.seeds and not is_stored(datasets[d], seed, bases[d].dynamics,
+                                                                         spec.pool_dir)],
                             spec.gpus_per_trial)
         out = {}
         for d in spec.datasets:
