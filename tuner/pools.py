@@ -4,9 +4,8 @@ A sweep on fewer (dataset, seed) pools than the cluster has task slots leaves sl
 training (a study's one-seed sweep on two cores: one core for an hour or more). Those slots train *spare*
 pools, ones a later stage will load (a study passes its comparison's fresh seeds; those already stored
 are left out): started beside the sweep's own, not waited for before the trials, and collected when the
-sweep ends. A spare pool is the
-pool that stage would train (same dataset, seed and dynamics config, so the same key); the file lock
-keeps two trainers of one pool from both training it.
+sweep ends. A spare pool is the pool that stage would train (same dataset, seed and dynamics config, so
+the same key); the file lock keeps two trainers of one pool from both training it.
 """
 
 from __future__ import annotations
