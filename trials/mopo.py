@@ -183,6 +183,7 @@ class MOPOTrainer:
             returns = evaluate(self.agent, self.spec, cfg.eval_episodes, seed=cfg.seed * 100_003 + self.epoch * 101)
             self.phase_seconds["eval"] += time.perf_counter() - start
             ret = float(returns.mean())
+            metrics["episode_returns"] = [float(r) for r in returns]  # the learning curve's raw data
             self.last_eval = {"return_mean": ret, "return_std": float(returns.std()),
                               "normalized_score": float(self.spec.normalized_score(ret))
                               if self.spec.random_score is not None else ret}

@@ -63,6 +63,8 @@ def combine(per_seed: dict[int, dict[str, Any]]) -> dict[str, Any]:
     out["epoch"] = int(max(r["epoch"] for r in rows))
     for seed, row in per_seed.items():
         out[f"score_seed{seed}"] = row["score"]
+        if "episode_returns" in row:  # an evaluation epoch: each episode's return, for curves and bandits
+            out[f"episode_returns_seed{seed}"] = list(row["episode_returns"])
     statuses = [r["status"] for r in rows]
     out["status"] = (DIVERGED if all(s == DIVERGED for s in statuses)
                      else FINISHED if all(s in (FINISHED, DIVERGED) for s in statuses) else "running")

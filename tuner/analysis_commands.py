@@ -40,6 +40,43 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_confirm(args: argparse.Namespace) -> int:
+    from trials.config import parse_overrides  # noqa: PLC0415
+    from tuner.confirm import plan_confirm, print_costs, run_confirm, save_plan  # noqa: PLC0415
+
+    sweep = Path(args.path)
+    plan = plan_confirm(sweep, args.source, None if args.top_k == "all" else int(args.top_k), args.seeds,
+                        parse_overrides(args.set), args.dataset)
+    if args.no_run:
+        save_plan(plan)
+        print_costs(plan, args.concurrency or _sweep_concurrency(sweep))
+    else:
+        run_confirm(plan, args.concurrency or _sweep_concurrency(sweep))
+    return _confirm_table(plan)
+
+
+def _confirm_table(plan: Any) -> int:
+    from analysis.confirm import format_confirmation, write_confirmation  # noqa: PLC0415
+
+    out = write_confirmation(plan)
+    print(format_confirmation(out.rows))
+    print(f"wrote {out.csv} and {out.json}")
+    return 0
+
+
+def top_k(text: str) -> int | str:
+    """``--top-k``: a positive count, or ``all``."""
+    if text == "all":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: a positive count or 'all'") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: a positive count or 'all'")
+    return value
+
+
 def _sweep_concurrency(sweep: Path) -> int:
     from tuner.spec import SweepSpec  # noqa: PLC0415
 
@@ -176,6 +213,23 @@ def add_analysis_commands(sub: argparse._SubParsersAction) -> None:
     compare.add_argument("--dataset", nargs="+", help="only these datasets (file stems) of the sweep")
     compare.add_argument("--no-run", action="store_true", help="only tabulate the runs cached so far")
     compare.set_defaults(func=cmd_compare)
+
+    confirm = add_command(sub, "confirm", "re-run the hand-tuned baseline and the K best distinct configurations "
+                          "at the search budget and a larger one, on the same fresh seeds",
+                          "mbrl-tune confirm runs/sweeps/hopper-paper --top-k 2 --seeds 3 --set epochs=200")
+    confirm.add_argument("path", help="the sweep folder (<storage>/<name>)")
+    confirm.add_argument("--top-k", type=top_k, default=2, help="best distinct configurations to confirm, or 'all': "
+                         "every finished trial on the sweep's own seeds (how the whole ranking transfers)")
+    confirm.add_argument("--seeds", type=positive_int, default=3,
+                         help="fresh seeds (the comparison's: after the sweep's largest) every arm runs on")
+    confirm.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                         help="the confirm budget (default: epochs = 10 x the sweep's)")
+    confirm.add_argument("--source", default="mopo_official", help="hand-tuned baselines: mopo_official or "
+                         "offlinerl_kit")
+    confirm.add_argument("--concurrency", type=positive_int, help="runs at once (default: the sweep's)")
+    confirm.add_argument("--dataset", nargs="+", help="only these datasets (file stems) of the sweep")
+    confirm.add_argument("--no-run", action="store_true", help="only tabulate the runs cached so far")
+    confirm.set_defaults(func=cmd_confirm)
 
     calibrate = add_command(sub, "calibrate", "penalty heuristics against the true model error",
                             "mbrl-tune calibrate --dataset data/hopper-medium.hdf5 --horizons 1 5 10 "

@@ -34,6 +34,7 @@ import shutil
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -110,9 +111,16 @@ def compare_dir(sweep_dir: Path, source: str) -> Path:
     return Path(sweep_dir).resolve() / COMPARE_DIR / source
 
 
+#: Trial-config fields that say where things are, not what runs: a sweep folder moved or unpacked elsewhere
+#: must still find its runs (the dataset's identity is pinned by its content hash in ``sweep.json``).
+LOCATION_FIELDS = ("dataset", "pool_dir")
+
+
 def run_key(config: dict[str, Any]) -> str:
-    """The identity of a run: its full trial config, normalised (defaults filled, key order fixed)."""
-    return json.dumps(TrialConfig.from_dict(config, "compare run").to_dict(), sort_keys=True)
+    """The identity of a run: its full trial config, normalised (defaults filled, key order fixed), less
+    the :data:`LOCATION_FIELDS`."""
+    full = TrialConfig.from_dict(config, "compare run").to_dict()
+    return json.dumps({k: v for k, v in full.items() if k not in LOCATION_FIELDS}, sort_keys=True)
 
 
 def arm_run_config(arm: CompareArm, seed: int) -> dict[str, Any]:
@@ -265,15 +273,17 @@ def _init_ray() -> None:
         ray.init(include_dashboard=False, log_to_driver=False)
 
 
-def _trainable(entry: CompareDataset, gpus: float) -> Any:
-    """The runs' Tune trainable: ``tune_trainable`` with the dataset shared, one CPU (and the sweep's GPUs)."""
+def _trainable(dataset: str, gpus: float, pool_dir: Path) -> Any:
+    """The runs' Tune trainable: ``tune_trainable`` with the dataset shared and the sweep's pool folder where
+    it is now (a restored run's stored config may name where it was), one CPU (and the sweep's GPUs)."""
     from ray import tune  # noqa: PLC0415
 
     from trials.dataset import load_dataset  # noqa: PLC0415
     from trials.trainable import tune_trainable  # noqa: PLC0415
 
     resources = {"cpu": 1, "gpu": gpus} if gpus else {"cpu": 1}  # as the sweep's trials
-    return tune.with_resources(tune.with_parameters(tune_trainable, dataset=load_dataset(entry.dataset)), resources)
+    return tune.with_resources(tune.with_parameters(tune_trainable, dataset=load_dataset(dataset),
+                                                    pool_dir=str(pool_dir)), resources)
 
 
 def _param_space(grid: list[dict[str, Any]]) -> dict[str, Any]:
@@ -284,15 +294,38 @@ def _param_space(grid: list[dict[str, Any]]) -> dict[str, Any]:
     return {"base": tune.grid_search(grid), "threads": 1}
 
 
-def _restorable(storage: Path, pending: list[tuple[str, int, dict[str, Any]]]
-                ) -> tuple[Path, list[dict[str, Any]], set[str]] | None:
+#: A run to make: its progress label (``best seed 2``) and its full trial config.
+Run = tuple[str, dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class RunSet:
+    """The runs of one experiment (one dataset) of a comparison or a confirmation, and where they go."""
+
+    tag: str
+    """Progress lines start ``[<tag> <experiment>]``."""
+    folder: Path
+    """The comparison's (or confirmation's) folder: the experiment's ``run-NNN`` are in ``<folder>/<experiment>``."""
+    experiment: str
+    """The dataset's experiment name."""
+    dataset: str
+    """Its file."""
+    pool_dir: Path
+    """The sweep's pool folder."""
+    gpus: float
+    """GPUs each run reserves."""
+    total: int
+    """Runs planned in all (finished or not), for the progress lines."""
+
+
+def _restorable(storage: Path, pending: list[Run]) -> tuple[Path, list[dict[str, Any]], set[str]] | None:
     """:func:`unfinished_in_newest`, when every run it left is still pending (a plan since narrowed would
     otherwise run what it no longer asks for) and Tune saved enough to restore it: its experiment state
     and its grid generator's state (a driver killed before the first save leaves neither whole)."""
     from ray import tune  # noqa: PLC0415
 
     cut_short = unfinished_in_newest(storage)
-    if cut_short is None or not cut_short[2] <= {run_key(config) for _, _, config in pending}:
+    if cut_short is None or not cut_short[2] <= {run_key(config) for _, config in pending}:
         return None
     run_dir = cut_short[0]
     if not any(run_dir.glob("basic-variant-state-*.json")):
@@ -300,48 +333,50 @@ def _restorable(storage: Path, pending: list[tuple[str, int, dict[str, Any]]]
     return cut_short if tune.Tuner.can_restore(str(run_dir), storage_filesystem=whole_file_fs()) else None
 
 
-def _resume_experiment(entry: CompareDataset, run_dir: Path, grid: list[dict[str, Any]], gpus: float) -> None:
+def _resume_experiment(runs: RunSet, run_dir: Path, grid: list[dict[str, Any]]) -> None:
     """Continue a ``run-NNN`` cut short: Tune restores it (its callbacks included; the same Tune config, which
     Tune does not store) and runs what it left unfinished, each run from its latest checkpoint (a run whose
     checkpoints are gone starts over)."""
     from ray import tune  # noqa: PLC0415
 
     repaired = restore_missing_checkpoints(run_dir)
-    tuner = tune.Tuner.restore(str(run_dir), trainable=_trainable(entry, gpus), resume_errored=True,
-                               param_space=_param_space(grid), storage_filesystem=whole_file_fs())
+    tuner = tune.Tuner.restore(str(run_dir), trainable=_trainable(runs.dataset, runs.gpus, runs.pool_dir),
+                               resume_errored=True, param_space=_param_space(grid), storage_filesystem=whole_file_fs())
     fit(tuner)
     for copy in repaired:  # Ray deleted the ones it restored from; the others were never named
         shutil.rmtree(copy, ignore_errors=True)
 
 
-def _run_experiment(entry: CompareDataset, runs: list[tuple[str, int, dict[str, Any]]], folder: Path,
-                    concurrency: int, gpus: float, callbacks: list[Any]) -> Path:
+def _run_experiment(runs: RunSet, todo: list[Run], concurrency: int, callbacks: list[Any]) -> Path:
     from ray import tune  # noqa: PLC0415
 
     from tuner.trackers import tracker_callbacks  # noqa: PLC0415
 
-    labels = {run_key(config): run_label(arm, seed) for arm, seed, config in runs}
+    # Tune pickles its callbacks with the experiment: this one refers to nothing of this package by name,
+    # so a run restored by a later version of the code still loads it.
+    labels = {json.dumps(config, sort_keys=True): text for text, config in todo}
+    prefix = f"[{runs.tag} {runs.experiment}]"
 
     def label(trial: Any) -> str:
         base = trial.config.get("base")
-        return labels.get(run_key(base), trial.trial_id) if isinstance(base, dict) else trial.trial_id
+        return labels.get(json.dumps(base, sort_keys=True), trial.trial_id) if isinstance(base, dict) else trial.trial_id
 
     class Printer(tune.Callback):
         def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
             result = trial.last_result or {}
-            print(f"[compare {entry.experiment}] {label(trial)}: {result.get('status', 'ended')}, score "
+            print(f"{prefix} {label(trial)}: {result.get('status', 'ended')}, score "
                   f"{result.get('score', math.nan):.2f}", flush=True)
 
         def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-            print(f"[compare {entry.experiment}] {label(trial)} failed: see {trial.local_path}", flush=True)
+            print(f"{prefix} {label(trial)} failed: see {trial.local_path}", flush=True)
 
-    storage = folder / entry.experiment
+    storage = runs.folder / runs.experiment
     storage.mkdir(parents=True, exist_ok=True)
     name = f"run-{len(list(storage.glob('run-*'))) + 1:03d}"
-    grid = [config for _, _, config in runs]
+    grid = [config for _, config in todo]
     atomic_write_text(storage / name / RUNS_FILE, json.dumps({"configs": grid}, indent=1))
     tuner = tune.Tuner(
-        _trainable(entry, gpus),
+        _trainable(runs.dataset, runs.gpus, runs.pool_dir),
         param_space=_param_space(grid),
         tune_config=tune.TuneConfig(num_samples=1, max_concurrent_trials=concurrency, reuse_actors=False,
                                     trial_dirname_creator=trial_dirname),
@@ -354,6 +389,32 @@ def _run_experiment(entry: CompareDataset, runs: list[tuple[str, int, dict[str, 
     return storage / name
 
 
+def run_pending(runs: RunSet, todo: list[Run], concurrency: int, callbacks: list[Any] | None = None) -> None:
+    """Make the runs ``todo`` of one experiment (none of them finished): continue the newest ``run-NNN``
+    when it was cut short and everything it left is still wanted, then start the rest in a new one."""
+    prefix = f"[{runs.tag} {runs.experiment}]"
+    storage = runs.folder / runs.experiment
+    if not todo:
+        print(f"{prefix} all {runs.total} runs cached in {storage}", flush=True)
+        return
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    from tuner.trackers import quiet_tune_output  # noqa: PLC0415
+
+    quiet_tune_output()
+    _init_ray()
+    start = time.perf_counter()
+    cut_short = _restorable(storage, todo)
+    if cut_short is not None:
+        run_dir, grid, left = cut_short
+        print(f"{prefix} resuming {len(left)} of {runs.total} runs in {run_dir}", flush=True)
+        _resume_experiment(runs, run_dir, grid)
+        todo = [run for run in todo if run_key(run[1]) not in left]  # a run that failed again waits
+    if todo:
+        print(f"{prefix} running {len(todo)} of {runs.total} runs ({concurrency} at a time)", flush=True)
+        _run_experiment(runs, todo, concurrency, callbacks or [])
+    print(f"{prefix} done in {time.perf_counter() - start:.0f} s: {storage}", flush=True)
+
+
 def run_compare(plan: ComparePlan, concurrency: int, callbacks: list[Any] | None = None) -> dict[str, int]:
     """Write the plan and run every missing (arm, seed); returns the runs started per experiment.
     ``callbacks``: extra Ray Tune callbacks of the runs."""
@@ -363,28 +424,10 @@ def run_compare(plan: ComparePlan, concurrency: int, callbacks: list[Any] | None
     pending = pending_runs(plan, folder)
     started: dict[str, int] = {}
     for entry in plan.datasets:
-        runs = pending[entry.experiment]
-        started[entry.experiment] = len(runs)
-        total = sum(len(arm.seeds) for arm in entry.arms)
-        if not runs:
-            print(f"[compare {entry.experiment}] all {total} runs cached in {folder / entry.experiment}", flush=True)
-            continue
-        os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-        from tuner.trackers import quiet_tune_output  # noqa: PLC0415
-
-        quiet_tune_output()
-        _init_ray()
-        start = time.perf_counter()
-        cut_short = _restorable(folder / entry.experiment, runs)
-        if cut_short is not None:
-            run_dir, grid, left = cut_short
-            print(f"[compare {entry.experiment}] resuming {len(left)} of {total} runs in {run_dir}", flush=True)
-            _resume_experiment(entry, run_dir, grid, plan.gpus_per_trial)
-            runs = [run for run in runs if run_key(run[2]) not in left]  # a run that failed again waits
-        if runs:
-            print(f"[compare {entry.experiment}] running {len(runs)} of {total} runs "
-                  f"({concurrency} at a time)", flush=True)
-            _run_experiment(entry, runs, folder, concurrency, plan.gpus_per_trial, callbacks or [])
-        print(f"[compare {entry.experiment}] done in {time.perf_counter() - start:.0f} s: "
-              f"{folder / entry.experiment}", flush=True)
+        todo = [(run_label(arm, seed), config) for arm, seed, config in pending[entry.experiment]]
+        started[entry.experiment] = len(todo)
+        runs = RunSet(tag="compare", folder=folder, experiment=entry.experiment, dataset=entry.dataset,
+                      pool_dir=Path(plan.sweep) / "pools", gpus=plan.gpus_per_trial,
+                      total=sum(len(arm.seeds) for arm in entry.arms))
+        run_pending(runs, todo, concurrency, callbacks)
     return started

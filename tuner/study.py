@@ -230,9 +230,32 @@ def _calibrate(spec: StudySpec, ds: StudyDataset, folder: Path, base: dict[str, 
     return True
 
 
-#: Stage -> its runner, in the order a dataset goes through them.
+def _confirm(spec: StudySpec, ds: StudyDataset, folder: Path, base: dict[str, Any]) -> bool:
+    """Run the confirmation's missing runs (``tuner.confirm``); once none is left, write and print its table."""
+    from analysis.confirm import format_confirmation, write_confirmation  # noqa: PLC0415
+    from tuner.confirm import pending_runs, plan_confirm, run_confirm  # noqa: PLC0415
+
+    assert spec.confirm is not None  # the stage runs only with a confirm block
+    root = sweep_dir(folder, ds)
+    top_k = None if spec.confirm.top_k == "all" else int(spec.confirm.top_k)
+    plan = plan_confirm(root, spec.baselines, top_k, spec.confirm.seeds, dict(spec.confirm.set))
+    run_confirm(plan, spec.confirm.concurrency or spec.concurrency, callbacks=[StudyEta(folder)])
+    left = sum(len(pending_runs(plan, entry)) for entry in plan.datasets)
+    if left:
+        _say(f"{root.name}: confirmation incomplete: {left} runs did not finish; run the same command again")
+        return False
+    table = write_confirmation(plan)
+    print(format_confirmation(table.rows), flush=True)
+    _say(f"{root.name}: confirmation table in {table.csv} and {table.json}")
+    return True
+
+
+#: Stage -> its runner, in the order a dataset goes through them (``confirm`` only with a confirm block).
 STAGES: dict[str, Callable[[StudySpec, StudyDataset, Path, dict[str, Any]], bool]] = {
-    "generate": _generate, "sweep": _sweep, "compare": _compare, "calibrate": _calibrate}
+    "generate": _generate, "sweep": _sweep, "compare": _compare, "calibrate": _calibrate, "confirm": _confirm}
+#: Study keys that may change between runs of one study: a confirm block added or changed only adds runs
+#: (every run is cached by its config); ``storage`` is where the folder is now (a study folder may move).
+MAY_CHANGE = ("confirm", "storage")
 
 
 # ---------------------------------------------------------------- driver
@@ -245,9 +268,24 @@ def _stored_spec(folder: Path, spec: StudySpec, source: str) -> None:
         return
     stored = yaml.safe_load(path.read_text())
     for key in mine:
-        if stored.get(key) != mine[key]:
+        if key in MAY_CHANGE:
+            continue
+        theirs, ours = stored.get(key), mine[key]
+        if key == "datasets":  # the same recipes and file names, wherever the files are now
+            theirs, ours = _located_nowhere(theirs), _located_nowhere(ours)
+        if theirs != ours:
             raise StudyError(f"{source}: key '{key}' differs from the study already in {folder} ({stored.get(key)!r} "
                              f"there); resume it unchanged or give the study another name")
+    if any(stored.get(key) != mine[key] for key in MAY_CHANGE if key in mine):
+        atomic_write_text(path, yaml.safe_dump({**stored, **{k: mine[k] for k in MAY_CHANGE if k in mine}},
+                                               sort_keys=False))
+
+
+def _located_nowhere(datasets: Any) -> Any:
+    """A study's datasets with each path reduced to its file name."""
+    if not isinstance(datasets, list):
+        return datasets
+    return [{**d, "path": Path(d["path"]).name} if isinstance(d, dict) and "path" in d else d for d in datasets]
 
 
 def run_study(file: str | Path) -> int:
@@ -277,6 +315,8 @@ def _run_stages(spec: StudySpec, folder: Path, base: dict[str, Any]) -> int:
     for ds in spec.datasets:
         stem = Path(ds.path).stem
         for stage, runner in STAGES.items():
+            if stage == "confirm" and spec.confirm is None:
+                continue
             key = f"{stem}/{stage}"
             if stages.done(key):
                 _say(f"{key}: done earlier ({duration(stages.data[key]['seconds'])})")

@@ -17,6 +17,7 @@ baselines: mopo_official             # the sweep's first trial and the compare s
 budget: {preset: full, set: {epochs: 20, eval_every: 2, score_window: 3}}
 compare: {seeds: 3}
 calibrate: {horizons: [1, 5, 10], states: 1000, policy: data}
+confirm: {top_k: 2, seeds: 3, set: {epochs: 200}}   # optional: the larger budget, after compare
 ```
 
 Relative paths are relative to the study file's folder.
@@ -90,6 +91,21 @@ class StudyCalibrate(_Strict):
     """Actions of the measured rollouts: the logged ones, or uniform random."""
 
 
+class StudyConfirm(_Strict):
+    """The baseline and the sweep's best distinct configurations at a larger budget (``tuner.confirm``),
+    run after the comparison; a study without this block has no confirm stage."""
+
+    top_k: int | Literal["all"] = 2
+    """Best distinct configurations confirmed beside the hand-tuned baseline; ``all``: every finished trial
+    on the sweep's seeds (how the whole ranking transfers)."""
+    seeds: int = Field(3, ge=1)
+    """Fresh seeds every arm runs on (the comparison's, so its pools are reused)."""
+    set: dict[str, Any] = {}
+    """Dotted overrides of the confirm budget (default: ``epochs`` ten times the search's)."""
+    concurrency: int | None = Field(None, ge=1)
+    """Runs at once (default: the study's concurrency)."""
+
+
 class StudySpec(_Strict):
     """Everything a study is; stored in its folder as ``study.yaml`` (paths resolved)."""
 
@@ -121,6 +137,8 @@ class StudySpec(_Strict):
     """The fresh-seed comparison."""
     calibrate: StudyCalibrate = StudyCalibrate()
     """The calibration."""
+    confirm: StudyConfirm | None = None
+    """The confirmation at a larger budget; None: no confirm stage."""
 
     def dataset_path(self, ds: StudyDataset) -> Path:
         return Path(ds.path)
@@ -229,4 +247,22 @@ def check_study(spec: StudySpec, source: str) -> dict[str, Any]:
     for key in keys:
         if not has_key(cfg.to_dict(), key):
             raise StudyError(f"{source}: space {spec.space}: parameter '{key}' is not a trial config field")
+    if spec.confirm is not None:
+        _check_confirm(spec.confirm, cfg, source)
     return base
+
+
+def _check_confirm(confirm: StudyConfirm, search: Any, source: str) -> None:
+    """The confirm block: a positive ``top_k`` (or ``all``) and a valid budget larger than the search's."""
+    from trials.config import ConfigError  # noqa: PLC0415
+    from tuner.confirm import confirm_overrides  # noqa: PLC0415
+
+    if confirm.top_k != "all" and int(confirm.top_k) < 1:
+        raise StudyError(f"{source}: key 'confirm.top_k': {confirm.top_k}; a positive count or 'all'")
+    try:
+        large = search.with_overrides(confirm_overrides(search, confirm.set))
+    except (ConfigError, UsageError) as exc:
+        raise StudyError(f"{source}: key 'confirm.set': {exc}") from None
+    if large.epochs * large.steps_per_epoch <= search.epochs * search.steps_per_epoch:
+        raise StudyError(f"{source}: key 'confirm.set': the confirm budget ({large.epochs * large.steps_per_epoch:,} "
+                         f"SAC updates) must be larger than the search's ({search.epochs * search.steps_per_epoch:,})")

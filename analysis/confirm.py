@@ -1,0 +1,161 @@
+"""The fidelity-transfer table and the learning curves of a confirmation (``tuner.confirm``).
+
+Per dataset: each arm's score at the search budget and at the confirm budget (mean ± sample standard
+deviation over the same seeds, per seed in the JSON); Kendall's tau between the arms' mean scores at the
+two budgets (with its n; with ``--top-k all`` the arms are every finished trial, and a second tau compares
+their sweep scores with the confirm budget's); the arm that wins at the confirm budget; and the sweep's
+winner (``best1``) against the hand-tuned ``baseline`` at the confirm budget, with Welch and bootstrap 95%
+intervals (``analysis.compare``). Written as ``confirmation.csv`` (a row per arm) and
+``confirmation.json`` (per dataset, per-seed scores included) in the confirm folder.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from analysis.compare import bootstrap_interval, mean_std, welch_interval
+from trials.files import atomic_write_text
+from tuner.compare import run_key
+from tuner.confirm import CONFIRM, SEARCH, ConfirmDataset, ConfirmPlan, confirm_dir, finished, run_config
+from tuner.records import TrialRecord
+
+TABLE_CSV = "confirmation.csv"
+TABLE_JSON = "confirmation.json"
+
+
+@dataclass
+class ConfirmTable:
+    rows: list[dict[str, Any]]
+    """One per dataset: its arms (each with both budgets' scores) and the transfer figures."""
+    csv: Path
+    json: Path
+
+
+def arm_scores(plan: ConfirmPlan, entry: ConfirmDataset, runs: dict[str, TrialRecord] | None = None
+               ) -> dict[str, dict[str, dict[int, float]]]:
+    """Arm -> budget -> seed -> final score, of the runs finished so far."""
+    runs = finished(plan, entry) if runs is None else runs
+    out: dict[str, dict[str, dict[int, float]]] = {}
+    for arm in entry.arms:
+        for budget in (SEARCH, CONFIRM):
+            for seed in entry.seeds:
+                record = runs.get(run_key(run_config(arm, budget, seed)))
+                if record is not None:
+                    out.setdefault(arm.name, {}).setdefault(budget, {})[seed] = float(record.last["score"])
+    return out
+
+
+def _tau(x: list[float], y: list[float]) -> dict[str, float | int]:
+    if len(x) < 2:
+        return {"tau": math.nan, "p": math.nan, "n": len(x)}
+    res = stats.kendalltau(x, y)
+    return {"tau": float(res.statistic), "p": float(res.pvalue), "n": len(x)}
+
+
+def dataset_row(plan: ConfirmPlan, entry: ConfirmDataset) -> dict[str, Any]:
+    """The transfer figures of one dataset (see the module docstring)."""
+    scores = arm_scores(plan, entry)
+    arms = []
+    for arm in entry.arms:
+        row: dict[str, Any] = {"arm": arm.name, "setting": arm.setting, "sweep_trial": arm.sweep_trial,
+                               "sweep_score": arm.sweep_score}
+        for budget in (SEARCH, CONFIRM):
+            per_seed = scores.get(arm.name, {}).get(budget, {})
+            mean, std = mean_std(np.array(list(per_seed.values()), dtype=float))
+            row[budget] = {"mean": mean, "std": std, "n": len(per_seed),
+                           "seeds": {str(s): v for s, v in per_seed.items()}}
+        arms.append(row)
+    complete = [a for a in arms if a[SEARCH]["n"] == a[CONFIRM]["n"] == len(entry.seeds)]
+    out: dict[str, Any] = {
+        "dataset": entry.experiment, "name": entry.name, "seeds": entry.seeds, "updates": entry.updates,
+        "arms": arms,
+        "kendall_search_vs_confirm": _tau([a[SEARCH]["mean"] for a in complete],
+                                          [a[CONFIRM]["mean"] for a in complete]),
+    }
+    swept = [a for a in complete if a["sweep_score"] is not None]
+    if plan.top_k is None:
+        out["kendall_sweep_vs_confirm"] = _tau([a["sweep_score"] for a in swept], [a[CONFIRM]["mean"] for a in swept])
+    if complete:
+        winner = max(complete, key=lambda a: a[CONFIRM]["mean"])
+        out["winner_at_confirm"] = winner["arm"]
+        out["winner_at_search"] = max(complete, key=lambda a: a[SEARCH]["mean"])["arm"]
+    by_name = {a["arm"]: a for a in arms}
+    if "baseline" in by_name and "best1" in by_name:
+        best = scores.get("best1", {}).get(CONFIRM, {})
+        base = scores.get("baseline", {}).get(CONFIRM, {})
+        b, h = np.array(list(best.values()), dtype=float), np.array(list(base.values()), dtype=float)
+        welch, p = welch_interval(b, h)
+        boot = bootstrap_interval(b, h)
+        out["best1_vs_baseline_at_confirm"] = {
+            "difference": float(b.mean() - h.mean()) if len(b) and len(h) else math.nan,
+            "welch": [welch.low, welch.high], "p": p, "bootstrap": [boot.low, boot.high], "n": [len(b), len(h)]}
+    return out
+
+
+def _fmt(cell: dict[str, Any]) -> str:
+    if not cell["n"]:
+        return "-"
+    std = f" ± {cell['std']:.2f}" if not math.isnan(cell["std"]) else ""
+    return f"{cell['mean']:.2f}{std} (n={cell['n']})"
+
+
+def flat_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (dataset, arm), for the CSV."""
+    out = []
+    for row in rows:
+        for arm in row["arms"]:
+            out.append({"dataset": row["dataset"], "arm": arm["arm"], "sweep_trial": arm["sweep_trial"],
+                        "sweep_score": arm["sweep_score"],
+                        "search_updates": row["updates"][SEARCH], "search_mean": arm[SEARCH]["mean"],
+                        "search_std": arm[SEARCH]["std"], "search_n": arm[SEARCH]["n"],
+                        "confirm_updates": row["updates"][CONFIRM], "confirm_mean": arm[CONFIRM]["mean"],
+                        "confirm_std": arm[CONFIRM]["std"], "confirm_n": arm[CONFIRM]["n"],
+                        "setting": json.dumps(arm["setting"], sort_keys=True)})
+    return out
+
+
+def format_confirmation(rows: list[dict[str, Any]]) -> str:
+    """The table as Markdown: a row per arm, then each dataset's transfer figures."""
+    lines = []
+    for row in rows:
+        u = row["updates"]
+        lines += [f"{row['dataset']} (seeds {', '.join(map(str, row['seeds']))}):", "",
+                  f"| arm | sweep score | {u[SEARCH]:,} updates | {u[CONFIRM]:,} updates |", "|---|---|---|---|"]
+        for arm in row["arms"]:
+            sweep = f"{arm['sweep_score']:.2f}" if arm["sweep_score"] is not None else "-"
+            lines.append(f"| {arm['arm']} | {sweep} | {_fmt(arm[SEARCH])} | {_fmt(arm[CONFIRM])} |")
+        tau = row["kendall_search_vs_confirm"]
+        lines += ["", f"Kendall's tau, arms at {u[SEARCH]:,} vs {u[CONFIRM]:,} updates: {tau['tau']:.2f} "
+                      f"(n={tau['n']}, p {tau['p']:.2f})"]
+        if "kendall_sweep_vs_confirm" in row:
+            t = row["kendall_sweep_vs_confirm"]
+            lines.append(f"Kendall's tau, sweep score vs {u[CONFIRM]:,} updates: {t['tau']:.2f} "
+                         f"(n={t['n']}, p {t['p']:.2f})")
+        if "winner_at_confirm" in row:
+            lines.append(f"Best at {u[SEARCH]:,}: {row['winner_at_search']}; "
+                         f"at {u[CONFIRM]:,}: {row['winner_at_confirm']}")
+        if "best1_vs_baseline_at_confirm" in row:
+            d = row["best1_vs_baseline_at_confirm"]
+            lines.append(f"best1 - baseline at {u[CONFIRM]:,} updates: {d['difference']:+.2f}, 95% CI Welch "
+                         f"[{d['welch'][0]:.2f}, {d['welch'][1]:.2f}] (p {d['p']:.2f}), bootstrap "
+                         f"[{d['bootstrap'][0]:.2f}, {d['bootstrap'][1]:.2f}], n={d['n'][0]}/{d['n'][1]}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def write_confirmation(plan: ConfirmPlan) -> ConfirmTable:
+    """Tabulate the runs finished so far; write ``confirmation.csv``/``.json`` beside them."""
+    folder = confirm_dir(Path(plan.sweep), plan.source, plan.top_k)
+    rows = [dataset_row(plan, entry) for entry in plan.datasets]
+    csv, js = folder / TABLE_CSV, folder / TABLE_JSON
+    atomic_write_text(csv, pd.DataFrame(flat_rows(rows)).to_csv(index=False))
+    atomic_write_text(js, json.dumps(rows, indent=2, default=float))
+    return ConfirmTable(rows=rows, csv=csv, json=js)

@@ -1,0 +1,336 @@
+"""Does the search's answer hold at a larger budget? Re-run a sweep's hand-tuned baseline and its K best
+distinct configurations at the search budget AND at a larger one, on the same fresh seeds.
+
+Every search over RL settings runs at a cheap fidelity; this stage measures whether its ranking survives
+the budget a user will train with. Per dataset of the sweep (``mbrl-tune confirm SWEEP --top-k K --seeds N
+--set epochs=200``):
+
+- arms: ``baseline`` (the published hand-tuned setting, built exactly as ``tuner.compare`` builds it) and
+  ``best1`` .. ``bestK``, the sweep's K best distinct configurations by their sweep score; with
+  ``--top-k all``, every finished trial's configuration (``trial-0004`` ...) on the sweep's own seeds, to
+  measure how the whole ranking transfers;
+- seeds: the comparison's fresh seeds (``tuner.compare.fresh_seeds``), so their pools are the ones the
+  comparison trained (a pool is keyed by dataset, seed and architecture, never by the budget: none is
+  trained twice);
+- each (arm, seed) runs twice: at the search budget (the sweep's base config) and at the confirm budget
+  (the base with the ``--set`` overrides; by default ten times the search's epochs). A run some earlier
+  stage already made with the same config (the comparison's runs, a sweep trial on one seed) is read
+  from there, not repeated.
+
+Runs are Ray Tune trials through ``tuner.compare.run_pending``, cached and resumed exactly as the
+comparison's: ``<sweep>/confirm/<source or all>/plan.json`` and ``<experiment>/run-NNN/``. This module
+imports Ray lazily: reading a plan and its runs needs no Ray.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from trials.config import ConfigError, TrialConfig, atomic_write_text
+from tuner.compare import (
+    COMPARE_DIR,
+    RunSet,
+    finished_runs,
+    fresh_seeds,
+    run_key,
+    run_pending,
+)
+from tuner.errors import UsageError
+from tuner.records import RAN_OUT, TrialRecord, read_trials
+
+CONFIRM_DIR = "confirm"
+PLAN_FILE = "plan.json"
+#: ``--top-k all``: every finished trial, on the sweep's seeds; its folder under ``confirm/``.
+ALL = "all"
+#: The confirm budget when ``--set`` names neither ``epochs`` nor ``steps_per_epoch``: this many times
+#: the search's epochs.
+DEFAULT_FACTOR = 10
+#: Keys ``--set`` may not change: they define the arms, or where things are.
+FIXED_KEYS = ("seed", "dataset", "pool_dir")
+#: The two budgets every arm runs at.
+SEARCH, CONFIRM = "search", "confirm"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+
+class ConfirmArm(_Model):
+    """One configuration of the confirmation, at both budgets."""
+
+    name: str
+    """``baseline``, ``best1`` .. ``bestK``, or (``--top-k all``) the sweep trial's name."""
+    setting: dict[str, Any]
+    """The overrides that define it (hand-tuned values, or the sweep trial's searched values)."""
+    configs: dict[str, dict[str, Any]]
+    """``search`` and ``confirm``: the full trial config at each budget (``seed`` replaced per run)."""
+    sweep_trial: str | None = None
+    """The sweep trial it comes from (None for the baseline)."""
+    sweep_score: float | None = None
+    """That trial's score in the sweep (mean over the sweep's seeds; selected on them)."""
+
+
+class ConfirmDataset(_Model):
+    """The confirmation on one dataset of the sweep."""
+
+    dataset: str
+    """Dataset file."""
+    experiment: str
+    """Its experiment name: the sub-folder of the confirm folder."""
+    name: str
+    """``<env>-<level>``."""
+    seeds: list[int]
+    """Seeds every arm runs on, at both budgets."""
+    updates: dict[str, int]
+    """``search`` and ``confirm``: SAC updates per run (epochs x steps per epoch)."""
+    arms: list[ConfirmArm]
+    """``baseline`` then ``best1`` ..; or every finished trial in sweep order (``--top-k all``)."""
+    seconds_per_update: dict[str, float] = {}
+    """Arm -> seconds per SAC update (everything included) measured in the sweep or the comparison, for
+    the cost estimate; arms with no measurement are estimated by the mean of the others."""
+
+
+class ConfirmPlan(_Model):
+    """What one ``mbrl-tune confirm`` invocation runs; written to ``plan.json``."""
+
+    sweep: str
+    """Sweep folder."""
+    source: str
+    """Hand-tuned baseline source."""
+    top_k: int | None
+    """Best distinct configurations confirmed; None: every finished trial (``--top-k all``)."""
+    overrides: dict[str, Any]
+    """The confirm budget's ``--set`` overrides, as given (with the default epochs filled in)."""
+    datasets: list[ConfirmDataset]
+    """One entry per dataset."""
+    skipped: dict[str, str] = {}
+    """Dataset -> why it was not confirmed."""
+    gpus_per_trial: float = 0.0
+    """GPUs each run reserves: the sweep's."""
+
+
+def confirm_dir(sweep_dir: Path, source: str, top_k: int | None) -> Path:
+    return Path(sweep_dir).resolve() / CONFIRM_DIR / (source if top_k is not None else ALL)
+
+
+def load_plan(folder: Path) -> ConfirmPlan | None:
+    path = folder / PLAN_FILE
+    return ConfirmPlan.model_validate_json(path.read_text()) if path.is_file() else None
+
+
+def save_plan(plan: ConfirmPlan) -> Path:
+    path = confirm_dir(Path(plan.sweep), plan.source, plan.top_k) / PLAN_FILE
+    atomic_write_text(path, plan.model_dump_json(indent=2))
+    return path
+
+
+def run_config(arm: ConfirmArm, budget: str, seed: int) -> dict[str, Any]:
+    return {**arm.configs[budget], "seed": seed}
+
+
+def planned_runs(entry: ConfirmDataset) -> list[tuple[str, str, int, dict[str, Any]]]:
+    """Every (arm, budget, seed, run config) of one dataset, in the order they are started: the search
+    budget's runs first (cheap: their table is there early), then the confirm budget's seed by seed, so that
+    a confirmation cut short holds paired arms."""
+    out = [(arm.name, SEARCH, seed, run_config(arm, SEARCH, seed)) for arm in entry.arms for seed in entry.seeds]
+    out += [(arm.name, CONFIRM, seed, run_config(arm, CONFIRM, seed)) for seed in entry.seeds for arm in entry.arms]
+    return out
+
+
+def run_label(arm: str, budget: str, seed: int, updates: dict[str, int]) -> str:
+    """``best1 seed 2 at 200,000 updates``."""
+    return f"{arm} seed {seed} at {updates[budget]:,} updates"
+
+
+def finished(plan: ConfirmPlan, entry: ConfirmDataset) -> dict[str, TrialRecord]:
+    """Every finished run usable by this confirmation, by :func:`tuner.compare.run_key`: its own runs, the
+    comparison's, and the sweep's one-seed trials (a sweep trial on seeds [s] is the run of its config on s)."""
+    sweep = Path(plan.sweep)
+    out: dict[str, TrialRecord] = {}
+    for record in read_trials(sweep / entry.experiment):
+        if record.status in RAN_OUT and len(record.seeds) == 1 and isinstance(record.last.get("score"), (int, float)):
+            out[run_key(record.trial_config().to_dict())] = record
+    out.update(finished_runs(sweep / COMPARE_DIR / plan.source, entry.experiment))
+    out.update(finished_runs(confirm_dir(sweep, plan.source, plan.top_k), entry.experiment))
+    return out
+
+
+def pending_runs(plan: ConfirmPlan, entry: ConfirmDataset) -> list[tuple[str, str, int, dict[str, Any]]]:
+    """The planned runs not finished anywhere yet, each distinct config once."""
+    done = set(finished(plan, entry))
+    todo: dict[str, tuple[str, str, int, dict[str, Any]]] = {}
+    for run in planned_runs(entry):
+        key = run_key(run[3])
+        if key not in done and key not in todo:
+            todo[key] = run
+    return list(todo.values())
+
+
+# ---------------------------------------------------------------- planning
+def _updates(cfg: TrialConfig) -> int:
+    return cfg.epochs * cfg.steps_per_epoch
+
+
+def confirm_overrides(search: TrialConfig, given: dict[str, Any]) -> dict[str, Any]:
+    """The confirm budget's overrides: ``given``, with ``epochs`` set to :data:`DEFAULT_FACTOR` times the
+    search's when neither ``epochs`` nor ``steps_per_epoch`` is; refused (one line) when a key is fixed or
+    the budget is not larger than the search's."""
+    for key in given:
+        if key in FIXED_KEYS or key.split(".", 1)[0] in FIXED_KEYS:
+            raise UsageError(f"--set {key}: cannot be changed by confirm (it runs every arm on its own "
+                             f"{', '.join(FIXED_KEYS)}); budget keys such as epochs=200 are")
+    out = dict(given)
+    if "epochs" not in out and "steps_per_epoch" not in out:
+        out["epochs"] = search.epochs * DEFAULT_FACTOR
+    return out
+
+
+def _seconds_per_update(records: list[TrialRecord]) -> float | None:
+    times = [float(r.last["time_total_s"]) / max(int(r.last.get("epoch", 0)), 1)
+             / r.trial_config().steps_per_epoch for r in records if "time_total_s" in r.last]
+    return sum(times) / len(times) if times else None
+
+
+def plan_confirm(sweep_dir: Path, source: str, top_k: int | None, seeds: int, overrides: dict[str, Any],
+                 only: list[str] | None = None) -> ConfirmPlan:
+    """The arms, budgets and seeds of every dataset of the sweep (see the module docstring). Raises
+    :class:`UsageError` (one line) on bad input, before Ray is imported."""
+    from trials.baselines import baseline_sources, hand_tuned  # noqa: PLC0415
+
+    if source not in baseline_sources():
+        raise UsageError(f"--source {source}: unknown; known: {', '.join(baseline_sources())}")
+    if seeds < 1:
+        raise UsageError(f"--seeds {seeds}: need at least one fresh seed")
+    if top_k is not None and top_k < 1:
+        raise UsageError(f"--top-k {top_k}: need at least 1 (or 'all')")
+    if not (Path(sweep_dir) / "sweep.json").is_file():
+        raise UsageError(f"{sweep_dir}: not a sweep folder (no sweep.json)")
+
+    from search_spaces.space import SearchSpace  # noqa: PLC0415
+    from trials.dataset import load_dataset  # noqa: PLC0415
+    from tuner.spec import SweepSpec  # noqa: PLC0415
+    from tuner.status import best_trials  # noqa: PLC0415  (imports Ray through tuner.sweep)
+    from tuner.sweep import trial_base  # noqa: PLC0415
+
+    spec = SweepSpec.load(sweep_dir)
+    space = SearchSpace.load(spec.root / "space.yaml")
+    datasets = spec.datasets
+    if only:
+        datasets = [d for d in datasets if Path(d).stem in only or d in only]
+        if not datasets:
+            raise UsageError(f"--dataset {' '.join(only)}: not in this sweep; it has "
+                             f"{', '.join(Path(d).stem for d in spec.datasets)}")
+    run_seeds = list(spec.seeds) if top_k is None else fresh_seeds(spec.seeds, seeds)
+    plan = ConfirmPlan(sweep=str(spec.root), source=source, top_k=top_k, overrides={}, datasets=[],
+                       gpus_per_trial=spec.gpus_per_trial)
+    for path in datasets:
+        data = load_dataset(path)
+        spec.verify_dataset(path, data.content_hash())
+        name = f"{data.meta.env}-{data.meta.level}"
+        base = trial_base(spec, path, space)
+        plan.overrides = confirm_overrides(base, overrides)
+        try:
+            large = base.with_overrides(plan.overrides)
+        except ConfigError as exc:
+            raise UsageError(f"--set: {exc}") from None
+        if _updates(large) <= _updates(base):
+            raise UsageError(f"--set {' '.join(f'{k}={v}' for k, v in overrides.items())}: the confirm budget "
+                             f"({_updates(large):,} SAC updates) must be larger than the search's ({_updates(base):,})")
+        records = read_trials(spec.experiment_dir(path))
+        ranked = best_trials(records, len(records)) if top_k is not None else sorted(
+            (r for r in records if r.status in RAN_OUT and isinstance(r.last.get("score"), (int, float))),
+            key=lambda r: r.order)
+        distinct: dict[str, TrialRecord] = {}
+        for record in ranked:  # the first (best, or earliest) trial of each distinct configuration
+            distinct.setdefault(run_key(base.with_overrides(record.overrides).to_dict()), record)
+        chosen = list(distinct.values()) if top_k is None else list(distinct.values())[:top_k]
+        if top_k is not None and len(distinct) < top_k:
+            raise UsageError(f"--top-k {top_k}: {Path(path).stem} has {len(distinct)} distinct finished "
+                             f"configurations; ask for at most {len(distinct)}")
+        if not chosen:
+            plan.skipped[path] = "no finished trial in the sweep yet"
+            continue
+        arms = []
+        measured: dict[str, float] = {}
+        if top_k is not None:
+            try:
+                published = hand_tuned(source, name)
+            except ValueError as exc:
+                plan.skipped[path] = str(exc)
+                continue
+            # As the comparison builds it: the published point as published, the pool enlarged if needed.
+            pool = max(base.dynamics.pool_size, int(published.get("num_models", base.num_models)))
+            setting = {**published, "dynamics.pool_size": pool}
+            arms.append(ConfirmArm(name="baseline", setting=published,
+                                   configs={SEARCH: base.with_overrides(setting).to_dict(),
+                                            CONFIRM: base.with_overrides({**setting, **plan.overrides}).to_dict()}))
+            search_cfg = arms[0].configs[SEARCH]
+            keys = {run_key({**search_cfg, "seed": s}) for s in [*spec.seeds, *run_seeds]}
+            compared = finished_runs(spec.root / COMPARE_DIR / source, spec.experiment_name(path))
+            speed = _seconds_per_update([r for k, r in compared.items() if k in keys])
+            if speed is not None:
+                measured["baseline"] = speed
+        for rank, record in enumerate(chosen, 1):
+            arm_name = f"best{rank}" if top_k is not None else record.name
+            arms.append(ConfirmArm(
+                name=arm_name, setting=record.overrides, sweep_trial=record.trial_id,
+                sweep_score=float(record.last["score"]),
+                configs={SEARCH: base.with_overrides(record.overrides).to_dict(),
+                         CONFIRM: base.with_overrides({**record.overrides, **plan.overrides}).to_dict()}))
+            speed = _seconds_per_update([record])
+            if speed is not None:
+                measured[arm_name] = speed / max(len(record.seeds), 1)
+        plan.datasets.append(ConfirmDataset(
+            dataset=path, experiment=spec.experiment_name(path), name=name, seeds=run_seeds,
+            updates={SEARCH: _updates(base), CONFIRM: _updates(large)}, arms=arms, seconds_per_update=measured))
+    if not plan.datasets:
+        reasons = "; ".join(f"{Path(d).name}: {why}" for d, why in plan.skipped.items())
+        raise UsageError(f"{sweep_dir}: nothing to confirm ({reasons})")
+    return plan
+
+
+def cost_line(entry: ConfirmDataset, todo: list[tuple[str, str, int, dict[str, Any]]], concurrency: int) -> str:
+    """The expected wall time of ``todo``, from the per-update times the sweep and the comparison measured
+    (each run's arm; the mean of the measured arms for the others), ``concurrency`` runs at a time."""
+    known = entry.seconds_per_update
+    fallback = sum(known.values()) / len(known) if known else math.nan
+    seconds = sum(known.get(arm, fallback) * entry.updates[budget] for arm, budget, _, _ in todo)
+    counts = {b: sum(1 for _, budget, _, _ in todo if budget == b) for b in (SEARCH, CONFIRM)}
+    per_arm = ", ".join(f"{arm} {known[arm] * 1000:.0f} s" for arm in known)
+    wall = seconds / max(concurrency, 1)
+    when = f"{wall / 3600:.1f} h" if wall >= 5400 else f"{wall / 60:.0f} min"
+    return (f"{counts[CONFIRM]} runs at {entry.updates[CONFIRM]:,} updates and {counts[SEARCH]} at "
+            f"{entry.updates[SEARCH]:,}: about {when} at {concurrency} at a time (seconds per 1,000 "
+            f"updates measured in the sweep: {per_arm or 'none yet'})")
+
+
+def print_costs(plan: ConfirmPlan, concurrency: int) -> None:
+    """Each dataset's runs still to make and their expected cost."""
+    for entry in plan.datasets:
+        todo = pending_runs(plan, entry)
+        if todo:
+            print(f"[confirm {entry.experiment}] {cost_line(entry, todo, concurrency)}", flush=True)
+
+
+def run_confirm(plan: ConfirmPlan, concurrency: int, callbacks: list[Any] | None = None) -> dict[str, int]:
+    """Write the plan, print each dataset's expected cost, and make every missing run; returns the runs
+    started per experiment."""
+    folder = save_plan(plan).parent
+    for path, why in plan.skipped.items():
+        print(f"note: {Path(path).name} not confirmed: {why}", file=sys.stderr)
+    started: dict[str, int] = {}
+    for entry in plan.datasets:
+        todo = pending_runs(plan, entry)
+        started[entry.experiment] = len(todo)
+        if todo:
+            print(f"[confirm {entry.experiment}] {cost_line(entry, todo, concurrency)}", flush=True)
+        runs = RunSet(tag="confirm", folder=folder, experiment=entry.experiment, dataset=entry.dataset,
+                      pool_dir=Path(plan.sweep) / "pools", gpus=plan.gpus_per_trial, total=len(planned_runs(entry)))
+        run_pending(runs, [(run_label(arm, budget, seed, entry.updates), config) for arm, budget, seed, config in todo],
+                    concurrency, callbacks)
+    return started
