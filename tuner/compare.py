@@ -359,7 +359,8 @@ def _run_experiment(runs: RunSet, todo: list[Run], concurrency: int, callbacks: 
 
     def label(trial: Any) -> str:
         base = trial.config.get("base")
-        return labels.get(json.dumps(base, sort_keys=True), trial.trial_id) if isinstance(base, dict) else trial.trial_id
+        key = json.dumps(base, sort_keys=True) if isinstance(base, dict) else None
+        return labels.get(key, trial.trial_id) if key else trial.trial_id
 
     class Printer(tune.Callback):
         def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
