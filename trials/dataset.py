@@ -26,7 +26,9 @@ import numpy as np
 from trials.envs import DATASET_ENVS, ENVS, EnvSpec, get_env_spec
 from trials.files import atomic_write
 
-GENERATOR_VERSION = "1"
+#: How the generator collects data. 2: the behaviour policy's action in float64, rounded to float32, so that
+#: a stored policy gives the same file on any CPU (``trials.generate``); 1 computed it in float32.
+GENERATOR_VERSION = "2"
 
 _FLOAT_FIELDS = ("observations", "actions", "rewards", "next_observations")
 _BOOL_FIELDS = ("terminals", "timeouts")

@@ -10,10 +10,20 @@
 Behaviour policies (and the medium run's history) are cached in ``policy_dir`` under a key of
 (env, seed, SAC settings, budget), so asking for medium-expert after medium does not retrain.
 Data is collected with the stochastic policy, as D4RL did, storing ``infos/qpos``/``infos/qvel``.
+
+Portable collection (generator version 2): the same stored behaviour policy gives the same file, bit for
+bit, on any CPU. MuJoCo steps the same on every x86 host (the uniform-random datasets always matched), but
+a float32 forward of the policy differs in its last bits between CPUs (kernels sum in another order) and
+MuJoCo amplifies that within an episode. So the action is computed in float64 (the noise from numpy's
+generator, which is exact integer arithmetic) and rounded to float32 before MuJoCo sees it: a last-bit
+difference of the float64 result changes the rounded value with a chance of about 1e-9 per value.
+Training a behaviour policy is not portable (SAC in float32, millions of updates): the policy file is what
+makes a dataset reproducible elsewhere (``docs/results/behaviour/``).
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from collections.abc import Callable
@@ -30,7 +40,11 @@ from trials.dataset import GENERATOR_VERSION, Dataset, DatasetMeta, concatenate
 from trials.envs import EnvSpec, get_state
 from trials.files import atomic_write
 from trials.online import TransitionLog, train_online
-from trials.sac import SAC, SACConfig
+from trials.sac import LOG_STD_MAX, LOG_STD_MIN, SAC, Actor, SACConfig
+
+#: Version of how behaviour policies are trained: part of their cache key. Kept apart from the dataset's
+#: ``GENERATOR_VERSION`` (how data is collected), so that a change of collection reuses cached policies.
+POLICY_VERSION = "1"
 
 
 class GenerateConfig(BaseModel):
@@ -82,7 +96,7 @@ def _sac_key(sac: SACConfig) -> dict[str, object]:
 def _cache_key(spec: EnvSpec, level: str, seed: int, cfg: GenerateConfig) -> str:
     budget = {"medium": (cfg.medium_fraction, cfg.medium_max_steps), "expert": (cfg.expert_steps,)}[level]
     blob = json.dumps([spec.name, level, seed, _sac_key(cfg.sac), budget, cfg.learning_starts,
-                       cfg.eval_every, cfg.eval_episodes, GENERATOR_VERSION], sort_keys=True)
+                       cfg.eval_every, cfg.eval_episodes, POLICY_VERSION], sort_keys=True)
     return f"{spec.name}-seed{seed}-{level}-{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
 
 
@@ -119,24 +133,35 @@ def behaviour_policy(spec: EnvSpec, level: str, seed: int, cfg: GenerateConfig, 
     return BehaviourPolicy(level, result.agent, result.steps, final)
 
 
+class PortableActor:
+    """The behaviour policy's stochastic action, the same on every CPU (see the module docstring): a float64
+    copy of the actor, Gaussian noise from numpy's generator, the action rounded to float32."""
+
+    def __init__(self, actor: Actor, seed: int) -> None:
+        self.net = copy.deepcopy(actor.net).to("cpu", torch.float64)
+        self.rng = np.random.default_rng(seed)
+
+    @torch.no_grad()
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        out = self.net(torch.from_numpy(np.asarray(obs, dtype=np.float64)).unsqueeze(0))[0]
+        mean, log_std = out.chunk(2, dim=-1)
+        eps = torch.from_numpy(self.rng.standard_normal(mean.shape[0]))
+        act = torch.tanh(mean + log_std.clamp(LOG_STD_MIN, LOG_STD_MAX).exp() * eps)
+        return act.numpy().astype(np.float32)
+
+
 def collect(spec: EnvSpec, policy: BehaviourPolicy, size: int, seed: int, progress: bool = True) -> TransitionLog:
     """Run ``policy`` (stochastic; uniform random for the random level) for exactly ``size`` transitions."""
     env = spec.make()
     env.action_space.seed(seed)
-    torch.manual_seed(seed)
     log = TransitionLog.for_env(spec, size)
     obs, _ = env.reset(seed=seed)
     qpos, qvel = get_state(env)
-    agent = policy.agent
-    if agent is not None:
-        agent.gen.manual_seed(seed)
+    actor = PortableActor(policy.agent.actor, seed) if policy.agent is not None else None
     try:
         for _ in tqdm(range(size), desc=f"collect {spec.name}-{policy.level}", disable=not progress,
                       unit="step", leave=False):
-            if agent is None:
-                action = env.action_space.sample()
-            else:
-                action = agent.act_numpy(obs)
+            action = env.action_space.sample() if actor is None else actor(obs)
             next_obs, reward, terminated, truncated, _ = env.step(action)
             log.append(obs, action, float(reward), next_obs, bool(terminated), bool(truncated), qpos, qvel)
             if terminated or truncated:

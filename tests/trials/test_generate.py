@@ -64,3 +64,31 @@ def test_committed_behaviour_policy_keeps_its_cache_key() -> None:
     for changed in ({"num_critics": 10}, {"target_floor": 0.0}, {"tau": 0.01}):
         cfg = GenerateConfig(sac=SACConfig(**changed))
         assert _cache_key(ENVS["hopper"], "medium", 0, cfg) != key, changed
+
+
+#: Content hash of 2,000 hopper-medium transitions collected (seed 0) with the committed behaviour policy,
+#: generator version 2, recorded on an AMD EPYC with AVX512-BF16 (2026-12-05). Any other CPU that runs
+#: this test checks that a stored policy makes the same file there (trials.generate: portable collection);
+#: the float32 collection of version 1 made a different hopper-medium-100k on a Xeon with AMX.
+PORTABLE_HOPPER_MEDIUM_2K = "c4f6a43aa3cc23f5"
+
+
+def test_a_stored_policy_regenerates_the_same_file_bit_for_bit(tmp_path: Path) -> None:
+    import shutil
+
+    from trials.dataset import GENERATOR_VERSION, load_dataset, save_hdf5
+
+    committed = Path(__file__).resolve().parents[2] / "docs/results/behaviour"
+    policies = tmp_path / "behaviour"
+    shutil.copytree(committed, policies, ignore=shutil.ignore_patterns("*.sha256"))
+    first = generate(ENVS["hopper"], "medium", 2000, 0, GenerateConfig(), policies, progress=False)
+    save_hdf5(first, tmp_path / "a.hdf5")
+    again = load_dataset(tmp_path / "a.hdf5")
+    second = generate(ENVS["hopper"], "medium", 2000, 0, GenerateConfig(), policies, progress=False)
+    assert GENERATOR_VERSION == "2" and again.meta.generator_version == "2"
+    assert first.content_hash() == again.content_hash() == second.content_hash()
+    assert first.content_hash() == PORTABLE_HOPPER_MEDIUM_2K, (
+        f"this CPU made {first.content_hash()} from the committed policy; the recorded file is "
+        f"{PORTABLE_HOPPER_MEDIUM_2K}")
+    assert sorted(p.name for p in policies.iterdir()) == sorted(p.name for p in committed.glob("*.pt")), \
+        "the committed policy was used, not retrained"
