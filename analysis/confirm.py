@@ -24,8 +24,17 @@ from scipy import stats
 from analysis.compare import bootstrap_interval, mean_std, welch_interval
 from trials.files import atomic_write_text
 from tuner.compare import run_key
-from tuner.confirm import CONFIRM, SEARCH, ConfirmDataset, ConfirmPlan, confirm_dir, finished, run_config
-from tuner.records import TrialRecord
+from tuner.confirm import (
+    CONFIRM,
+    SEARCH,
+    ConfirmDataset,
+    ConfirmPlan,
+    confirm_dir,
+    finished,
+    planned_runs,
+    run_config,
+)
+from tuner.records import TrialRecord, read_trials
 
 TABLE_CSV = "confirmation.csv"
 TABLE_JSON = "confirmation.json"
@@ -149,6 +158,58 @@ def format_confirmation(rows: list[dict[str, Any]]) -> str:
                          f"[{d['bootstrap'][0]:.2f}, {d['bootstrap'][1]:.2f}], n={d['n'][0]}/{d['n'][1]}")
         lines.append("")
     return "\n".join(lines)
+
+
+def evaluated(epoch: int, eval_every: int, epochs: int) -> bool:
+    """Whether the trainer evaluated at ``epoch`` (``trials.mopo``'s rule; reports between evaluations
+    repeat the last one's score)."""
+    return epoch % eval_every == 0 or epoch == epochs
+
+
+def curves(plan: ConfirmPlan, entry: ConfirmDataset) -> pd.DataFrame:
+    """Every evaluation of every run of the confirmation so far (finished runs, and the ones in progress in
+    its own folder): columns ``arm``, ``budget``, ``seed``, ``updates`` (SAC updates when evaluated),
+    ``score`` (that evaluation's D4RL-normalised score)."""
+    labels = {run_key(config): (arm, budget, seed) for arm, budget, seed, config in planned_runs(entry)}
+    records = dict(finished(plan, entry))
+    for run_dir in sorted((confirm_dir(Path(plan.sweep), plan.source, plan.top_k) / entry.experiment).glob("run-*")):
+        for record in read_trials(run_dir):
+            if record.history:
+                records.setdefault(run_key(record.trial_config().to_dict()), record)
+    rows = []
+    for key, record in records.items():
+        if key not in labels:
+            continue
+        arm, budget, seed = labels[key]
+        cfg = record.trial_config()
+        rows += [{"arm": arm, "budget": budget, "seed": seed, "updates": int(h["epoch"]) * cfg.steps_per_epoch,
+                  "score": float(h["normalized_score"])} for h in record.history
+                 if evaluated(int(h["epoch"]), cfg.eval_every, cfg.epochs)]
+    return pd.DataFrame(rows, columns=["arm", "budget", "seed", "updates", "score"])
+
+
+def transfer_summary(row: dict[str, Any]) -> str:
+    """One dataset's transfer figures in a sentence: the tau(s), the winners, best1 against the baseline."""
+    u = row["updates"]
+    tau = row["kendall_search_vs_confirm"]
+    parts = [f"Kendall's tau of the arms between {u[SEARCH]:,} and {u[CONFIRM]:,} updates "
+             f"{tau['tau']:.2f} (n={tau['n']})"]
+    if "kendall_sweep_vs_confirm" in row:
+        t = row["kendall_sweep_vs_confirm"]
+        parts.append(f"sweep score against {u[CONFIRM]:,} updates {t['tau']:.2f} (n={t['n']})")
+    if "winner_at_confirm" in row:
+        parts.append(f"best at {u[SEARCH]:,}: {row['winner_at_search']}; at {u[CONFIRM]:,}: {row['winner_at_confirm']}")
+    d = row.get("best1_vs_baseline_at_confirm")
+    if d and d["n"][0] and d["n"][1]:
+        parts.append(f"best1 - baseline at {u[CONFIRM]:,}: {d['difference']:+.2f}, 95% CI Welch "
+                     f"[{d['welch'][0]:.2f}, {d['welch'][1]:.2f}], bootstrap [{d['bootstrap'][0]:.2f}, "
+                     f"{d['bootstrap'][1]:.2f}] (n={d['n'][0]}/{d['n'][1]})")
+    return "; ".join(parts) + "."
+
+
+def cell(budget: dict[str, Any]) -> str:
+    """``mean ± std (n=3)`` of one arm at one budget, ``-`` before its first run."""
+    return _fmt(budget)
 
 
 def write_confirmation(plan: ConfirmPlan) -> ConfirmTable:

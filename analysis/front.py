@@ -13,7 +13,9 @@ import torch
 
 from analysis.calibration import read_calibration
 from analysis.compare import sources_compared, write_comparison
+from analysis.confirm import cell, transfer_summary, write_confirmation
 from analysis.document import Paragraph, Section, Table
+from tuner.confirm import stored_plans
 from tuner.spec import SweepSpec
 
 
@@ -66,7 +68,8 @@ def front_section(sweeps: list[SweepSpec]) -> Section | None:
                              f"[{_num(r['diff_boot_low'])}, {_num(r['diff_boot_high'])}]",
                              _setting(r["baseline_config"], differ), _setting(r["best_config"], differ),
                              _setting(r["baseline_config"], shared), ranking])
-    if not rows:
+    transfer = confirm_blocks(sweeps)
+    if not rows and not transfer:
         return None
     intro = Paragraph(
         "Per dataset: the published hand-tuned setting, run as its source ran it, and the sweep's best "
@@ -78,7 +81,27 @@ def front_section(sweeps: list[SweepSpec]) -> Section | None:
     pools = Paragraph("Dynamics pools the trials used: training epochs (to early stopping unless the budget capped "
                       "them), holdout MSE per member averaged over members, in the data's own units and in units "
                       "of each target dimension's std, and the members' disagreement on held-out inputs.")
-    return Section("front", "Result", [intro, Table(header, rows), pools, pools_table(sweeps)])
+    return Section("front", "Result", [intro, *([Table(header, rows)] if rows else []), *transfer, pools,
+                                       pools_table(sweeps)])
+
+
+def confirm_blocks(sweeps: list[SweepSpec]) -> list[Paragraph | Table]:
+    """Fidelity transfer (``mbrl-tune confirm``): per dataset, each arm at the search budget and at the
+    confirm budget on the same seeds, and the transfer figures; nothing when no sweep has a confirmation."""
+    blocks: list[Paragraph | Table] = []
+    for info in sweeps:
+        for plan in stored_plans(info.root):
+            for row in write_confirmation(plan).rows:
+                u = row["updates"]
+                which = "every finished trial, the sweep's seeds" if plan.top_k is None else \
+                    f"hand-tuned and the {plan.top_k} best distinct, fresh seeds"
+                blocks.append(Paragraph(f"Fidelity transfer, {row['dataset']} ({which} {row['seeds']}): "
+                                        + transfer_summary(row)))
+                blocks.append(Table(["arm", "configuration", "sweep score", f"{u['search']:,} updates",
+                                     f"{u['confirm']:,} updates"],
+                                    [[a["arm"], _setting(a["setting"], list(a["setting"])), _num(a["sweep_score"]),
+                                      cell(a["search"]), cell(a["confirm"])] for a in row["arms"]]))
+    return blocks
 
 
 def pool_rows(sweep: SweepSpec) -> list[dict[str, Any]]:

@@ -199,6 +199,32 @@ def plot_learning_curves(history: pd.DataFrame, path: Path) -> Path | None:
     return _save(fig, path)
 
 
+def plot_confirm_curves(curves: pd.DataFrame, search_updates: int, title: str, path: Path) -> Path | None:
+    """Each arm's evaluations against SAC updates, mean over seeds with a min-max band: solid at the
+    confirm budget, dashed at the search budget (a dotted line marks where the search stopped)."""
+    if curves.empty:
+        return None
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (arm, by_arm) in enumerate(curves.groupby("arm", sort=False)):
+        colour = colours[i % len(colours)]
+        for budget, style in (("confirm", "-"), ("search", "--")):
+            part = by_arm[by_arm["budget"] == budget]
+            if part.empty:
+                continue
+            stats = part.groupby("updates")["score"].agg(["mean", "min", "max", "count"]).reset_index()
+            seeds = part["seed"].nunique()
+            ax.plot(stats["updates"], stats["mean"], style, color=colour, lw=1.4,
+                    label=f"{arm} ({budget}, {seeds} seed{'s' if seeds > 1 else ''})")
+            if seeds > 1:
+                ax.fill_between(stats["updates"], stats["min"], stats["max"], color=colour, alpha=0.12, lw=0)
+    ax.axvline(search_updates, color="grey", ls=":", lw=1)
+    ax.set(title=title, xlabel="SAC updates", ylabel="normalised score (each evaluation)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    return _save(fig, path)
+
+
 def plot_calibration_scatter(heuristic: np.ndarray, error: np.ndarray, step: np.ndarray, horizons: list[int],
                              name: str, stats: pd.DataFrame, path: Path) -> Path | None:
     """One heuristic against the true model error, a colour per horizon, its rank correlation in the

@@ -24,11 +24,13 @@ import pandas as pd
 from analysis import plots
 from analysis.calibration import read_calibration
 from analysis.compare import sources_compared, write_comparison
+from analysis.confirm import curves
 from analysis.document import Code, Image, Paragraph, Section, Table, render_html, render_markdown
 from analysis.front import front_section
 from analysis.importance import importance
 from analysis.results import COMPLETED, SweepResults, load_sweeps
 from trials.files import atomic_write_text
+from tuner.confirm import stored_plans
 from tuner.spec import SweepSpec
 
 HTML_FILE = "report.html"
@@ -131,6 +133,28 @@ def _comparison(res: SweepResults) -> Section:
     return Section("comparison", "Best found vs hand-tuned baselines", blocks)
 
 
+def _confirmation(res: SweepResults, figures: Path) -> tuple[Section | None, list[Path]]:
+    """Each confirmation's learning curves (both budgets on one axis of updates), per dataset."""
+    blocks: list[Any] = [Paragraph(
+        "Each arm's evaluations against SAC updates (mean over seeds, band from the lowest to the highest seed): "
+        "solid at the confirm budget, dashed at the search budget, on the same seeds; the dotted line is where "
+        "the search stopped. The table with both budgets' final scores is in the front section.")]
+    files: list[Path] = []
+    for info in res.sweeps:
+        for plan in stored_plans(info.root):
+            for entry in plan.datasets:
+                name = f"confirm-{info.name}-{entry.experiment}-{plan.top_k or 'all'}.png"
+                which = f"hand-tuned and top {plan.top_k}" if plan.top_k else "every trial"
+                path = plots.plot_confirm_curves(curves(plan, entry), entry.updates["search"],
+                                                 f"{entry.experiment}: {which}", figures / name)
+                if path is not None:
+                    files.append(path)
+                    blocks.append(Image(path, f"{info.name} / {entry.experiment}"))
+    if not files:
+        return None, []
+    return Section("confirm", "Confirmation at a larger budget: learning curves", blocks), files
+
+
 def _calibration(res: SweepResults, figures: Path) -> Section:
     blocks: list[Any] = [Paragraph(
         "Correlation of each uncertainty heuristic with the true one-step error of the learned model's mean "
@@ -225,8 +249,10 @@ def build_report(sweep_dirs: list[Path], out_dir: Path,
     importance_section, importance_files = _importance(res, figures)
     calibration_section = _calibration(res, figures)
     front = front_section(res.sweeps)
+    confirm_section, confirm_files = _confirmation(res, figures)
     sections = [*([front] if front else []), _summary(res), _best(res, best_configs or {}), _comparison(res),
-                calibration_section, plot_section, importance_section, _trials(res)]
+                *([confirm_section] if confirm_section else []), calibration_section, plot_section,
+                importance_section, _trials(res)]
     title = title or _title(res.sweeps)
     intro = (f"Generated {time.strftime('%Y-%m-%d %H:%M:%S')} from " + ", ".join(str(i.root) for i in res.sweeps)
              + ".")
@@ -234,4 +260,4 @@ def build_report(sweep_dirs: list[Path], out_dir: Path,
     atomic_write_text(html_path, render_html(title, intro, sections))
     atomic_write_text(md_path, render_markdown(title, intro, sections, out_dir))
     calib = [b.path for b in calibration_section.blocks if isinstance(b, Image)]
-    return ReportFiles(html_path, md_path, [*plot_files, *importance_files, *calib])
+    return ReportFiles(html_path, md_path, [*plot_files, *importance_files, *confirm_files, *calib])

@@ -113,6 +113,10 @@ def _print_status(sweep_dir: Path) -> int:
     from tuner.status import status_table, sweep_completion  # noqa: PLC0415
 
     print(status_table(sweep_dir))
+    from tuner.confirm import progress_lines  # noqa: PLC0415
+
+    for line in progress_lines(sweep_dir):
+        print(line)
     incomplete = {d: c for d, c in sweep_completion(sweep_dir).items() if not c.complete}
     if not incomplete:
         return 0

@@ -334,3 +334,47 @@ def run_confirm(plan: ConfirmPlan, concurrency: int, callbacks: list[Any] | None
         run_pending(runs, [(run_label(arm, budget, seed, entry.updates), config) for arm, budget, seed, config in todo],
                     concurrency, callbacks)
     return started
+
+
+# ---------------------------------------------------------------- progress
+def progress_lines(sweep_dir: Path) -> list[str]:
+    """Per confirmation stored in a sweep folder (``confirm/<source or all>/plan.json``): runs finished of
+    planned, and the runs of its newest ``run-NNN`` in progress with their last reported epoch."""
+    from tuner.status import epoch_progress  # noqa: PLC0415
+
+    lines = []
+    for folder in sorted((Path(sweep_dir) / CONFIRM_DIR).glob("*")):
+        plan = load_plan(folder)
+        if plan is None:
+            continue
+        for entry in plan.datasets:
+            planned = planned_runs(entry)
+            labels = {run_key(c): run_label(arm, budget, seed, entry.updates) for arm, budget, seed, c in planned}
+            done = finished(plan, entry)
+            ended = sum(1 for _, _, _, c in planned if run_key(c) in done)
+            runs = sorted((folder / entry.experiment).glob("run-*"))
+            running = [f"{labels.get(run_key(r.trial_config().to_dict()), r.name)} epoch {epoch_progress(r)}"
+                       for r in (read_trials(runs[-1]) if runs else []) if r.status == "running"]
+            lines.append(f"confirm {folder.name} {entry.experiment}: {ended}/{len(planned)} runs finished"
+                         + (f"; in progress (last reports): {', '.join(running)}" if running else ""))
+    return lines
+
+
+def finished_count(sweep_dir: Path, top_k: int | None, source: str) -> tuple[int, int]:
+    """(runs finished, runs planned) of the confirmation stored for ``top_k`` (0, 0 before its plan)."""
+    plan = load_plan(confirm_dir(Path(sweep_dir), source, top_k))
+    if plan is None:
+        return 0, 0
+    total = ended = 0
+    for entry in plan.datasets:
+        done = finished(plan, entry)
+        planned = planned_runs(entry)
+        total += len(planned)
+        ended += sum(1 for _, _, _, c in planned if run_key(c) in done)
+    return ended, total
+
+
+def stored_plans(sweep_dir: Path) -> list[ConfirmPlan]:
+    """The confirmations stored in a sweep folder (top-k first, then ``all``)."""
+    plans = [load_plan(folder) for folder in sorted((Path(sweep_dir) / CONFIRM_DIR).glob("*"))]
+    return sorted((p for p in plans if p is not None), key=lambda p: p.top_k is None)

@@ -41,6 +41,12 @@ def _missing(stage: str, spec: StudySpec, ds: StudyDataset, folder: Path) -> str
         return sweep_missing(spec, ds, folder) or "every trial ended; the stage ends at the next run"
     if stage == "compare":
         return f"{len(finished_compare_runs(spec, folder, ds))}/{compare_runs(spec)} runs finished"
+    if stage == "confirm" and spec.confirm is not None:
+        from tuner.confirm import finished_count  # noqa: PLC0415
+
+        top_k = None if spec.confirm.top_k == "all" else int(spec.confirm.top_k)
+        ended, total = finished_count(sweep_dir(folder, ds), top_k, spec.baselines)
+        return f"{ended}/{total} runs finished" if total else ""
     return ""
 
 
@@ -61,6 +67,10 @@ def _in_progress(stage: str, spec: StudySpec, ds: StudyDataset, folder: Path) ->
                   for arm, seed, config in planned_runs(entry)}
         return [f"{labels.get(run_key(r.trial_config().to_dict()), r.name)} epoch {epoch_progress(r)}"
                 for r in read_trials(runs[-1]) if r.status == "running"]
+    if stage == "confirm":
+        from tuner.confirm import progress_lines  # noqa: PLC0415
+
+        return progress_lines(sweep_dir(folder, ds))
     return []
 
 
@@ -84,6 +94,8 @@ def study_status(folder: Path) -> str:
         stem = Path(ds.path).stem
         lines.append(stem)
         for stage in STAGES:
+            if stage == "confirm" and spec.confirm is None:
+                continue
             entry = stages.data.get(f"{stem}/{stage}")
             if entry is None:
                 text = "not started"
