@@ -45,8 +45,7 @@ def cmd_confirm(args: argparse.Namespace) -> int:
     from tuner.confirm import plan_confirm, print_costs, run_confirm, save_plan  # noqa: PLC0415
 
     sweep = Path(args.path)
-    plan = plan_confirm(sweep, args.source, None if args.top_k == "all" else int(args.top_k), args.seeds,
-                        parse_overrides(args.set), args.dataset)
+    plan = plan_confirm(sweep, args.source, top_k(args.top_k), args.seeds, parse_overrides(args.set), args.dataset)
     if args.no_run:
         save_plan(plan)
         print_costs(plan, args.concurrency or _sweep_concurrency(sweep))
@@ -64,17 +63,13 @@ def _confirm_table(plan: Any) -> int:
     return 0
 
 
-def top_k(text: str) -> int | str:
-    """``--top-k``: a positive count, or ``all``."""
+def top_k(text: str) -> int | None:
+    """``--top-k``: a positive count, or ``all`` (None)."""
     if text == "all":
-        return text
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: a positive count or 'all'") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: a positive count or 'all'")
-    return value
+        return None
+    if not text.isdigit() or int(text) < 1:
+        raise UsageError(f"--top-k {text}: a positive count or 'all'")
+    return int(text)
 
 
 def _sweep_concurrency(sweep: Path) -> int:
@@ -218,7 +213,7 @@ def add_analysis_commands(sub: argparse._SubParsersAction) -> None:
                           "at the search budget and a larger one, on the same fresh seeds",
                           "mbrl-tune confirm runs/sweeps/hopper-paper --top-k 2 --seeds 3 --set epochs=200")
     confirm.add_argument("path", help="the sweep folder (<storage>/<name>)")
-    confirm.add_argument("--top-k", type=top_k, default=2, help="best distinct configurations to confirm, or 'all': "
+    confirm.add_argument("--top-k", default="2", help="best distinct configurations to confirm, or 'all': "
                          "every finished trial on the sweep's own seeds (how the whole ranking transfers)")
     confirm.add_argument("--seeds", type=positive_int, default=3,
                          help="fresh seeds (the comparison's: after the sweep's largest) every arm runs on")

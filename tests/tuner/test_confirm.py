@@ -1,0 +1,134 @@
+"""``confirm``: a tiny study with a confirm stage end to end through the real CLI, killed with SIGKILL inside
+the confirmation and completed by the same command with no run repeated or lost; the finished study moved
+to another folder gives the same tables; bad input refused in one line."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.tuner.test_study import CLI, ENV, run_until, write_study
+from tests.tuner.tune_state import reported_epochs, resumable_from_checkpoint
+from tuner.compare import run_key
+from tuner.confirm import CONFIRM, SEARCH, load_plan, planned_runs
+from tuner.records import read_trials
+
+CONFIRM_BLOCK = {"top_k": 2, "seeds": 1, "set": {"epochs": 30}}
+STEM = "hopper-random-2k"
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, env=ENV, cwd=cwd, timeout=600)
+
+
+def test_confirm_stage_survives_a_kill_and_its_study_moves(tmp_path: Path) -> None:
+    home = tmp_path / "first"
+    home.mkdir()
+    study = write_study(home, trials=4, init_trials=3, compare={"seeds": 1}, confirm=CONFIRM_BLOCK)
+    sweep = home / "out" / "tiny" / "sweeps" / STEM
+    runs_dir = sweep / "confirm" / "mopo_official" / STEM
+
+    def newest_run() -> Path:
+        return max(runs_dir.glob("run-*"), default=runs_dir / "run-001")
+
+    # Killed (the driver and its in-process Ray) once a confirm run is past a checkpoint Tune's state names.
+    code, out = run_until(study, None, kill_when=lambda: bool(resumable_from_checkpoint(newest_run())))
+    assert code is None, out[-3000:]
+    assert f"[confirm {STEM}] 3 runs at 1,200 updates and 1 at 120: about " in out, "the expected cost comes first"
+    cut = resumable_from_checkpoint(newest_run())
+    assert cut, "killed with a checkpointed confirm run unfinished"
+    ended_before = {r.path: r.last["score"] for r in read_trials(newest_run()) if r.status == "finished"}
+
+    code, out = run_until(study, None)
+    assert code == 0, out[-3000:]
+    assert f"[confirm {STEM}] resuming" in out, out[-3000:]
+    assert f"{STEM}/compare: done earlier" in out and f"{STEM}/confirm: done in" in out, out[-3000:]
+    plan = load_plan(runs_dir.parent)
+    assert plan is not None and [a.name for a in plan.datasets[0].arms] == ["baseline", "best1", "best2"]
+    entry = plan.datasets[0]
+    assert entry.seeds == [1] and entry.updates == {SEARCH: 3 * 40, CONFIRM: 30 * 40}
+    # No run repeated, none lost: every planned run ended once, across the run folders and the comparison
+    # (the baseline and best1 at the search budget are the comparison's runs, read from there).
+    made = [r for run in sorted(runs_dir.glob("run-*")) for r in read_trials(run)]
+    keys = [run_key(r.trial_config().to_dict()) for r in made]
+    assert len(keys) == len(set(keys)), "a run was made twice"
+    assert all(r.status == "finished" for r in made)
+    planned = {run_key(config) for *_, config in planned_runs(entry)}
+    compared = {run_key(r.trial_config().to_dict()) for run in (sweep / "compare/mopo_official" / STEM).glob("run-*")
+                for r in read_trials(run)}
+    assert planned == set(keys) | (planned & compared) and len(planned & compared) == 2
+    for before in cut:  # continued from its checkpoint: epoch 1 reported once
+        after = next(r for r in made if r.path == before.path)
+        assert reported_epochs(after).count(1) == 1, reported_epochs(after)
+    assert all(next(r for r in made if r.path == p).last["score"] == s for p, s in ended_before.items())
+    for record in made:  # every evaluation keeps each episode's return (learning curves, bandits)
+        evaluations = [h for h in record.history if f"episode_returns_seed{record.seeds[0]}" in h]
+        assert len(evaluations) == record.trial_config().epochs, record.name
+    table = json.loads((runs_dir.parent / "confirmation.json").read_text())[0]
+    assert [a["arm"] for a in table["arms"]] == ["baseline", "best1", "best2"]
+    assert all(a[b]["n"] == 1 for a in table["arms"] for b in (SEARCH, CONFIRM))
+    assert table["kendall_search_vs_confirm"]["n"] == 3 and table["winner_at_confirm"] in {"baseline", "best1", "best2"}
+    report = (home / "out/tiny/report/report.md").read_text()
+    assert "Fidelity transfer, hopper-random-2k" in report and "Confirmation at a larger budget" in report
+    assert list((home / "out/tiny/report/figures").glob("confirm-*.png"))
+    status = _cli("status", "out/tiny", cwd=home)
+    assert status.returncode == 0 and "confirm   done (" in status.stdout, status.stdout
+
+    # Moved: the whole folder (study file, data, study) elsewhere, the old place gone. Everything still
+    # reads and resumes: the same tables, nothing run again.
+    moved = tmp_path / "moved"
+    shutil.move(str(home), moved)
+    msweep = f"out/tiny/sweeps/{STEM}"
+    code, out = run_until(moved / "study.yaml", None, timeout=300)
+    assert code == 0 and "started" not in out and "done earlier" in out, out[-3000:]
+    compare = _cli("compare", msweep, "--seeds", "1", "--no-run", cwd=moved)
+    assert compare.returncode == 0, compare.stderr
+    rows = json.loads((moved / msweep / "compare/mopo_official/comparison.json").read_text())["rows"]
+    assert rows[0]["n_best"] == 1 and rows[0]["n_baseline"] == 1, rows
+    again = _cli("confirm", msweep, "--top-k", "2", "--seeds", "1", "--set", "epochs=30", "--no-run", cwd=moved)
+    assert again.returncode == 0, again.stderr
+    assert "runs at" not in again.stdout, "nothing left to run"
+    moved_table = json.loads((moved / msweep / "confirm/mopo_official/confirmation.json").read_text())[0]
+    assert moved_table["arms"] == table["arms"]
+    report = _cli("report", msweep, "--out", "rep", cwd=moved)
+    assert report.returncode == 0 and "Fidelity transfer" in (moved / "rep/report.md").read_text(), report.stderr
+
+
+BAD = {
+    "no sweep": (["nowhere"], "not a sweep folder"),
+    "k beyond the distinct configurations": (["SWEEP", "--top-k", "9"], "distinct finished configurations; ask for"),
+    "k zero": (["SWEEP", "--top-k", "0"], "a positive count or 'all'"),
+    "invalid budget value": (["SWEEP", "--set", "epochs=0"], "epochs"),
+    "budget not larger": (["SWEEP", "--set", "epochs=2"], "must be larger than the search's"),
+    "a key that defines the arms' place": (["SWEEP", "--set", "seed=4"], "cannot be changed by confirm"),
+    "unknown key": (["SWEEP", "--set", "epoks=30"], "epoks"),
+}
+
+
+@pytest.fixture(scope="module")
+def finished_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny finished sweep of 3 trials (no comparison), made by the real CLI."""
+    home = tmp_path_factory.mktemp("sweep")
+    gen = _cli("datasets", "generate", "--env", "hopper", "--level", "random", "--size", "2000", "--out", "d.hdf5",
+               cwd=home)
+    assert gen.returncode == 0, gen.stderr
+    done = _cli("sweep", "--space", "quick", "--dataset", "d.hdf5", "--trials", "3", "--concurrency", "2",
+                "--preset", "tiny", "--name", "s", "--storage", "sw", "--set", "dynamics.max_epochs=5", cwd=home)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return home / "sw" / "s"
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_bad_confirm_input_is_refused_in_one_line(case: str, finished_sweep: Path,
+                                                  cli: Callable[..., subprocess.CompletedProcess]) -> None:
+    args, message = BAD[case]
+    args = [str(finished_sweep) if a == "SWEEP" else a for a in args]
+    done = cli("confirm", *args)
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert message in done.stderr and done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr
+    assert not (finished_sweep / "confirm").exists(), "nothing is written"
