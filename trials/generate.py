@@ -150,8 +150,10 @@ class PortableActor:
         return act.numpy().astype(np.float32)
 
 
-def collect(spec: EnvSpec, policy: BehaviourPolicy, size: int, seed: int, progress: bool = True) -> TransitionLog:
-    """Run ``policy`` (stochastic; uniform random for the random level) for exactly ``size`` transitions."""
+def collect(spec: EnvSpec, policy: BehaviourPolicy, size: int, seed: int, progress: bool = True,
+            actions: np.ndarray | None = None) -> TransitionLog:
+    """Run ``policy`` (stochastic; uniform random for the random level) for exactly ``size`` transitions;
+    with ``actions``, take those instead, in order (:func:`replay`)."""
     env = spec.make()
     env.action_space.seed(seed)
     log = TransitionLog.for_env(spec, size)
@@ -159,9 +161,12 @@ def collect(spec: EnvSpec, policy: BehaviourPolicy, size: int, seed: int, progre
     qpos, qvel = get_state(env)
     actor = PortableActor(policy.agent.actor, seed) if policy.agent is not None else None
     try:
-        for _ in tqdm(range(size), desc=f"collect {spec.name}-{policy.level}", disable=not progress,
-                      unit="step", leave=False):
-            action = env.action_space.sample() if actor is None else actor(obs)
+        for step in tqdm(range(size), desc=f"collect {spec.name}-{policy.level}", disable=not progress,
+                         unit="step", leave=False):
+            if actions is not None:
+                action = actions[step]
+            else:
+                action = env.action_space.sample() if actor is None else actor(obs)
             next_obs, reward, terminated, truncated, _ = env.step(action)
             log.append(obs, action, float(reward), next_obs, bool(terminated), bool(truncated), qpos, qvel)
             if terminated or truncated:
@@ -174,9 +179,21 @@ def collect(spec: EnvSpec, policy: BehaviourPolicy, size: int, seed: int, progre
     return log
 
 
-def _to_dataset(spec: EnvSpec, arrays: dict[str, np.ndarray], level: str, seed: int) -> Dataset:
+def replay(spec: EnvSpec, level: str, seed: int, actions: np.ndarray, generator_version: str,
+           progress: bool = True) -> Dataset:
+    """The dataset made by taking ``actions`` in order from the collection's start (``seed``, as
+    :func:`generate` seeds a ``level``'s collection): MuJoCo steps the same on every CPU, so a file whose
+    actions are kept is rebuilt exactly anywhere, whatever computed them (a version 1 file's float32 policy
+    forward included); ``generator_version`` is the rebuilt file's."""
+    policy = BehaviourPolicy(level, None, 0, float("nan"))
+    log = collect(spec, policy, len(actions), seed + 1, progress, actions=np.asarray(actions, dtype=np.float32))
+    return _to_dataset(spec, log.arrays(), level, seed, generator_version)
+
+
+def _to_dataset(spec: EnvSpec, arrays: dict[str, np.ndarray], level: str, seed: int,
+                generator_version: str = GENERATOR_VERSION) -> Dataset:
     ds = Dataset(qpos=arrays.pop("qpos"), qvel=arrays.pop("qvel"), **arrays,
-                 meta=DatasetMeta(env=spec.name, level=level, seed=seed, generator_version=GENERATOR_VERSION))
+                 meta=DatasetMeta(env=spec.name, level=level, seed=seed, generator_version=generator_version))
     _set_behaviour_score(ds)
     return ds
 
