@@ -7,7 +7,8 @@ AMX. Its actions (docs/results/behaviour/hopper-medium-100k-v1-actions.npz, 1.2 
     .venv/bin/python docs/results/rebuild_dataset.py docs/results/behaviour/hopper-medium-100k-v1-actions.npz \\
         data/evidence/hopper-medium-100k.hdf5
 
-Saving such a file (once, from a dataset that exists): ``python docs/results/rebuild_dataset.py --save FILE.hdf5 OUT.npz``.
+Saving such a file (once, from a dataset that exists):
+``python docs/results/rebuild_dataset.py --save FILE.hdf5 OUT.npz``.
 """
 
 from __future__ import annotations
