@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +25,7 @@ import pandas as pd
 from scipy import stats
 
 from trials.calibration import CalibrationResult
-from trials.files import atomic_write_text
+from trials.files import DamagedFileError, atomic_write_text, read_json
 
 RESULT_FILE = "calibration.npz"
 TABLE_CSV = "calibration.csv"
@@ -109,8 +110,14 @@ def read_calibration(out_dir: Path) -> CalibrationOutputs | None:
     json_path = out_dir / TABLE_JSON
     if not json_path.is_file():
         return None
-    doc = json.loads(json_path.read_text())
-    table = pd.DataFrame(doc["table"], columns=COLUMNS)
+    try:
+        doc = read_json(json_path, "calibration table", "run mbrl-tune calibrate --out "
+                        f"{out_dir} again to rebuild it")
+        table = pd.DataFrame(doc["table"], columns=COLUMNS)
+    except (DamagedFileError, KeyError, TypeError, ValueError) as exc:
+        print(f"note: {exc if isinstance(exc, DamagedFileError) else f'{json_path}: not a calibration table'}; "
+              "left out", file=sys.stderr)
+        return None
     figures = {p.stem.removeprefix("scatter-"): p for p in sorted(out_dir.glob("scatter-*.png"))}
     return CalibrationOutputs(table, doc.get("meta", {}), out_dir / RESULT_FILE, out_dir / TABLE_CSV, json_path,
                               figures)

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from trials.files import atomic_write_text
+from analysis.tables import write_table
 from tuner.compare import CompareArm, ComparePlan, arm_run_config, compare_dir, finished_runs, load_plan, run_key
 
 TABLE_CSV = "comparison.csv"
@@ -151,10 +151,18 @@ def write_comparison(sweep_dir: Path, source: str) -> ComparisonOutputs | None:
         return None
     rows = comparison_rows(plan, folder)
     table = comparison_table(rows)
-    atomic_write_text(folder / TABLE_CSV, table.to_csv(index=False))
-    atomic_write_text(folder / TABLE_JSON, json.dumps({"source": source, "sweep": plan.sweep, "skipped": plan.skipped,
-                                                       "rows": rows}, indent=2, default=str))
+    payload = {"source": source, "sweep": plan.sweep, "skipped": plan.skipped, "rows": rows}
+    if not write_table(folder / TABLE_JSON, folder / TABLE_CSV, payload, table.to_csv(index=False), rows,
+                       _measure, lambda stored: stored["rows"]):
+        rows = json.loads((folder / TABLE_JSON).read_text())["rows"]
+        table = comparison_table(rows)
     return ComparisonOutputs(rows, table, folder / TABLE_CSV, folder / TABLE_JSON)
+
+
+def _measure(row: dict[str, Any]) -> tuple[str, int]:
+    """A comparison row's identity (dataset and both configurations) and its finished runs."""
+    identity = json.dumps([row["dataset"], row["baseline_config"], row["best_config"]], sort_keys=True, default=str)
+    return identity, len(row["baseline_scores"]) + len(row["best_scores"])
 
 
 def sources_compared(sweep_dir: Path) -> list[str]:

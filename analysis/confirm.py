@@ -22,7 +22,7 @@ import pandas as pd
 from scipy import stats
 
 from analysis.compare import bootstrap_interval, mean_std, welch_interval
-from trials.files import atomic_write_text
+from analysis.tables import write_table
 from tuner.compare import run_key
 from tuner.confirm import (
     CONFIRM,
@@ -217,6 +217,14 @@ def write_confirmation(plan: ConfirmPlan) -> ConfirmTable:
     folder = confirm_dir(Path(plan.sweep), plan.source, plan.top_k)
     rows = [dataset_row(plan, entry) for entry in plan.datasets]
     csv, js = folder / TABLE_CSV, folder / TABLE_JSON
-    atomic_write_text(csv, pd.DataFrame(flat_rows(rows)).to_csv(index=False))
-    atomic_write_text(js, json.dumps(rows, indent=2, default=float))
+    if not write_table(js, csv, rows, pd.DataFrame(flat_rows(rows)).to_csv(index=False), rows, _measure,
+                       lambda stored: stored):
+        rows = json.loads(js.read_text())
     return ConfirmTable(rows=rows, csv=csv, json=js)
+
+
+def _measure(row: dict[str, Any]) -> tuple[str, int]:
+    """A confirmation row's identity (dataset, budgets, arms and their settings) and its finished runs."""
+    arms = [[a["arm"], a["setting"]] for a in row["arms"]]
+    identity = json.dumps([row["dataset"], row["updates"], row["seeds"], arms], sort_keys=True, default=str)
+    return identity, sum(a[b]["n"] for a in row["arms"] for b in (SEARCH, CONFIRM))

@@ -9,12 +9,11 @@ import math
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from analysis.calibration import read_calibration
 from analysis.compare import sources_compared, write_comparison
 from analysis.confirm import cell, transfer_summary, write_confirmation
 from analysis.document import Paragraph, Section, Table
+from trials.pool import read_pool
 from tuner.confirm import stored_plans
 from tuner.spec import SweepSpec
 
@@ -108,7 +107,9 @@ def pool_rows(sweep: SweepSpec) -> list[dict[str, Any]]:
     """One record per dynamics pool stored in the sweep (its training as recorded beside its weights)."""
     rows = []
     for path in sorted(sweep.pool_dir.glob("pool-*.pt")):
-        saved = torch.load(path, map_location="cpu", weights_only=True)
+        saved = read_pool(path, path.stem)
+        if saved is None:  # damaged: the next trial that needs it trains it again (trials.pool)
+            continue
         fit = saved.get("fit", {})
         losses = saved["state"]["holdout_loss"].tolist()
         rows.append({"pool": path.stem, "members": len(losses), "epochs": int(saved["epochs"]),

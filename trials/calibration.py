@@ -45,6 +45,7 @@ from trials.config import TrialConfig
 from trials.dataset import Dataset
 from trials.dynamics import EnsembleDynamics
 from trials.envs import VELOCITY_CLIP, EnvSpec, set_state
+from trials.files import DamagedFileError, read_torch
 from trials.penalties import PENALTIES
 from trials.pool import select_members
 from trials.sac import Actor
@@ -88,7 +89,11 @@ def _random_policy(ds: Dataset, path: Path | None, gen: torch.Generator) -> Poli
 def _sac_policy(ds: Dataset, path: Path | None, gen: torch.Generator) -> PolicyFn:
     if path is None:
         raise CalibrationError("policy 'sac' needs a policy.pt file (written by mbrl-tune train)")
-    saved = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        saved = read_torch(path, "policy file", "give a policy.pt written by mbrl-tune train", map_location="cpu",
+                           weights_only=True)
+    except DamagedFileError as exc:
+        raise CalibrationError(str(exc)) from None
     if not isinstance(saved, dict) or "actor" not in saved or "config" not in saved:
         raise CalibrationError(f"{path}: not a policy file of mbrl-tune train (needs 'actor' and 'config')")
     sac = TrialConfig.from_dict(saved["config"], str(path)).sac

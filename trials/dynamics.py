@@ -134,20 +134,29 @@ def _save_progress(path: Path, state: dict[str, Any]) -> None:
     atomic_write(path, partial(torch.save, state))
 
 
-def _read_progress(path: Path | None) -> dict[str, Any] | None:
-    """A fit's saved progress, or None (absent, or cut short by a crash: the fit then starts over)."""
+def _read_progress(path: Path | None, quiet: bool = False) -> dict[str, Any] | None:
+    """A fit's saved progress, or None: absent, damaged (cut short by a crash or a full disk) or made for
+    another file (each progress file records the name it was saved under); the fit then starts over, and
+    says so unless ``quiet``."""
     if path is None or not path.is_file():
         return None
     try:
-        return torch.load(path, weights_only=False)
-    except (OSError, EOFError, RuntimeError, ValueError, pickle.UnpicklingError):
-        return None
+        saved = torch.load(path, weights_only=False)
+    except (OSError, EOFError, RuntimeError, ValueError, pickle.UnpicklingError, AttributeError, ImportError) as exc:
+        why = f"unreadable ({type(exc).__name__})"
+    else:
+        if isinstance(saved, dict) and saved.get("file", path.name) == path.name and "epoch" in saved:
+            return saved
+        why = f"made for {saved.get('file')!r}" if isinstance(saved, dict) else "not a training's progress"
+    if not quiet:
+        print(f"pool training progress {path}: {why}; the training starts over", flush=True)
+    return None
 
 
 def saved_fit_epoch(path: Path) -> int | None:
     """The epoch a killed or running pool training saved its progress at (``pools/.<key>.progress.pt``),
     or None when there is no readable progress file."""
-    saved = _read_progress(path)
+    saved = _read_progress(path, quiet=True)
     return int(saved["epoch"]) if saved is not None else None
 
 
@@ -226,7 +235,7 @@ def fit(model: EnsembleDynamics, obs: torch.Tensor, act: torch.Tensor, rew: torc
         if checkpoint is not None and epoch % checkpoint_every == 0:
             _save_progress(checkpoint, {"model": model.state_dict(), "opt": opt.state_dict(), "best": best,
                                         "best_state": best_state, "epochs_since": epochs_since, "epoch": epoch,
-                                        "nll_value": nll_value, "gen": gen.get_state()})
+                                        "nll_value": nll_value, "gen": gen.get_state(), "file": checkpoint.name})
     model.load_state_dict(best_state)
     model.holdout_loss.copy_(best)
     raw, in_std, disagreement = holdout_errors(model, inputs[hold_idx], targets[hold_idx],

@@ -1,15 +1,53 @@
 """Files: written so that readers never see half of one (a temporary name beside the target, then a
-rename), and YAML mappings read back with one-line errors."""
+rename), and read back verified: a file that cannot be read whole is one line naming it and what to do
+(:class:`DamagedFileError`), never a traceback from deep inside a parser."""
 
 from __future__ import annotations
 
+import json
 import os
+import pickle
 import tempfile
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+
+class DamagedFileError(ValueError):
+    """A stored file that cannot be read back whole (truncated, zeroed, another kind of file); the message
+    is one line naming the file, what it should have held and what to do."""
+
+
+#: What reading a damaged torch file raises (a zip reader's error, a truncated pickle, a wrong type).
+_TORCH_READ_ERRORS = (OSError, EOFError, RuntimeError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile,
+                      AttributeError, ImportError, KeyError, IndexError)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:100]}" if text else type(exc).__name__
+
+
+def read_torch(path: Path, what: str, hint: str, **load: Any) -> Any:
+    """``torch.load(path, **load)``, or :class:`DamagedFileError` (one line: the file, ``what`` it should
+    hold, why it could not be read, and ``hint``, what to do)."""
+    import torch  # noqa: PLC0415  (readers of JSON state need no torch)
+
+    try:
+        return torch.load(path, **load)
+    except _TORCH_READ_ERRORS as exc:
+        raise DamagedFileError(f"{path}: {what} unreadable ({_first_line(exc)}); {hint}") from None
+
+
+def read_json(path: Path, what: str, hint: str) -> Any:
+    """The JSON in ``path``, or :class:`DamagedFileError` (one line, as :func:`read_torch`)."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise DamagedFileError(f"{path}: {what} unreadable ({_first_line(exc)}); {hint}") from None
 
 
 def file_mode() -> int:
@@ -57,6 +95,8 @@ def read_yaml_mapping(path: Path, error: type[Exception], what: str) -> dict[str
         raise error(f"{path}: file not found")
     try:
         data = yaml.safe_load(path.read_text())
+    except UnicodeDecodeError:
+        raise error(f"{path}: not a text file (expected YAML or JSON)") from None
     except yaml.YAMLError as exc:
         raise error(f"{path}: not valid YAML/JSON ({str(exc).splitlines()[0]})") from None
     if not isinstance(data, dict):

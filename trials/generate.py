@@ -38,7 +38,7 @@ from tqdm import tqdm
 
 from trials.dataset import GENERATOR_VERSION, Dataset, DatasetMeta, concatenate
 from trials.envs import EnvSpec, get_state
-from trials.files import atomic_write
+from trials.files import DamagedFileError, atomic_write, read_torch
 from trials.online import TransitionLog, train_online
 from trials.sac import LOG_STD_MAX, LOG_STD_MIN, SAC, Actor, SACConfig
 
@@ -114,8 +114,16 @@ def behaviour_policy(spec: EnvSpec, level: str, seed: int, cfg: GenerateConfig, 
     path = policy_dir / f"{key}.pt"
     agent = SAC(spec.obs_dim, spec.act_dim, cfg.sac, cfg.device)
     if path.exists():
-        saved = torch.load(path, map_location=cfg.device, weights_only=True)
-        agent.actor.load_state_dict(saved["actor"])
+        saved = read_torch(path, "behaviour policy", "restore it from a copy, or delete it to train the policy "
+                           "again (a medium policy takes about 45 min here)", map_location=cfg.device,
+                           weights_only=True)
+        try:
+            agent.actor.load_state_dict(saved["actor"])
+            int(saved["train_steps"]), float(saved["final_eval_return"])
+        except (KeyError, TypeError, RuntimeError) as exc:
+            raise DamagedFileError(f"{path}: not a behaviour policy of this env and settings "
+                                   f"({type(exc).__name__}); restore the right file or delete it to train "
+                                   f"the policy again") from None
         return BehaviourPolicy(level, agent, int(saved["train_steps"]), float(saved["final_eval_return"]))
     if level == "medium":
         target = cfg.medium_fraction * float(spec.expert_score or 0.0)

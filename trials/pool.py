@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pickle
 import time
 from dataclasses import dataclass, field
 from functools import partial
@@ -101,7 +102,8 @@ def load_or_train_pool(ds: Dataset, seed: int, cfg: DynamicsConfig, pool_dir: Pa
     pool_dir.mkdir(parents=True, exist_ok=True)
     path = pool_dir / f"{key}.pt"
     with FileLock(str(pool_dir / f"{key}.lock")):
-        trained_here = not path.exists()
+        saved = read_pool(path, key) if path.exists() else None
+        trained_here = saved is None
         if trained_here:
             start = time.perf_counter()
             progress_file = progress_path(pool_dir, key)  # a killed training continues from here
@@ -115,15 +117,35 @@ def load_or_train_pool(ds: Dataset, seed: int, cfg: DynamicsConfig, pool_dir: Pa
             progress_file.unlink(missing_ok=True)
             with open(pool_dir / "trainings.log", "a") as log:  # one line per training, for audits
                 log.write(f"{key} {seconds:.1f}s pid={os.getpid()}\n")
-    saved = torch.load(path, map_location=device, weights_only=True)
-    if saved["key"] != key:
-        raise ValueError(f"{path}: stored pool key {saved['key']} does not match {key}")
     spec = ds.spec
     model = EnsembleDynamics(cfg.pool_size, spec.obs_dim, spec.act_dim, cfg.hidden, cfg.layers).to(device)
     model.load_state_dict(saved["state"])
     info = PoolInfo(key, path, trained_here, float(saved["train_seconds"]), int(saved["epochs"]),
                     model.holdout_loss.tolist(), dict(saved.get("fit", {})))
     return model, info
+
+
+#: What a stored pool holds; a file without all of it is not a whole pool.
+POOL_FIELDS = ("key", "config", "state", "epochs", "train_seconds")
+
+
+def read_pool(path: Path, key: str) -> dict[str, Any] | None:
+    """The pool stored in ``path`` for ``key``, or None when the file is damaged (truncated, zeroed, not a
+    pool) or holds another pool: a pool is derived from the dataset, the seed and the config, so the
+    caller trains it again; one line says so."""
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, EOFError, RuntimeError, ValueError, pickle.UnpicklingError) as exc:
+        why = f"unreadable ({type(exc).__name__}: {str(exc).splitlines()[0][:80]})"
+    else:
+        if not isinstance(saved, dict) or not all(f in saved for f in POOL_FIELDS):
+            why = "not a whole pool"
+        elif saved["key"] != key:
+            why = f"holds pool {saved['key']}"
+        else:
+            return saved
+    print(f"pool {path}: {why}; training it again", flush=True)
+    return None
 
 
 def select_members(pool: EnsembleDynamics, num_models: int, num_elites: int) -> tuple[EnsembleDynamics, torch.Tensor]:

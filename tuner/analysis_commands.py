@@ -26,13 +26,15 @@ if TYPE_CHECKING:
 def cmd_compare(args: argparse.Namespace) -> int:
     from analysis.compare import format_comparison, write_comparison  # noqa: PLC0415
     from tuner.compare import plan_compare, run_compare, save_plan  # noqa: PLC0415
+    from tuner.storage import storage_guard  # noqa: PLC0415
 
     sweep = Path(args.path)
     plan = plan_compare(sweep, args.source, args.seeds, args.dataset)
     if args.no_run:
         save_plan(plan)
     else:
-        run_compare(plan, args.concurrency or _sweep_concurrency(sweep))
+        with storage_guard(sweep, f"mbrl-tune compare {sweep} --seeds {args.seeds}"):
+            run_compare(plan, args.concurrency or _sweep_concurrency(sweep))
     out = write_comparison(sweep, args.source)
     assert out is not None  # the plan was just written
     print(format_comparison(out.rows))
@@ -50,7 +52,10 @@ def cmd_confirm(args: argparse.Namespace) -> int:
         save_plan(plan)
         print_costs(plan, args.concurrency or _sweep_concurrency(sweep))
     else:
-        run_confirm(plan, args.concurrency or _sweep_concurrency(sweep))
+        from tuner.storage import storage_guard  # noqa: PLC0415
+
+        with storage_guard(sweep, "the same mbrl-tune confirm command"):
+            run_confirm(plan, args.concurrency or _sweep_concurrency(sweep))
     return _confirm_table(plan)
 
 

@@ -3,6 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import sys
+from typing import NoReturn
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, with a usage error as one line (the command, what is wrong, what is allowed) and exit 2:
+    the usage synopsis argparse prints first is ``--help``'s job."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"{self.prog}: error: {message} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(2)
 
 
 def positive_int(text: str) -> int:

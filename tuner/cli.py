@@ -4,15 +4,13 @@ errors end with one line on stderr and exit code 2, never a traceback."""
 from __future__ import annotations
 
 import argparse
-import contextlib
-import errno
 import json
 import logging
 import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -20,12 +18,14 @@ import torch
 from trials.config import ConfigError, TrialConfig, parse_overrides
 from trials.dataset import DatasetError, load_dataset, save_hdf5, summary
 from trials.envs import DATASET_ENVS, get_env_spec
+from trials.files import DamagedFileError
 from trials.generate import LEVELS, GenerateConfig, generate
 from trials.trainable import run_standalone
 from tuner.analysis_commands import add_analysis_commands, cmd_report
-from tuner.argtypes import add_command, positive_int
+from tuner.argtypes import OneLineParser, add_command, positive_int
 from tuner.errors import StorageFullError, UsageError
 from tuner.presets import PRESETS, load_preset, resolve_space
+from tuner.storage import storage_guard
 
 
 # ---------------------------------------------------------------- datasets
@@ -194,7 +194,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mbrl-tune", description=__doc__)
+    parser = OneLineParser(prog="mbrl-tune", description=__doc__)
     parser.add_argument("--threads", type=positive_int, default=1,
                         help="torch CPU threads of this process (default 1: trials run side by side)")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -299,43 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-ERRORS: tuple[type[Exception], ...] = (UsageError, DatasetError, ConfigError, FileNotFoundError)
-
-
-def disk_full(exc: BaseException) -> bool:
-    """Whether ``exc``, or an exception it wraps (Ray's carry the cause only as text), is ENOSPC."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, OSError) and seen.errno == errno.ENOSPC:
-            return True
-        if "No space left on device" in str(seen) or "[Errno 28]" in str(seen):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
-
-
-def free_bytes(path: Path) -> int:
-    """Bytes available to this user on the filesystem holding ``path`` (or its nearest existing parent)."""
-    while not path.exists() and path != path.parent:
-        path = path.parent
-    st = os.statvfs(path)
-    return st.f_bavail * st.f_frsize
-
-
-@contextlib.contextmanager
-def storage_guard(storage: Path, resume_hint: str) -> Iterator[None]:
-    """Turn a failure on a full ``storage`` filesystem into one line (:class:`StorageFullError`). A full
-    disk surfaces in many forms (ENOSPC, or Ray Tune failing to read back a file it could not write), so
-    any error while the filesystem has under 1 MiB free counts."""
-    try:
-        yield
-    except (UsageError, KeyboardInterrupt):
-        raise
-    except Exception as exc:
-        if disk_full(exc) or free_bytes(storage) < (1 << 20):
-            raise StorageFullError(f"the filesystem of {storage} is full (no space left on device); free space "
-                                   f"there, then run: {resume_hint}") from None
-        raise
+ERRORS: tuple[type[Exception], ...] = (UsageError, DatasetError, ConfigError, FileNotFoundError, DamagedFileError)
 
 
 def _terminate_as_interrupt(signum: int, frame: object) -> None:

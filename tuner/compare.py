@@ -36,15 +36,19 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from trials.config import TrialConfig, atomic_write_text
+from trials.files import DamagedFileError, read_json
 from tuner.errors import UsageError
 from tuner.interrupts import fit
 from tuner.records import RAN_OUT, TrialRecord, read_trials, restore_missing_checkpoints, trial_dirname
-from tuner.storage import whole_file_fs
+from tuner.storage import raise_if_disk_full, trial_failure, whole_file_fs
+
+#: A plan model (compare or confirm).
+PlanT = TypeVar("PlanT", bound=BaseModel)
 
 COMPARE_DIR = "compare"
 PLAN_FILE = "plan.json"
@@ -138,8 +142,22 @@ def run_label(arm: str, seed: int) -> str:
 
 
 def load_plan(folder: Path) -> ComparePlan | None:
-    path = folder / PLAN_FILE
-    return ComparePlan.model_validate_json(path.read_text()) if path.is_file() else None
+    """The stored plan, or None when there is none or it is damaged (one line says so: the next
+    ``compare`` writes it again; the runs themselves are not in it)."""
+    return read_plan(folder / PLAN_FILE, ComparePlan, "mbrl-tune compare SWEEP --no-run")
+
+
+def read_plan(path: Path, model: type[PlanT], remedy: str) -> PlanT | None:
+    """A plan file (compare or confirm), validated; None when absent or damaged (a derived file: the
+    command in ``remedy`` writes it again), with one line on stderr for the latter."""
+    if not path.is_file():
+        return None
+    try:
+        return model.model_validate_json(path.read_bytes())
+    except ValidationError as exc:
+        print(f"note: {path}: damaged plan ({exc.error_count()} errors, first: {exc.errors()[0]['msg']}); "
+              f"{remedy} writes it again", file=sys.stderr)
+        return None
 
 
 def save_plan(plan: ComparePlan) -> Path:
@@ -244,9 +262,17 @@ def pending_runs(plan: ComparePlan, folder: Path) -> dict[str, list[tuple[str, i
 
 def run_grid(run_dir: Path) -> list[dict[str, Any]] | None:
     """The run configs a ``run-NNN`` was started with, in its grid's order (its ``runs.json``); None for
-    a run folder written before that file existed."""
+    a run folder written before that file existed, or whose file is damaged (then that run is not
+    restored: its finished runs are kept, its unfinished ones start again in a new run)."""
     listed = Path(run_dir) / RUNS_FILE
-    return list(json.loads(listed.read_text())["configs"]) if listed.is_file() else None
+    if not listed.is_file():
+        return None
+    try:
+        return list(read_json(listed, "grid of run configs", "its unfinished runs start again")["configs"])
+    except (DamagedFileError, KeyError, TypeError) as exc:
+        print(f"note: {exc if isinstance(exc, DamagedFileError) else f'{listed}: not a grid of run configs'}",
+              file=sys.stderr)
+        return None
 
 
 def unfinished_in_newest(storage: Path) -> tuple[Path, list[dict[str, Any]], set[str]] | None:
@@ -342,7 +368,7 @@ def _resume_experiment(runs: RunSet, run_dir: Path, grid: list[dict[str, Any]]) 
     repaired = restore_missing_checkpoints(run_dir)
     tuner = tune.Tuner.restore(str(run_dir), trainable=_trainable(runs.dataset, runs.gpus, runs.pool_dir),
                                resume_errored=True, param_space=_param_space(grid), storage_filesystem=whole_file_fs())
-    fit(tuner)
+    raise_if_disk_full(fit(tuner), run_dir)
     for copy in repaired:  # Ray deleted the ones it restored from; the others were never named
         shutil.rmtree(copy, ignore_errors=True)
 
@@ -369,7 +395,7 @@ def _run_experiment(runs: RunSet, todo: list[Run], concurrency: int, callbacks: 
                   f"{result.get('score', math.nan):.2f}", flush=True)
 
         def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-            print(f"{prefix} {label(trial)} failed: see {trial.local_path}", flush=True)
+            print(f"{prefix} {label(trial)} failed: see {trial_failure(trial)}", flush=True)
 
     storage = runs.folder / runs.experiment
     storage.mkdir(parents=True, exist_ok=True)
@@ -386,7 +412,7 @@ def _run_experiment(runs: RunSet, todo: list[Run], concurrency: int, callbacks: 
                                   checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
                                   failure_config=tune.FailureConfig(max_failures=1)),
     )
-    fit(tuner)  # Interrupted: stop here, not at the next experiment
+    raise_if_disk_full(fit(tuner), storage / name)  # Interrupted: stop here, not at the next experiment
     return storage / name
 
 

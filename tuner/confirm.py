@@ -37,6 +37,7 @@ from tuner.compare import (
     RunSet,
     finished_runs,
     fresh_seeds,
+    read_plan,
     run_key,
     run_pending,
 )
@@ -119,8 +120,8 @@ def confirm_dir(sweep_dir: Path, source: str, top_k: int | None) -> Path:
 
 
 def load_plan(folder: Path) -> ConfirmPlan | None:
-    path = folder / PLAN_FILE
-    return ConfirmPlan.model_validate_json(path.read_text()) if path.is_file() else None
+    """The stored plan; None when there is none or it is damaged (one line: the next ``confirm`` writes it)."""
+    return read_plan(folder / PLAN_FILE, ConfirmPlan, "mbrl-tune confirm SWEEP --no-run")
 
 
 def save_plan(plan: ConfirmPlan) -> Path:

@@ -12,13 +12,18 @@ old one only once it was written in full, so a failed write leaves the previous 
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.fs as pafs
+
+from tuner.errors import StorageFullError, UsageError
 
 
 class _WholeFile:
@@ -153,3 +158,60 @@ def whole_file_fs() -> pafs.FileSystem:
     """The filesystem to give Ray Tune (``RunConfig.storage_filesystem``, ``Tuner.restore``) for a sweep on
     a local or mounted path: paths are the local ones, unchanged."""
     return pafs.PyFileSystem(WholeFileLocalHandler())
+
+
+def disk_full(exc: BaseException | str) -> bool:
+    """Whether ``exc`` (or an exception it wraps; Ray's carry the cause only as text) is ENOSPC."""
+    seen: BaseException | str | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno == errno.ENOSPC:
+            return True
+        if "No space left on device" in str(seen) or "[Errno 28]" in str(seen):
+            return True
+        seen = (seen.__cause__ or seen.__context__) if isinstance(seen, BaseException) else None
+    return False
+
+
+def raise_if_disk_full(result: Any, where: Path) -> None:
+    """After a Tune run: a trial that failed on a full filesystem ends the command (the CLI turns it into
+    one line naming the filesystem and the command that continues, exit 1), instead of a summary that
+    counts such trials as missing (Tune could not write their error files onto the full storage)."""
+    for error in getattr(result, "errors", None) or []:
+        if disk_full(error):
+            raise OSError(errno.ENOSPC, f"a trial failed on a full filesystem under {where}")
+
+
+def trial_failure(trial: Any) -> str:
+    """Where a failed trial's folder is in the sweep (not Ray's staging folder), and why it failed when
+    that was a full filesystem, for a progress line."""
+    text = ""
+    try:
+        text = Path(trial.error_file).read_text() if trial.error_file else ""
+    except OSError:
+        pass
+    why = " (no space left on device)" if disk_full(text) else ""
+    return f"{trial.path or trial.local_path}{why}"
+
+
+def free_bytes(path: Path) -> int:
+    """Bytes available to this user on the filesystem holding ``path`` (or its nearest existing parent)."""
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    st = os.statvfs(path)
+    return st.f_bavail * st.f_frsize
+
+
+@contextlib.contextmanager
+def storage_guard(storage: Path, resume_hint: str) -> Iterator[None]:
+    """Turn a failure on a full ``storage`` filesystem into one line (:class:`StorageFullError`). A full
+    disk surfaces in many forms (ENOSPC, or Ray Tune failing to read back a file it could not write), so
+    any error while the filesystem has under 1 MiB free counts."""
+    try:
+        yield
+    except (UsageError, KeyboardInterrupt):
+        raise
+    except Exception as exc:
+        if disk_full(exc) or free_bytes(storage) < (1 << 20):
+            raise StorageFullError(f"the filesystem of {storage} is full (no space left on device); free space "
+                                   f"there, then run: {resume_hint}") from None
+        raise

@@ -31,7 +31,7 @@ import yaml
 from filelock import FileLock, Timeout
 from ray import tune
 
-from trials.files import atomic_write_text
+from trials.files import DamagedFileError, atomic_write_text, read_json
 from tuner.records import ENDED, RAN_OUT, TrialRecord, read_trials
 from tuner.study_spec import StudyDataset, StudyError, StudySpec, check_study, load_study_file
 
@@ -122,7 +122,14 @@ class Stages:
 
     def __init__(self, folder: Path) -> None:
         self.path = folder / STAGES_FILE
-        self.data: dict[str, dict[str, Any]] = json.loads(self.path.read_text()) if self.path.is_file() else {}
+        self.data: dict[str, dict[str, Any]] = {}
+        if self.path.is_file():
+            try:
+                self.data = dict(read_json(self.path, "record of the study's stages", "starting it afresh"))
+            except (DamagedFileError, TypeError, ValueError) as exc:
+                # Derived: each stage finds its own outputs complete again (a finished sweep, cached runs).
+                _say(f"{exc if isinstance(exc, DamagedFileError) else f'{self.path}: not a stage record'}; each "
+                     f"stage checks its outputs again")
 
     def done(self, key: str) -> bool:
         return bool(self.data.get(key, {}).get("done"))
@@ -135,11 +142,17 @@ class Stages:
 
 
 def _generate(spec: StudySpec, ds: StudyDataset, folder: Path, base: dict[str, Any]) -> bool:
-    from trials.dataset import load_dataset, save_hdf5  # noqa: PLC0415
+    from trials.dataset import DatasetError, load_dataset, save_hdf5  # noqa: PLC0415
     from trials.envs import get_env_spec  # noqa: PLC0415
     from trials.generate import GenerateConfig, generate  # noqa: PLC0415
 
     path = Path(ds.path)
+    if path.is_file() and ds.generated:
+        try:
+            load_dataset(path)
+        except DatasetError as exc:  # derived from its recipe: made again (a sweep checks its content hash)
+            _say(f"{exc}; generating it again from its recipe")
+            path.unlink()
     if path.is_file():
         if ds.generated:  # a file of that name must be what the recipe would make
             present = load_dataset(path)
@@ -266,7 +279,14 @@ def _stored_spec(folder: Path, spec: StudySpec, source: str) -> None:
     if not path.is_file():
         atomic_write_text(path, yaml.safe_dump(mine, sort_keys=False))
         return
-    stored = yaml.safe_load(path.read_text())
+    try:
+        stored = yaml.safe_load(path.read_text())
+    except (UnicodeDecodeError, yaml.YAMLError):
+        stored = None
+    if not isinstance(stored, dict):  # damaged: the study file given is what it was written from
+        _say(f"{path}: damaged; written again from {source}")
+        atomic_write_text(path, yaml.safe_dump(mine, sort_keys=False))
+        return
     for key in mine:
         if key in MAY_CHANGE:
             continue

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import yaml
+from pydantic import ValidationError
+
 from trials.dynamics import saved_fit_epoch
 from trials.pool import trainings_in_progress
 from tuner.compare import load_plan, planned_runs, run_key, run_label
@@ -27,7 +30,7 @@ from tuner.study import (
     sweep_dir,
     sweep_missing,
 )
-from tuner.study_spec import StudyDataset, StudySpec
+from tuner.study_spec import StudyDataset, StudyError, StudySpec
 
 
 def is_study_folder(path: Path) -> bool:
@@ -86,8 +89,12 @@ def _pool_trainings(spec: StudySpec, folder: Path) -> list[str]:
 
 
 def study_status(folder: Path) -> str:
-    """The status text of the study in ``folder``."""
-    spec = stored_study(folder)
+    """The status text of the study in ``folder``; a damaged ``study.yaml`` is refused in one line."""
+    try:
+        spec = stored_study(folder)
+    except (UnicodeDecodeError, yaml.YAMLError, ValidationError, TypeError) as exc:
+        raise StudyError(f"{folder / STUDY_FILE}: damaged ({type(exc).__name__}); run the study command again: it "
+                         f"writes it from the study file") from None
     stages = Stages(folder)
     lines = [f"study {spec.name}: {len(spec.datasets)} datasets x {spec.trials} trials, folder {folder}"]
     for ds in spec.datasets:

@@ -42,7 +42,7 @@ from tuner.records import STOPPED, mark_stopped, read_trials, restore_missing_ch
 from tuner.recovery import StateBackup, backup_state, follow_move, repair_state
 from tuner.searcher import SEARCHERS, WarmStartPoint, make_searcher
 from tuner.spec import SPEC_FILE, SweepSpec
-from tuner.storage import whole_file_fs
+from tuner.storage import raise_if_disk_full, trial_failure, whole_file_fs
 from tuner.trackers import quiet_tune_output, tracker_callbacks
 
 METRIC, MODE = "score", "max"
@@ -178,7 +178,7 @@ class ProgressPrinter(tune.Callback):
         self._progress(trials)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._line(f"[{self.label}] trial {trial.trial_id} failed: see {trial.local_path}")
+        self._line(f"[{self.label}] trial {trial.trial_id} failed: see {trial_failure(trial)}")
         self._progress(trials)
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
@@ -298,7 +298,8 @@ def _run_experiment(spec: SweepSpec, dataset_path: str, dataset: Dataset, base: 
     if not resume:
         hint = f"; tensorboard --logdir {exp_dir}" if "tensorboard" in spec.trackers else ""
         print(f"[{label}] {spec.trials} trials, {spec.concurrency} at a time, in {exp_dir}{hint}", flush=True)
-    fit(tuner)  # Interrupted: stop here, not at the next dataset
+    result = fit(tuner)  # Interrupted: stop here, not at the next dataset
+    raise_if_disk_full(result, spec.root)
     for copy in repaired:  # Ray deleted the ones it restored from; the others were never named
         shutil.rmtree(copy, ignore_errors=True)
     print(f"[{label}] {spec.trials} trials in {time.perf_counter() - start:.0f} s; results in {exp_dir}",

@@ -96,3 +96,24 @@ def test_bootstrap_interval_brackets_the_difference_and_is_reproducible() -> Non
     a, b = np.array([3.0, 4.0, 6.0, 7.0]), np.array([1.0, 2.0, 2.5])
     ci = bootstrap_interval(a, b)
     assert ci.low < a.mean() - b.mean() < ci.high and ci == bootstrap_interval(a, b)
+
+
+def test_a_table_is_never_replaced_by_one_with_fewer_runs(analysed, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """A copy of the sweep that lost some runs (a partial copy, missing files) tabulates fewer finished runs
+    than its stored comparison: the stored table is kept and one line says so."""
+    import shutil
+
+    from analysis.compare import write_comparison
+
+    copy = tmp_path / "copy"
+    shutil.copytree(analysed.sweep, copy, ignore=shutil.ignore_patterns("checkpoint_*", "events.*"))
+    stored = json.loads((copy / "compare/mopo_official/comparison.json").read_text())
+    newest = max((copy / "compare/mopo_official/hopper-random").glob("run-*"))
+    lost = next(p for p in newest.iterdir() if p.is_dir() and (p / "result.json").is_file())
+    shutil.rmtree(lost)
+    out = write_comparison(copy, "mopo_official")
+    assert out is not None and out.rows == stored["rows"]
+    assert json.loads((copy / "compare/mopo_official/comparison.json").read_text()) == stored
+    err = capsys.readouterr().err
+    assert "finished runs for hopper-random, only" in err and "the stored table is kept" in err, err

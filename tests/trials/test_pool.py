@@ -46,3 +46,56 @@ def test_pool_training_killed_mid_way_continues_to_the_same_pool(hopper_random_f
     straight, _ = load_or_train_pool(ds, 0, CFG, tmp_path / "straight")
     for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
+
+
+SMALL = DynamicsConfig(pool_size=3, hidden=16, layers=2, max_epochs=6, patience=1000)
+
+
+def _damage(path: Path, how: str, other: Path) -> None:
+    data = path.read_bytes()
+    if how == "truncated":
+        path.write_bytes(data[: len(data) // 2])
+    elif how == "zeroed":
+        path.write_bytes(bytes(len(data)))
+    else:  # another file of the same kind: a pool of another seed under this pool's name
+        path.write_bytes(other.read_bytes())
+
+
+def test_a_damaged_pool_is_trained_again_with_one_line(hopper_random_file: Path, tmp_path: Path,
+                                                       capsys) -> None:
+    """A pool is derived (dataset, seed, config): a truncated, zeroed or swapped file is trained again, the
+    same pool as before, and one line names the file; never a traceback."""
+    ds = load_hdf5(hopper_random_file)
+    first, info = load_or_train_pool(ds, 0, SMALL, tmp_path)
+    _, other = load_or_train_pool(ds, 1, SMALL, tmp_path)
+    for how in ("truncated", "zeroed", "swapped"):
+        _damage(info.path, how, other.path)
+        capsys.readouterr()
+        again, again_info = load_or_train_pool(ds, 0, SMALL, tmp_path)
+        line = capsys.readouterr().out
+        assert again_info.trained_here and f"pool {info.path}: " in line and "training it again" in line, (how, line)
+        assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), again.state_dict().values(),
+                                                     strict=True)), how
+    loaded, loaded_info = load_or_train_pool(ds, 0, SMALL, tmp_path)
+    assert not loaded_info.trained_here and "training it again" not in capsys.readouterr().out
+
+
+def test_a_damaged_or_swapped_training_progress_starts_over_with_one_line(hopper_random_file: Path,
+                                                                         tmp_path: Path, capsys) -> None:
+    ds = load_hdf5(hopper_random_file)
+    straight, _ = load_or_train_pool(ds, 0, SMALL, tmp_path / "straight")
+    key = pool_key(ds.content_hash(), 0, SMALL)
+    for how, content in (("truncated", b"PK\x03\x04 cut"), ("another pool's", None)):
+        folder = tmp_path / how
+        folder.mkdir()
+        progress = folder / f".{key}.progress.pt"
+        if content is None:  # the progress of another pool, renamed to this one's
+            torch.save({"epoch": 3, "file": ".pool-other.progress.pt"}, progress)
+        else:
+            progress.write_bytes(content)
+        capsys.readouterr()
+        pool, info = load_or_train_pool(ds, 0, SMALL, folder)
+        line = capsys.readouterr().out
+        assert f"pool training progress {progress}: " in line and "the training starts over" in line, line
+        assert info.epochs == 6 and all(torch.equal(a, b) for a, b in zip(straight.state_dict().values(),
+                                                                           pool.state_dict().values(), strict=True))
