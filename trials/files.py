@@ -4,6 +4,7 @@ rename), and read back verified: a file that cannot be read whole is one line na
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import pickle
@@ -72,10 +73,27 @@ def atomic_write(path: Path, write: Callable[[Path], object]) -> Path:
         os.chmod(tmp, file_mode())  # mkstemp's 0600 would hide results from other users of a shared disk
         write(tmp)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
+        full = isinstance(exc, Exception) and not _is_enospc(exc) and _nearly_full(path.parent)  # before the unlink
         tmp.unlink(missing_ok=True)
+        if full:
+            # Some writers (torch.save) report a full disk as a bare stream error: name it and the file.
+            raise OSError(errno.ENOSPC, "No space left on device", str(path)) from exc
         raise
     return path
+
+
+def _is_enospc(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno == errno.ENOSPC
+
+
+def _nearly_full(folder: Path) -> bool:
+    """Under 1 MiB free on the filesystem of ``folder``."""
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < (1 << 20)
 
 
 def atomic_write_text(path: Path, text: str) -> Path:

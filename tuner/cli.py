@@ -25,7 +25,7 @@ from tuner.analysis_commands import add_analysis_commands, cmd_report
 from tuner.argtypes import OneLineParser, add_command, positive_int
 from tuner.errors import StorageFullError, UsageError
 from tuner.presets import PRESETS, load_preset, resolve_space
-from tuner.storage import storage_guard
+from tuner.storage import full_filesystem_line, storage_guard
 
 
 # ---------------------------------------------------------------- datasets
@@ -329,6 +329,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except StorageFullError as exc:
         print(f"mbrl-tune: error: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        line = full_filesystem_line(exc, "mbrl-tune " + " ".join(sys.argv[1:] if argv is None else argv))
+        if line is None:
+            raise
+        print(f"mbrl-tune: error: {line}", file=sys.stderr)
         return 1
 
 

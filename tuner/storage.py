@@ -215,3 +215,17 @@ def storage_guard(storage: Path, resume_hint: str) -> Iterator[None]:
             raise StorageFullError(f"the filesystem of {storage} is full (no space left on device); free space "
                                    f"there, then run: {resume_hint}") from None
         raise
+
+
+def full_filesystem_line(exc: BaseException, command: str) -> str | None:
+    """For a command that ended on a full filesystem outside a sweep's storage (a pool, a report, a dataset
+    being written): one line naming where it could not write and what to do; None for other errors."""
+    if not disk_full(exc):
+        return None
+    seen: BaseException | None = exc
+    where = None
+    while seen is not None and where is None:
+        where = getattr(seen, "filename", None)
+        seen = seen.__cause__ or seen.__context__
+    place = f"the filesystem of {Path(where).parent}" if where else "a filesystem this command writes to"
+    return f"{place} is full (no space left on device); free space there, then run: {command}"

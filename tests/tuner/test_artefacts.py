@@ -8,13 +8,13 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.tuner.test_study import run_until, write_study
+from tests.tuner.test_study import CLI, ENV, run_until, write_study
 from trials.files import DamagedFileError, read_json, read_torch
 from tuner.records import read_trials
 
@@ -173,3 +173,54 @@ def test_a_damaged_behaviour_policy_is_refused_in_one_line(damage: str, tmp_path
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr
     assert f"{tmp_path / policy.name}: " in done.stderr and "train the policy again" in done.stderr, done.stderr
     assert not (tmp_path / "d.hdf5").exists()
+
+
+@pytest.fixture
+def full_copy(study_home: Path, mount_tmpfs: Callable[[str], Path],
+              fill: Callable[[Path], Path]) -> Iterator[tuple[Path, Path]]:
+    """The finished study copied onto a real 48 MiB filesystem (tmpfs), the best configuration exported
+    beside it; yields (home, filler) once the filesystem is full."""
+    fs = mount_tmpfs("48m")
+    home = fs / "home"
+    shutil.copytree(study_home, home, ignore=shutil.ignore_patterns("events.*", ".study.lock"))
+    done = subprocess.run([*CLI, "export", SWEEP, "--out", "best.yaml"], cwd=home, capture_output=True, text=True,
+                          env=ENV, timeout=300)
+    assert done.returncode == 0, done.stderr
+    yield home, fill(fs)
+
+
+def _disk_full_line(done: subprocess.CompletedProcess, command: str) -> None:
+    assert done.returncode == 1, (done.stdout[-2000:], done.stderr[-2000:])
+    last = done.stderr.strip().splitlines()[-1]
+    assert "is full (no space left on device)" in last and command in last, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr + done.stdout, done.stderr[-3000:]
+
+
+@pytest.mark.parametrize("phase", ["pool training", "report"])
+def test_a_full_filesystem_is_named_in_one_line(phase: str, full_copy: tuple[Path, Path], monkeypatch,
+                                                cli: Callable[..., subprocess.CompletedProcess]) -> None:
+    home, filler = full_copy
+    monkeypatch.chdir(home)
+    before = _finished(home)
+    argv = {"pool training": ("train", "--config", "best.yaml", "--set", "seed=5", "--quiet", "--out", "t"),
+            "report": ("report", SWEEP, "--out", "rep")}[phase]
+    _disk_full_line(cli(*argv), f"mbrl-tune {argv[0]}")
+    assert _finished(home) == before
+    filler.unlink()
+    assert cli(*argv).returncode == 0, "the same command completes once space is freed"
+
+
+def test_confirm_on_a_full_filesystem_stops_in_one_line_then_completes(full_copy: tuple[Path, Path]) -> None:
+    """A confirmation whose runs cannot write their checkpoints: one line naming the full filesystem and the
+    command that continues, exit 1; nothing finished is lost, and the same command completes later."""
+    home, filler = full_copy
+    before = _finished(home)
+    argv = [*CLI, "confirm", SWEEP, "--top-k", "1", "--seeds", "1", "--set", "epochs=6"]
+    done = subprocess.run(argv, cwd=home, capture_output=True, text=True, env=ENV, timeout=900, start_new_session=True)
+    _disk_full_line(done, "confirm")
+    assert all(_finished(home).get(k) == v for k, v in before.items())
+    filler.unlink()
+    done = subprocess.run(argv, cwd=home, capture_output=True, text=True, env=ENV, timeout=900, start_new_session=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    table = json.loads((home / SWEEP / "confirm/mopo_official/confirmation.json").read_text())[0]
+    assert table["updates"]["confirm"] == 6 * 40 and all(a["confirm"]["n"] == 1 for a in table["arms"])
