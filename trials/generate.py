@@ -118,9 +118,11 @@ def behaviour_policy(spec: EnvSpec, level: str, seed: int, cfg: GenerateConfig, 
                            "again (a medium policy takes about 45 min here)", map_location=cfg.device,
                            weights_only=True)
         try:
+            if saved.get("key", key) != key:  # policies cached before the key was stored have none
+                raise KeyError(f"holds {saved['key']}")
             agent.actor.load_state_dict(saved["actor"])
             int(saved["train_steps"]), float(saved["final_eval_return"])
-        except (KeyError, TypeError, RuntimeError) as exc:
+        except (KeyError, TypeError, RuntimeError, AttributeError) as exc:
             raise DamagedFileError(f"{path}: not a behaviour policy of this env and settings "
                                    f"({type(exc).__name__}); restore the right file or delete it to train "
                                    f"the policy again") from None
@@ -137,7 +139,8 @@ def behaviour_policy(spec: EnvSpec, level: str, seed: int, cfg: GenerateConfig, 
                               progress=progress)
     final = result.evaluations[-1][1] if result.evaluations else float("nan")
     atomic_write(path, partial(torch.save, {"actor": result.agent.actor.state_dict(), "train_steps": result.steps,
-                                            "final_eval_return": final, "evaluations": result.evaluations}))
+                                            "final_eval_return": final, "evaluations": result.evaluations,
+                                            "key": key}))
     return BehaviourPolicy(level, result.agent, result.steps, final)
 
 
