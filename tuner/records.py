@@ -120,15 +120,19 @@ def _read_history(path: Path) -> list[dict[str, Any]]:
     newest = 0
     if not path.is_file():
         return []
-    for line in path.read_text().splitlines():
+    try:
+        text = path.read_bytes().decode("utf-8", errors="replace")  # damaged bytes spoil their line only
+    except OSError:
+        return []
+    for line in text.splitlines():
         line = line.strip()
         if not line:
             continue
         try:
             row = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # a line cut by a crash
-        epoch = int(row.get("epoch", len(rows) + 1))
+            epoch = int(row.get("epoch", len(rows) + 1))
+        except (ValueError, TypeError, AttributeError):
+            continue  # a line cut by a crash, or damaged
         if epoch <= newest:  # a resume (or a start over) reports from here again
             for stale in [k for k in rows if k >= epoch]:
                 del rows[stale]
@@ -142,13 +146,18 @@ def read_trials(experiment_dir: Path) -> list[TrialRecord]:
     records = []
     for params_path in sorted(Path(experiment_dir).glob("*/params.json")):
         folder = params_path.parent
-        try:
-            params = json.loads(params_path.read_text())
-        except (OSError, json.JSONDecodeError):
-            continue  # written at the trial's start and cut short (a full disk): the trial never ran
-        if not isinstance(params, dict):
-            continue
         history = _read_history(folder / "result.json")
+        try:
+            params = json.loads(params_path.read_bytes())
+        except (OSError, ValueError):
+            params = None
+        reported = history[-1].get("config") if history else None
+        if isinstance(reported, dict) and params != reported:
+            # Damaged or replaced (cut short by a full disk, another trial's file): every report repeats the
+            # trial's Tune config, so a trial that reported is read from there.
+            params = reported
+        if not isinstance(params, dict):
+            continue  # never reported and no whole config: the trial never ran
         trial_id = str(history[-1]["trial_id"]) if history and "trial_id" in history[-1] else _folder_id(folder.name)
         records.append(TrialRecord(trial_id, folder, params, history, _errored(folder, history)))
     return sorted(records, key=lambda r: (r.order, r.path.name))

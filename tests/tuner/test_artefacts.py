@@ -84,6 +84,8 @@ KINDS: dict[str, Kind] = {
     "study stages": Kind("out/tiny/stages.json", "out/tiny/study.yaml", ("status", "out/tiny"), "stages.json"),
     "study record": Kind("out/tiny/study.yaml", f"{SWEEP}/calibration/calibration.json", ("status", "out/tiny"),
                          "study.yaml", refused=True),
+    "trial config": Kind(f"{SWEEP}/{STEM}/trial-0001-*/params.json", f"{SWEEP}/{STEM}/trial-0002-*/params.json",
+                         ("status", SWEEP), "3/3 trials complete"),
     "sweep spec": Kind(f"{SWEEP}/sweep.json", f"{SWEEP}/compare/mopo_official/plan.json", ("status", SWEEP),
                        "sweep.json", refused=True),
 }
