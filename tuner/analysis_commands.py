@@ -200,35 +200,32 @@ def write_report(paths: list[Path], out: Path, title: str | None = None) -> Any:
     return build_report([i.root for i in infos], out, best, title=title)
 
 
+def _rerun_options(parser: argparse.ArgumentParser, seeds_help: str) -> None:
+    """The options of the commands that re-run a sweep's configurations (``compare``, ``confirm``)."""
+    parser.add_argument("path", help="the sweep folder (<storage>/<name>)")
+    parser.add_argument("--source", default="mopo_official", help="hand-tuned baselines: mopo_official or "
+                        "offlinerl_kit")
+    parser.add_argument("--seeds", type=positive_int, default=3, help=seeds_help)
+    parser.add_argument("--concurrency", type=positive_int, help="runs at once (default: the sweep's)")
+    parser.add_argument("--dataset", nargs="+", help="only these datasets (file stems) of the sweep")
+    parser.add_argument("--no-run", action="store_true", help="only tabulate the runs cached so far")
+
+
 def add_analysis_commands(sub: argparse._SubParsersAction) -> None:
     """Register the analysis subcommands on the ``mbrl-tune`` parser."""
     compare = add_command(sub, "compare", "best found vs hand-tuned baseline on the same fresh seeds",
                           "mbrl-tune compare runs/sweeps/hopper-paper --seeds 5")
-    compare.add_argument("path", help="the sweep folder (<storage>/<name>)")
-    compare.add_argument("--source", default="mopo_official", help="hand-tuned baselines: mopo_official or "
-                         "offlinerl_kit")
-    compare.add_argument("--seeds", type=positive_int, default=3,
-                         help="fresh seeds (after the sweep's largest) both configurations run on")
-    compare.add_argument("--concurrency", type=positive_int, help="runs at once (default: the sweep's)")
-    compare.add_argument("--dataset", nargs="+", help="only these datasets (file stems) of the sweep")
-    compare.add_argument("--no-run", action="store_true", help="only tabulate the runs cached so far")
+    _rerun_options(compare, "fresh seeds (after the sweep's largest) both configurations run on")
     compare.set_defaults(func=cmd_compare)
 
     confirm = add_command(sub, "confirm", "re-run the hand-tuned baseline and the K best distinct configurations "
                           "at the search budget and a larger one, on the same fresh seeds",
                           "mbrl-tune confirm runs/sweeps/hopper-paper --top-k 2 --seeds 3 --set epochs=200")
-    confirm.add_argument("path", help="the sweep folder (<storage>/<name>)")
+    _rerun_options(confirm, "fresh seeds (the comparison's: after the sweep's largest) every arm runs on")
     confirm.add_argument("--top-k", default="2", help="best distinct configurations to confirm, or 'all': "
                          "every finished trial on the sweep's own seeds (how the whole ranking transfers)")
-    confirm.add_argument("--seeds", type=positive_int, default=3,
-                         help="fresh seeds (the comparison's: after the sweep's largest) every arm runs on")
     confirm.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                          help="the confirm budget (default: epochs = 10 x the sweep's)")
-    confirm.add_argument("--source", default="mopo_official", help="hand-tuned baselines: mopo_official or "
-                         "offlinerl_kit")
-    confirm.add_argument("--concurrency", type=positive_int, help="runs at once (default: the sweep's)")
-    confirm.add_argument("--dataset", nargs="+", help="only these datasets (file stems) of the sweep")
-    confirm.add_argument("--no-run", action="store_true", help="only tabulate the runs cached so far")
     confirm.set_defaults(func=cmd_confirm)
 
     calibrate = add_command(sub, "calibrate", "penalty heuristics against the true model error",

@@ -182,23 +182,21 @@ def fresh_seeds(sweep_seeds: Sequence[int], count: int) -> list[int]:
     return list(range(max(sweep_seeds) + 1, max(sweep_seeds) + 1 + count))
 
 
-def plan_compare(sweep_dir: Path, source: str, fresh: int, only: list[str] | None = None) -> ComparePlan:
-    """The arms and seeds of every dataset of the sweep (see the module docstring)."""
-    from trials.baselines import baseline_sources, hand_tuned  # noqa: PLC0415
+def open_sweep(sweep_dir: Path, source: str, seeds: int, only: list[str] | None) -> tuple[Any, Any, list[str]]:
+    """The checks a re-run of a sweep's configurations starts with (cheap ones first: a mistyped argument
+    should not wait for Ray and Ax to import), then the sweep's spec, its space and the datasets asked for
+    (``only``: file stems or paths). Raises :class:`UsageError` with one line."""
+    from trials.baselines import baseline_sources  # noqa: PLC0415
 
-    # Cheap checks first: a mistyped argument should not wait for Ray and Ax to import.
     if source not in baseline_sources():
         raise UsageError(f"--source {source}: unknown; known: {', '.join(baseline_sources())}")
-    if fresh < 1:
-        raise UsageError(f"--seeds {fresh}: need at least one fresh seed")
+    if seeds < 1:
+        raise UsageError(f"--seeds {seeds}: need at least one fresh seed")
     if not (Path(sweep_dir) / "sweep.json").is_file():
         raise UsageError(f"{sweep_dir}: not a sweep folder (no sweep.json)")
 
     from search_spaces.space import SearchSpace  # noqa: PLC0415
-    from trials.dataset import load_dataset  # noqa: PLC0415
     from tuner.spec import SweepSpec  # noqa: PLC0415
-    from tuner.status import best_trials  # noqa: PLC0415  (imports Ray through tuner.sweep)
-    from tuner.sweep import trial_base  # noqa: PLC0415
 
     spec = SweepSpec.load(sweep_dir)
     space = SearchSpace.load(spec.root / "space.yaml")
@@ -208,6 +206,18 @@ def plan_compare(sweep_dir: Path, source: str, fresh: int, only: list[str] | Non
         if not datasets:
             raise UsageError(f"--dataset {' '.join(only)}: not in this sweep; it has "
                              f"{', '.join(Path(d).stem for d in spec.datasets)}")
+    return spec, space, datasets
+
+
+def plan_compare(sweep_dir: Path, source: str, fresh: int, only: list[str] | None = None) -> ComparePlan:
+    """The arms and seeds of every dataset of the sweep (see the module docstring)."""
+    from trials.baselines import hand_tuned  # noqa: PLC0415
+
+    spec, space, datasets = open_sweep(sweep_dir, source, fresh, only)
+    from trials.dataset import load_dataset  # noqa: PLC0415
+    from tuner.status import best_trials  # noqa: PLC0415  (imports Ray through tuner.sweep)
+    from tuner.sweep import trial_base  # noqa: PLC0415
+
     new_seeds = fresh_seeds(spec.seeds, fresh)
     plan = ComparePlan(sweep=str(spec.root), source=source, datasets=[], gpus_per_trial=spec.gpus_per_trial)
     for path in datasets:

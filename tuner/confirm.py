@@ -37,6 +37,7 @@ from tuner.compare import (
     RunSet,
     finished_runs,
     fresh_seeds,
+    open_sweep,
     read_plan,
     run_key,
     run_pending,
@@ -201,31 +202,15 @@ def plan_confirm(sweep_dir: Path, source: str, top_k: int | None, seeds: int, ov
                  only: list[str] | None = None) -> ConfirmPlan:
     """The arms, budgets and seeds of every dataset of the sweep (see the module docstring). Raises
     :class:`UsageError` (one line) on bad input, before Ray is imported."""
-    from trials.baselines import baseline_sources, hand_tuned  # noqa: PLC0415
+    from trials.baselines import hand_tuned  # noqa: PLC0415
 
-    if source not in baseline_sources():
-        raise UsageError(f"--source {source}: unknown; known: {', '.join(baseline_sources())}")
-    if seeds < 1:
-        raise UsageError(f"--seeds {seeds}: need at least one fresh seed")
     if top_k is not None and top_k < 1:
         raise UsageError(f"--top-k {top_k}: need at least 1 (or 'all')")
-    if not (Path(sweep_dir) / "sweep.json").is_file():
-        raise UsageError(f"{sweep_dir}: not a sweep folder (no sweep.json)")
-
-    from search_spaces.space import SearchSpace  # noqa: PLC0415
+    spec, space, datasets = open_sweep(sweep_dir, source, seeds, only)
     from trials.dataset import load_dataset  # noqa: PLC0415
-    from tuner.spec import SweepSpec  # noqa: PLC0415
     from tuner.status import best_trials  # noqa: PLC0415  (imports Ray through tuner.sweep)
     from tuner.sweep import trial_base  # noqa: PLC0415
 
-    spec = SweepSpec.load(sweep_dir)
-    space = SearchSpace.load(spec.root / "space.yaml")
-    datasets = spec.datasets
-    if only:
-        datasets = [d for d in datasets if Path(d).stem in only or d in only]
-        if not datasets:
-            raise UsageError(f"--dataset {' '.join(only)}: not in this sweep; it has "
-                             f"{', '.join(Path(d).stem for d in spec.datasets)}")
     run_seeds = list(spec.seeds) if top_k is None else fresh_seeds(spec.seeds, seeds)
     plan = ConfirmPlan(sweep=str(spec.root), source=source, top_k=top_k, overrides={}, datasets=[],
                        gpus_per_trial=spec.gpus_per_trial)
