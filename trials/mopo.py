@@ -31,6 +31,7 @@ from trials.dataset import Dataset
 from trials.dynamics import EnsembleDynamics
 from trials.evaluation import evaluate
 from trials.mobile import bellman_penalty
+from trials.nets import seeded
 from trials.penalties import get_penalty
 from trials.pool import PoolInfo, select_members
 from trials.replay import ReplayBuffer
@@ -62,7 +63,11 @@ class MOPOTrainer:
         self.cfg = cfg
         self.spec = dataset.spec
         self.device = torch.device(cfg.device)
-        torch.manual_seed(cfg.seed)
+        with seeded(cfg.seed, self.device):  # the networks' initial weights, from the trial's seed
+            self._build(dataset, pool, pool_info)
+
+    def _build(self, dataset: Dataset, pool: EnsembleDynamics | None, pool_info: PoolInfo) -> None:
+        cfg = self.cfg
         self.gen = torch.Generator(device=self.device).manual_seed(cfg.seed)
         self.model: EnsembleDynamics | None = None
         self.sim: Simulator | None = None

@@ -4,10 +4,22 @@ a two-member ensemble of the same kind."""
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 
 import torch
 from torch import nn
+
+
+@contextlib.contextmanager
+def seeded(seed: int, device: torch.device | str = "cpu") -> Iterator[None]:
+    """Initialise networks from ``seed`` (``nn.init`` draws from torch's global generator) without
+    changing the process's random state: the global generators are saved, seeded and put back."""
+    device = torch.device(device)
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        yield
 
 
 class EnsembleLinear(nn.Module):

@@ -12,6 +12,7 @@ from tqdm import tqdm
 
 from trials.envs import EnvSpec, get_state
 from trials.evaluation import evaluate
+from trials.nets import seeded
 from trials.replay import ReplayBuffer
 from trials.sac import SAC, SACConfig
 
@@ -80,11 +81,11 @@ def train_online(spec: EnvSpec, cfg: SACConfig, max_steps: int, seed: int, *, le
     """Train SAC online for at most ``max_steps`` env steps, one update per step after
     ``learning_starts`` uniformly random steps; stop early when the evaluation return reaches
     ``stop_return``. Deterministic given ``seed`` on one machine."""
-    torch.manual_seed(seed)
     gen = torch.Generator(device=device).manual_seed(seed)
     env = spec.make()
     env.action_space.seed(seed)
-    agent = SAC(spec.obs_dim, spec.act_dim, cfg, device, seed=seed + 1)
+    with seeded(seed, device):
+        agent = SAC(spec.obs_dim, spec.act_dim, cfg, device, seed=seed + 1)
     buffer = ReplayBuffer(max_steps, spec.obs_dim, spec.act_dim, device)
     log = TransitionLog.for_env(spec, max_steps)
     evaluations: list[tuple[int, float]] = []

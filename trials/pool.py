@@ -29,6 +29,7 @@ from trials.config import DynamicsConfig
 from trials.dataset import Dataset
 from trials.dynamics import EnsembleDynamics, FitResult, fit
 from trials.files import atomic_write
+from trials.nets import seeded
 
 
 def pool_key(dataset_hash: str, seed: int, cfg: DynamicsConfig) -> str:
@@ -63,9 +64,9 @@ class PoolInfo:
 
 def _train(ds: Dataset, seed: int, cfg: DynamicsConfig, device: torch.device,
            progress_file: Path) -> tuple[EnsembleDynamics, FitResult]:
-    torch.manual_seed(seed)
     spec = ds.spec
-    model = EnsembleDynamics(cfg.pool_size, spec.obs_dim, spec.act_dim, cfg.hidden, cfg.layers).to(device)
+    with seeded(seed, device):
+        model = EnsembleDynamics(cfg.pool_size, spec.obs_dim, spec.act_dim, cfg.hidden, cfg.layers).to(device)
     t = {name: torch.as_tensor(getattr(ds, name), device=device)
          for name in ("observations", "actions", "rewards", "next_observations")}
     result = fit(model, t["observations"], t["actions"], t["rewards"], t["next_observations"], cfg, seed,

@@ -434,10 +434,15 @@ def run_pending(runs: RunSet, todo: list[Run], concurrency: int, callbacks: list
     if not todo:
         print(f"{prefix} all {runs.total} runs cached in {storage}", flush=True)
         return
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    from tuner.trackers import quiet_tune_output  # noqa: PLC0415
+    from tuner.trackers import tune_settings  # noqa: PLC0415
 
-    quiet_tune_output()
+    with tune_settings():
+        _run_pending(runs, todo, concurrency, callbacks)
+
+
+def _run_pending(runs: RunSet, todo: list[Run], concurrency: int, callbacks: list[Any] | None) -> None:
+    prefix = f"[{runs.tag} {runs.experiment}]"
+    storage = runs.folder / runs.experiment
     _init_ray()
     start = time.perf_counter()
     cut_short = _restorable(storage, todo)

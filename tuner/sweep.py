@@ -13,7 +13,6 @@ Folder layout of a sweep (``<storage>/<name>/``):
 
 from __future__ import annotations
 
-import logging
 import math
 import os
 import shutil
@@ -43,7 +42,7 @@ from tuner.recovery import StateBackup, backup_state, follow_move, repair_state
 from tuner.searcher import SEARCHERS, WarmStartPoint, make_searcher
 from tuner.spec import SPEC_FILE, SweepSpec
 from tuner.storage import raise_if_disk_full, trial_failure, whole_file_fs
-from tuner.trackers import quiet_tune_output, tracker_callbacks
+from tuner.trackers import tracker_callbacks, tune_settings
 
 METRIC, MODE = "score", "max"
 
@@ -213,10 +212,12 @@ def run_sweep(spec: SweepSpec, resume: bool = False, callbacks: list[tune.Callba
     ``callbacks`` are extra Tune callbacks of a new experiment (a restored one keeps those it started with,
     as Ray Tune stores them with the experiment). ``spare_pool_seeds``: seeds of pools a later stage will
     load, trained on task slots the sweep's own pool trainings leave idle (:mod:`tuner.pools`)."""
-    # Tiny trials checkpoint every few seconds; Tune's snapshot-frequency warning is noise here.
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    quiet_tune_output()
-    logging.getLogger("ax").setLevel(logging.WARNING)
+    with tune_settings():
+        return _run_sweep(spec, resume, callbacks, spare_pool_seeds)
+
+
+def _run_sweep(spec: SweepSpec, resume: bool, callbacks: list[tune.Callback] | None,
+               spare_pool_seeds: Sequence[int]) -> dict[str, Path]:
     root = spec.root
     root.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(root / ".driver.lock"))

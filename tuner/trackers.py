@@ -15,8 +15,11 @@ Ray Tune's JSON and CSV loggers (``result.json``, ``progress.csv``, which the an
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 from ray import tune
@@ -61,8 +64,27 @@ def tracker_callbacks(kinds: list[str], sweep_root: Path, experiment: str) -> li
     return callbacks
 
 
-def quiet_tune_output() -> None:
-    """Ray Tune's console boxes and its TensorBoard hint (into a temporary Ray folder) off: the CLI prints
-    its own lines. Its automatic loggers off too: the sweep passes them explicitly (``tuner.trackers``)."""
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
+@contextlib.contextmanager
+def tune_settings() -> Iterator[None]:
+    """Ray Tune's settings for a run of this package, put back as they were when it ends (library code
+    leaves no process-wide state behind): its console boxes and TensorBoard hint off (the CLI prints its
+    own lines), its automatic loggers off (the sweep passes them explicitly, :func:`tracker_callbacks`), its
+    snapshot-frequency warning off (tiny trials checkpoint every few seconds), and Ax's info logs quiet."""
+    forced = {"TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1"}
+    defaults = {"RAY_AIR_NEW_OUTPUT": "0", "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0"}
+    before = {k: os.environ.get(k) for k in (*forced, *defaults)}
+    ax = logging.getLogger("ax")
+    level = ax.level
+    os.environ.update(forced)
+    for key, value in defaults.items():
+        os.environ.setdefault(key, value)
+    ax.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        ax.setLevel(level)
+        for key, value in before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
