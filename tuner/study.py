@@ -252,7 +252,7 @@ def _confirm(spec: StudySpec, ds: StudyDataset, folder: Path, base: dict[str, An
     root = sweep_dir(folder, ds)
     top_k = None if spec.confirm.top_k == "all" else int(spec.confirm.top_k)
     plan = plan_confirm(root, spec.baselines, top_k, spec.confirm.seeds, dict(spec.confirm.set))
-    run_confirm(plan, spec.confirm.concurrency or spec.concurrency, callbacks=[StudyEta(folder)])
+    run_confirm(plan, spec.confirm.concurrency or spec.concurrency)  # it prints its own cost estimate
     left = sum(len(pending_runs(plan, entry)) for entry in plan.datasets)
     if left:
         _say(f"{root.name}: confirmation incomplete: {left} runs did not finish; run the same command again")
