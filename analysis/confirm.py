@@ -23,6 +23,7 @@ from scipy import stats
 
 from analysis.compare import bootstrap_interval, mean_std, welch_interval
 from analysis.tables import write_table
+from trials.envs import get_env_spec
 from tuner.compare import run_key
 from tuner.confirm import (
     CONFIRM,
@@ -210,6 +211,28 @@ def transfer_summary(row: dict[str, Any]) -> str:
 def cell(budget: dict[str, Any]) -> str:
     """``mean ± std (n=3)`` of one arm at one budget, ``-`` before its first run."""
     return _fmt(budget)
+
+
+def final_episodes(plan: ConfirmPlan, entry: ConfirmDataset, budget: str = CONFIRM) -> dict[str, np.ndarray]:
+    """Arm -> the D4RL-normalised episode scores of its final policies at ``budget``: every episode of the
+    last ``score_window`` evaluations (the ones its score averages) of each seed's finished run. Runs made
+    before episodes were recorded contribute none."""
+    spec = get_env_spec(entry.name.split("-", 1)[0])
+    runs = finished(plan, entry)
+    out: dict[str, np.ndarray] = {}
+    for arm in entry.arms:
+        scores: list[float] = []
+        for seed in entry.seeds:
+            record = runs.get(run_key(run_config(arm, budget, seed)))
+            if record is None:
+                continue
+            cfg = record.trial_config()
+            key = f"episode_returns_seed{seed}"
+            evaluations = [h[key] for h in record.history if key in h][-cfg.score_window:]
+            scores += [float(spec.normalized_score(r)) for returns in evaluations for r in returns]
+        if scores:
+            out[arm.name] = np.array(scores)
+    return out
 
 
 def write_confirmation(plan: ConfirmPlan) -> ConfirmTable:

@@ -225,6 +225,26 @@ def plot_confirm_curves(curves: pd.DataFrame, search_updates: int, title: str, p
     return _save(fig, path)
 
 
+def plot_online_budget(curve: pd.DataFrame, true_scores: dict[str, float], baseline: float | None, title: str,
+                       path: Path) -> Path | None:
+    """The UCB bandit's expected true score against online episodes spent (``analysis.online_budget``),
+    with a 95% band over repeats, each candidate's true score, and the hand-tuned baseline's."""
+    if curve.empty:
+        return None
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    ax.plot(curve["pulls"], curve["expected"], lw=1.6, label="UCB choice (expected true score)")
+    ax.fill_between(curve["pulls"], curve["low"], curve["high"], alpha=0.15, lw=0)
+    for name, score in true_scores.items():
+        ax.axhline(score, color="grey", lw=0.8, ls=":")
+        ax.text(curve["pulls"].iloc[-1], score, f" {name}", fontsize=7, va="center")
+    if baseline is not None:
+        ax.axhline(baseline, color="black", lw=1, ls="--", label="hand-tuned baseline")
+    ax.set(title=title, xlabel="online episodes spent choosing", ylabel="normalised score of the choice")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
 def plot_calibration_scatter(heuristic: np.ndarray, error: np.ndarray, step: np.ndarray, horizons: list[int],
                              name: str, stats: pd.DataFrame, path: Path) -> Path | None:
     """One heuristic against the true model error, a colour per horizon, its rank correlation in the

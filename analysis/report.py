@@ -24,10 +24,11 @@ import pandas as pd
 from analysis import plots
 from analysis.calibration import read_calibration
 from analysis.compare import sources_compared, write_comparison
-from analysis.confirm import curves
+from analysis.confirm import curves, final_episodes
 from analysis.document import Code, Image, Paragraph, Section, Table, render_html, render_markdown
 from analysis.front import front_section
 from analysis.importance import importance
+from analysis.online_budget import ucb_curve
 from analysis.results import COMPLETED, SweepResults, load_sweeps
 from trials.files import atomic_write_text
 from tuner.confirm import stored_plans
@@ -150,9 +151,43 @@ def _confirmation(res: SweepResults, figures: Path) -> tuple[Section | None, lis
                 if path is not None:
                     files.append(path)
                     blocks.append(Image(path, f"{info.name} / {entry.experiment}"))
+                bandit = _online_budget(plan, entry, figures / name.replace("confirm-", "online-budget-"))
+                if bandit is not None:
+                    files.append(bandit.path)
+                    blocks += [Paragraph(bandit.text), Image(bandit.path, f"online budget, {entry.experiment}")]
     if not files:
         return None, []
     return Section("confirm", "Confirmation at a larger budget: learning curves", blocks), files
+
+
+@dataclass
+class _Bandit:
+    path: Path
+    text: str
+
+
+def _online_budget(plan: Any, entry: Any, path: Path) -> _Bandit | None:
+    """The UCB-bandit curve over the confirmation's candidates (every arm but the baseline) from their final
+    policies' recorded episodes at the confirm budget; None when fewer than two candidates have episodes."""
+    episodes = final_episodes(plan, entry)
+    baseline = episodes.pop("baseline", None)
+    if len(episodes) < 2:
+        return None
+    result = ucb_curve(episodes)
+    base = float(baseline.mean()) if baseline is not None else None
+    drawn = plots.plot_online_budget(result.curve, result.true_scores, base,
+                                     f"{entry.experiment}: choosing among {len(episodes)} online", path)
+    if drawn is None:
+        return None
+    at = {n: float(result.curve["expected"].iloc[n - 1]) for n in (len(episodes), 20, 50, 200)
+          if n <= len(result.curve)}
+    text = (f"Online budget, {entry.experiment}: the UCB bandit (alpha 2, Unifloral's protocol) choosing among "
+            f"{len(episodes)} candidates by episodes of their final policies ({sum(map(len, episodes.values()))} "
+            f"recorded episodes); expected true score of the choice after "
+            + ", ".join(f"{n} episodes {v:.2f}" for n, v in at.items())
+            + f" (best candidate {max(result.true_scores.values()):.2f}"
+            + (f", hand-tuned {base:.2f})." if base is not None else ")."))
+    return _Bandit(drawn, text)
 
 
 def _calibration(res: SweepResults, figures: Path) -> Section:

@@ -75,6 +75,7 @@ def test_confirm_stage_survives_a_kill_and_its_study_moves(tmp_path: Path) -> No
     assert table["kendall_search_vs_confirm"]["n"] == 3 and table["winner_at_confirm"] in {"baseline", "best1", "best2"}
     report = (home / "out/tiny/report/report.md").read_text()
     assert "Fidelity transfer, hopper-random-2k" in report and "Confirmation at a larger budget" in report
+    assert "Online budget, hopper-random-2k: the UCB bandit" in report  # best1 and best2 by their episodes
     assert list((home / "out/tiny/report/figures").glob("confirm-*.png"))
     status = _cli("status", "out/tiny", cwd=home)
     assert status.returncode == 0 and "confirm   done (" in status.stdout, status.stdout
