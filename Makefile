@@ -23,10 +23,12 @@ demo: $(STAMP)
 # the analysis package, runs whole on one worker (tests/conftest.py's scheduler), so its fixtures are made once.
 test: $(STAMP)
 	$(BIN)/ruff check trials search_spaces tuner analysis tests benchmarks
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q -n 2 --durations=15 tests
 
 lint: $(STAMP)
 	$(BIN)/ruff check trials search_spaces tuner analysis tests benchmarks
+	$(BIN)/lint-imports
 
 bench: $(STAMP)
 	$(BIN)/pip install -q -e '.[bench]'

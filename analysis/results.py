@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from search_spaces.parse import load_space
 from search_spaces.space import RangeParameter, SearchSpace
 from tuner.records import ENDED, TrialRecord, read_trials
 from tuner.spec import SweepSpec
@@ -27,7 +28,7 @@ COMPLETED = ENDED
 def sweep_space(spec: SweepSpec) -> SearchSpace | None:
     """The search space as the sweep used it (``space.yaml``), None if absent."""
     path = spec.root / "space.yaml"
-    return SearchSpace.load(path) if path.is_file() else None
+    return load_space(path) if path.is_file() else None
 
 
 @dataclass

@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import math
 import re
+from importlib import resources
+from pathlib import Path
 from typing import Any, Literal, NoReturn
+
+import yaml
 
 from search_spaces.space import (
     BRANCH_SEP,
@@ -238,3 +242,50 @@ class SpaceParser:
                 )
             out.append(Constraint(lower=lower, upper=upper, text=text.strip()))
         return tuple(out)
+
+
+# ---------------------------------------------------------------- loading
+def load_space(path: str | Path) -> SearchSpace:
+    """Read and validate a search-space YAML file."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise SearchSpaceError(f"{path}: search-space file not found") from None
+    except UnicodeDecodeError:
+        raise SearchSpaceError(f"{path}: not a text file (a search space is YAML)") from None
+    except OSError as exc:
+        raise SearchSpaceError(f"{path}: cannot read search-space file ({exc.strerror})") from None
+    return space_from_yaml(text, source=path.name, default_name=path.stem)
+
+
+def space_from_yaml(text: str, source: str = "<yaml>", default_name: str = "") -> SearchSpace:
+    """Parse and validate YAML text; ``source`` names it in error messages."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or type(exc).__name__
+        raise SearchSpaceError(f"{source}: malformed YAML{where}: {problem}") from None
+    return space_from_dict(data, source=source, default_name=default_name)
+
+
+def space_from_dict(data: Any, source: str = "<dict>", default_name: str = "") -> SearchSpace:
+    """Validate an already-parsed mapping (the YAML document); ``source`` names it in messages."""
+    return SpaceParser(source).space(data, default_name)
+
+
+def builtin_names() -> list[str]:
+    """Names of the search spaces shipped with the package (``quick``, ``paper``, ...)."""
+    return sorted(p.name[: -len(".yaml")] for p in resources.files("search_spaces").iterdir()
+                  if p.name.endswith(".yaml"))
+
+
+def load_builtin(name: str) -> SearchSpace:
+    """Load a shipped search space by name, e.g. ``load_builtin("quick")``."""
+    names = builtin_names()
+    if name not in names:
+        raise SearchSpaceError(f"{name}: no built-in search space of that name (known: {', '.join(names)})")
+    text = resources.files("search_spaces").joinpath(f"{name}.yaml").read_text()
+    return space_from_yaml(text, source=f"{name}.yaml", default_name=name)

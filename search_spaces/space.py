@@ -61,12 +61,9 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from importlib import resources
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
-import yaml
 
 if TYPE_CHECKING:
     from ax.api.configs import ChoiceParameterConfig, RangeParameterConfig
@@ -254,39 +251,6 @@ class SearchSpace:
     """Order constraints between searched numeric parameters."""
     source: str = "<dict>"
     """Where the space came from (a file name), used in error messages."""
-
-    # ------------------------------------------------------------------ loading
-
-    @classmethod
-    def load(cls, path: str | Path) -> SearchSpace:
-        """Read and validate a search-space YAML file."""
-        path = Path(path)
-        try:
-            text = path.read_text()
-        except FileNotFoundError:
-            raise SearchSpaceError(f"{path}: search-space file not found") from None
-        except OSError as exc:
-            raise SearchSpaceError(f"{path}: cannot read search-space file ({exc.strerror})") from None
-        return cls.from_yaml(text, source=path.name, default_name=path.stem)
-
-    @classmethod
-    def from_yaml(cls, text: str, source: str = "<yaml>", default_name: str = "") -> SearchSpace:
-        """Parse and validate YAML text; ``source`` names it in error messages."""
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-            problem = getattr(exc, "problem", None) or type(exc).__name__
-            raise SearchSpaceError(f"{source}: malformed YAML{where}: {problem}") from None
-        return cls.from_dict(data, source=source, default_name=default_name)
-
-    @classmethod
-    def from_dict(cls, data: Any, source: str = "<dict>", default_name: str = "") -> SearchSpace:
-        """Validate an already-parsed mapping (the YAML document); ``source`` names it in messages."""
-        from search_spaces.parse import SpaceParser  # noqa: PLC0415  (it builds this class)
-
-        return SpaceParser(source).space(data, default_name)
 
     # ------------------------------------------------------------------ structure
 
@@ -509,19 +473,3 @@ class SearchSpace:
 
 def _fmt_point(overrides: Mapping[str, Any]) -> str:
     return "{" + ", ".join(f"{k}: {fmt_value(v)}" for k, v in overrides.items()) + "}"
-
-
-def builtin_names() -> list[str]:
-    """Names of the search spaces shipped with the package (``quick``, ``paper``, ...)."""
-    return sorted(
-        p.name[: -len(".yaml")] for p in resources.files(__package__).iterdir() if p.name.endswith(".yaml")
-    )
-
-
-def load_builtin(name: str) -> SearchSpace:
-    """Load a shipped search space by name, e.g. ``load_builtin("quick")``."""
-    names = builtin_names()
-    if name not in names:
-        raise SearchSpaceError(f"{name}: no built-in search space of that name (known: {', '.join(names)})")
-    text = resources.files(__package__).joinpath(f"{name}.yaml").read_text()
-    return SearchSpace.from_yaml(text, source=f"{name}.yaml", default_name=name)

@@ -88,9 +88,8 @@ def _calibration_config(args: argparse.Namespace) -> TrialConfig:
     """The trial config whose dynamics, models and elites are calibrated: ``--config``, else the config
     stored in ``--policy policy.pt`` (the model that policy was trained with), else the defaults; then the
     dataset, seed, pool folder, env and ``--set`` overrides on top."""
-    import torch  # noqa: PLC0415
-
     from trials.config import TrialConfig, apply_overrides, parse_overrides  # noqa: PLC0415
+    from trials.files import read_torch  # noqa: PLC0415
 
     overrides: dict[str, Any] = {"dataset": str(Path(args.dataset).resolve())}
     for key, value in (("seed", args.seed), ("env", args.env),
@@ -103,7 +102,8 @@ def _calibration_config(args: argparse.Namespace) -> TrialConfig:
     base: dict[str, Any] = {}
     policy = _policy_file(args.policy)
     if policy is not None:
-        saved = torch.load(policy, map_location="cpu", weights_only=True)
+        saved = read_torch(policy, "policy file", "give a policy.pt written by mbrl-tune train",
+                           map_location="cpu", weights_only=True)
         if isinstance(saved, dict) and isinstance(saved.get("config"), dict):
             base = saved["config"]
     return TrialConfig.from_dict(apply_overrides(base, overrides), str(policy or "calibrate config"))
@@ -129,6 +129,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         raise UsageError(f"--horizons {' '.join(map(str, args.horizons))}: horizons are model steps, 1 or more")
     policy_file = _policy_file(args.policy)
     cfg = _calibration_config(args)
+    from tuner.outputs import calibrate_to  # noqa: PLC0415
+
     out = calibrate_to(cfg, Path(args.out), horizons, args.states, args.policy, policy_file)
     print(format_table(out.table))
     print(f"wrote {out.table_csv}, {out.table_json}, {out.result_path} and {len(out.figures)} scatter plots "
@@ -136,68 +138,13 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
-def calibrate_to(cfg: TrialConfig, out_dir: Path, horizons: list[int], states: int, policy: str,
-                 policy_file: Path | None = None) -> Any:
-    """Calibrate the pool of ``cfg`` (trained if missing) and write the outputs into ``out_dir``; returns
-    :class:`analysis.calibration.CalibrationOutputs`."""
-    import torch  # noqa: PLC0415
-
-    from analysis.calibration import write_calibration  # noqa: PLC0415
-    from trials.calibration import CalibrationConfig, CalibrationError, calibrate  # noqa: PLC0415
-    from trials.dataset import load_dataset  # noqa: PLC0415
-    from trials.pool import load_or_train_pool  # noqa: PLC0415
-
-    ds = load_dataset(cfg.dataset, cfg.env)
-    pool, info = load_or_train_pool(ds, cfg.seed, cfg.dynamics, cfg.resolved_pool_dir, cfg.device)
-    print(f"pool {info.key}: {'trained' if info.trained_here else 'loaded'} ({info.path})", flush=True)
-    calib = CalibrationConfig(states=states, horizon=max(horizons), policy="sac" if policy_file else policy,
-                              policy_file=policy_file, num_models=cfg.num_models, num_elites=cfg.num_elites,
-                              seed=cfg.seed)
-    try:
-        with torch.no_grad():
-            result = calibrate(ds, pool, calib)
-    except CalibrationError as exc:
-        raise UsageError(str(exc)) from None
-    provenance = {"dataset": cfg.dataset, "pool_key": info.key, "pool_dir": str(info.path.parent)}
-    return write_calibration(result, out_dir, sorted(horizons), extra_meta=provenance)
-
-
 # ---------------------------------------------------------------- report
 def cmd_report(args: argparse.Namespace) -> int:
+    from tuner.outputs import write_report  # noqa: PLC0415
+
     files = write_report([Path(p) for p in args.paths], Path(args.out))
     print(f"wrote {files.html} and {files.markdown} ({len(files.figures)} figures in {files.html.parent / 'figures'})")
     return 0
-
-
-def write_report(paths: list[Path], out: Path, title: str | None = None) -> Any:
-    """Export each sweep's best configurations and write the report of ``paths`` into ``out``; returns
-    :class:`analysis.report.ReportFiles`."""
-    from tuner.errors import SweepError  # noqa: PLC0415
-    from tuner.spec import SweepSpec  # noqa: PLC0415
-
-    try:
-        infos = [SweepSpec.load(p) for p in paths]
-    except SweepError as exc:
-        raise UsageError(str(exc)) from None
-    names = [i.name for i in infos]
-    if len(set(names)) != len(names):
-        raise UsageError(f"sweeps with the same name ({', '.join(names)}): their rows could not be told apart")
-
-    from analysis.report import build_report  # noqa: PLC0415
-    from tuner.export import export_best  # noqa: PLC0415  (imports Ray through tuner.sweep)
-
-    best: dict[tuple[str, str], Path] = {}
-    for info in infos:
-        for dataset in info.datasets:
-            stem = Path(dataset).stem
-            target = out / "configs" / f"best-{info.name}-{stem}.yaml"
-            try:
-                written = export_best(info.root, target, 1, stem)
-            except UsageError as exc:  # no completed trial yet: the report says so instead
-                print(f"note: {exc}")
-                continue
-            best[(info.name, stem)] = written[0]
-    return build_report([i.root for i in infos], out, best, title=title)
 
 
 def _rerun_options(parser: argparse.ArgumentParser, seeds_help: str) -> None:

@@ -59,7 +59,7 @@ from ax.exceptions.generation_strategy import MaxParallelismReachedException
 from ray.tune.search import Searcher
 
 from search_spaces.space import SearchSpace
-from tuner.searcher import Mode, WarmStartPoint, write_json_atomic
+from tuner.searcher_base import Mode, WarmStartPoint, write_json_atomic
 
 logger = logging.getLogger(__name__)
 

@@ -195,11 +195,11 @@ def open_sweep(sweep_dir: Path, source: str, seeds: int, only: list[str] | None)
     if not (Path(sweep_dir) / "sweep.json").is_file():
         raise UsageError(f"{sweep_dir}: not a sweep folder (no sweep.json)")
 
-    from search_spaces.space import SearchSpace  # noqa: PLC0415
+    from search_spaces.parse import load_space  # noqa: PLC0415
     from tuner.spec import SweepSpec  # noqa: PLC0415
 
     spec = SweepSpec.load(sweep_dir)
-    space = SearchSpace.load(spec.root / "space.yaml")
+    space = load_space(spec.root / "space.yaml")
     datasets = spec.datasets
     if only:
         datasets = [d for d in datasets if Path(d).stem in only or d in only]

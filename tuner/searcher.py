@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import json
 import math
-import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import optuna
@@ -23,11 +22,7 @@ from ray.tune.search import ConcurrencyLimiter, Searcher
 from ray.tune.search.optuna import OptunaSearch
 
 from search_spaces.space import SearchSpace
-from trials.files import atomic_write_text
-
-Mode = Literal["max", "min"]
-WarmStartPoint = tuple[Mapping[str, Any], float | None]
-"""Flat dotted overrides and their score, or None for a point still to be evaluated."""
+from tuner.searcher_base import Mode, WarmStartPoint, write_json_atomic
 
 _RANDOM_STATE_FORMAT = "mbrl-tune/random-searcher/1"
 
@@ -40,11 +35,6 @@ def __getattr__(name: str) -> Any:
 
         return AxSearcher
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def write_json_atomic(path: str | os.PathLike[str], payload: Mapping[str, Any]) -> None:
-    """JSON to ``path``, complete or absent (a searcher state Tune renames into place)."""
-    atomic_write_text(Path(path), json.dumps(payload))
 
 
 class RandomSearcher(Searcher):

@@ -229,15 +229,15 @@ def _compare(spec: StudySpec, ds: StudyDataset, folder: Path, base: dict[str, An
 
 
 def _calibrate(spec: StudySpec, ds: StudyDataset, folder: Path, base: dict[str, Any]) -> bool:
-    from search_spaces.space import SearchSpace  # noqa: PLC0415
-    from tuner.analysis_commands import calibrate_to  # noqa: PLC0415
+    from search_spaces.parse import load_space  # noqa: PLC0415
+    from tuner.outputs import calibrate_to  # noqa: PLC0415
     from tuner.spec import SweepSpec  # noqa: PLC0415
     from tuner.sweep import trial_base  # noqa: PLC0415
 
     root = sweep_dir(folder, ds)
     sweep = SweepSpec.load(root)
     # The sweep's own pool (its first seed, the sweep's architecture), the hand-tuned ensemble size.
-    cfg = trial_base(sweep, ds.path, SearchSpace.load(root / "space.yaml")).with_overrides({"seed": sweep.seeds[0]})
+    cfg = trial_base(sweep, ds.path, load_space(root / "space.yaml")).with_overrides({"seed": sweep.seeds[0]})
     calibrate_to(cfg, root / "calibration", list(spec.calibrate.horizons), spec.calibrate.states,
                  spec.calibrate.policy)
     return True
@@ -362,7 +362,7 @@ def _run_stages(spec: StudySpec, folder: Path, base: dict[str, Any]) -> int:
         _say(f"incomplete: {', '.join(incomplete)}; the report waits for them. Run the same command again.")
         return 1
     if not stages.done("report"):
-        from tuner.analysis_commands import write_report  # noqa: PLC0415
+        from tuner.outputs import write_report  # noqa: PLC0415
 
         t0 = time.perf_counter()
         files = write_report([sweep_dir(folder, ds) for ds in spec.datasets], folder / "report",

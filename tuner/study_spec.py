@@ -185,7 +185,8 @@ def check_study(spec: StudySpec, source: str) -> dict[str, Any]:
     """Every check that needs no work: datasets present or generatable, baselines for each, the budget
     a valid trial config that can fill its score window, the space and searcher known. Returns the base
     trial config (without dataset). Raises :class:`StudyError` with one line."""
-    from search_spaces.space import SearchSpace, SearchSpaceError  # noqa: PLC0415
+    from search_spaces.parse import load_space  # noqa: PLC0415
+    from search_spaces.space import SearchSpaceError  # noqa: PLC0415
     from trials.baselines import baseline_sources, hand_tuned  # noqa: PLC0415
     from trials.config import ConfigError, TrialConfig, apply_overrides, has_key  # noqa: PLC0415
     from trials.dataset import DatasetError, load_dataset  # noqa: PLC0415
@@ -206,7 +207,7 @@ def check_study(spec: StudySpec, source: str) -> dict[str, Any]:
                          f"{spec.calibrate.horizons}")
     try:
         base = apply_overrides(load_preset(spec.budget.preset), spec.budget.set)
-        space = SearchSpace.load(resolve_space(spec.space))
+        space = load_space(resolve_space(spec.space))
     except (UsageError, SearchSpaceError) as exc:
         raise StudyError(f"{source}: {exc}") from None
     stems = [Path(d.path).stem for d in spec.datasets]

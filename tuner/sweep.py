@@ -28,6 +28,7 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 from tqdm import tqdm
 
+from search_spaces.parse import load_space
 from search_spaces.space import RangeParameter, SearchSpace, SearchSpaceError
 from trials.baselines import agent_settings, hand_tuned
 from trials.config import TrialConfig, apply_overrides, has_key
@@ -230,7 +231,7 @@ def _run_sweep(spec: SweepSpec, resume: bool, callbacks: list[tune.Callback] | N
         if not resume:
             shutil.copyfile(spec.space_file, space_copy)
             spec.save()
-        space = SearchSpace.load(space_copy)
+        space = load_space(space_copy)
         datasets = {d: load_dataset(d) for d in spec.datasets}
         for d, ds in datasets.items():  # a changed dataset is refused before Ray starts
             spec.verify_dataset(d, ds.content_hash())
@@ -330,7 +331,7 @@ def new_spec(name: str, storage: str, space_file: str, datasets: list[str], tria
     datasets = [str(Path(dataset_path(d)).resolve()) for d in datasets]  # d4rl: names -> their local files
     hashes = {d: load_dataset(d).content_hash() for d in datasets}  # fails early, one line
     try:
-        space = SearchSpace.load(space_file)
+        space = load_space(space_file)
     except SearchSpaceError as exc:
         raise SweepError(str(exc)) from None
     merged = apply_overrides(with_source_agent(base, baselines), overrides)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from search_spaces.space import SearchSpace
+from search_spaces.parse import load_space
 from trials.dataset import load_dataset
 from trials.pool import load_or_train_pool
 from tuner.spec import SweepSpec
@@ -20,7 +20,7 @@ from tuner.sweep import trial_base
 torch.set_num_threads(1)
 study = Path("runs/studies/evidence/sweeps")
 hopper = SweepSpec.load(study / "hopper-medium-100k")
-dynamics = trial_base(hopper, hopper.datasets[0], SearchSpace.load(hopper.root / "space.yaml")).dynamics
+dynamics = trial_base(hopper, hopper.datasets[0], load_space(hopper.root / "space.yaml")).dynamics
 print("dynamics", dynamics.model_dump(mode="json"), flush=True)
 ds = load_dataset("data/evidence/walker2d-random-100k.hdf5")
 for seed in [int(s) for s in sys.argv[1:]]:

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from ax.api.client import Client
 
-from search_spaces import SearchSpace, SearchSpaceError, builtin_names, load_builtin
+from search_spaces import SearchSpace, SearchSpaceError, builtin_names, load_builtin, load_space, space_from_dict
 from search_spaces.space import ChoiceParameter, RangeParameter
 from trials.baselines import hand_tuned
 from trials.config import TrialConfig
@@ -66,7 +66,7 @@ def with_changes(**changes: Any) -> dict[str, Any]:
 def load_text(tmp_path: Path, text: str, name: str = "bad.yaml") -> SearchSpace:
     path = tmp_path / name
     path.write_text(text)
-    return SearchSpace.load(path)
+    return load_space(path)
 
 
 # ---------------------------------------------------------------- shipped files
@@ -240,7 +240,7 @@ def test_malformed_yaml_names_the_line(tmp_path: Path) -> None:
 
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(SearchSpaceError, match=r"nowhere\.yaml: search-space file not found"):
-        SearchSpace.load(tmp_path / "nowhere.yaml")
+        load_space(tmp_path / "nowhere.yaml")
 
 
 def test_search_space_error_is_a_value_error() -> None:
@@ -252,7 +252,7 @@ def test_search_space_error_is_a_value_error() -> None:
 
 @pytest.fixture
 def space() -> SearchSpace:
-    return SearchSpace.from_dict(VALID, source="t.yaml")
+    return space_from_dict(VALID, source="t.yaml")
 
 
 def test_ax_parameters_give_each_branch_its_own_uniquely_named_lambda(space: SearchSpace) -> None:

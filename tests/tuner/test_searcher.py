@@ -26,7 +26,7 @@ import pytest
 import ray
 from ray import tune
 
-from search_spaces import SearchSpace, SearchSpaceError, load_builtin
+from search_spaces import SearchSpaceError, load_builtin, space_from_dict
 from tuner.ax_searcher import AxSearcher
 from tuner.searcher import SEARCHERS, RandomSearcher, make_searcher
 
@@ -34,7 +34,7 @@ ERROR_LAM = 0.0123  # the trainable raises for this lambda
 DIVERGED_LAM = 0.0456  # the trainable reports a diverged run for this lambda
 DIVERGED_SCORE = -5.0
 
-SPACE = SearchSpace.from_dict(
+SPACE = space_from_dict(
     {
         "name": "toy",
         "parameters": {

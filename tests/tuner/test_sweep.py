@@ -103,12 +103,12 @@ def test_export_then_train_reproduces_the_trial(small_sweep: tuple[Path, str], h
 
 
 def test_previous_sweep_warm_starts_the_searcher(small_sweep: tuple[Path, str], hopper_random_file: Path) -> None:
-    from search_spaces.space import SearchSpace
+    from search_spaces.parse import load_space
     from trials.dataset import load_hdf5
     from tuner.sweep import SweepSpec, previous_results, warm_start_points
 
     sweep, _ = small_sweep
-    space = SearchSpace.load(sweep / "space.yaml")
+    space = load_space(sweep / "space.yaml")
     ds = load_hdf5(hopper_random_file)
     points = previous_results(sweep, ds, space)
     scores = sorted(r.last["score"] for r in finished(sweep, hopper_random_file.stem))

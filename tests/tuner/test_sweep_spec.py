@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from search_spaces.space import load_builtin
+from search_spaces.parse import load_builtin
 from tuner.errors import UsageError
 from tuner.presets import load_preset, resolve_space
 from tuner.sweep import SweepSpec, new_spec, trial_base
