@@ -7,7 +7,7 @@
 # were in progress start over (their checkpoints are not kept: 45-90 MB each).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+folders=$(cd runs/studies && ls -d evidence/sweeps/*/confirm)
 tar cf docs/results/confirm-state.tar -C runs/studies --exclude='checkpoint_*' --exclude='events.out.*' \
-    --exclude='*.lock' --exclude='.state-backup' evidence/sweeps/walker2d-random-100k/confirm \
-    $(cd runs/studies && ls -d evidence/sweeps/*/confirm 2>/dev/null | grep -v walker2d || true)
+    --exclude='*.lock' $folders
 ls -la docs/results/confirm-state.tar
