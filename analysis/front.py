@@ -107,7 +107,7 @@ def pool_rows(sweep: SweepSpec) -> list[dict[str, Any]]:
     """One record per dynamics pool stored in the sweep (its training as recorded beside its weights)."""
     rows = []
     for path in sorted(sweep.pool_dir.glob("pool-*.pt")):
-        saved = read_pool(path, path.stem)
+        saved = read_pool(path, path.stem, "left out of the table (the next trial that needs it trains it again)")
         if saved is None:  # damaged: the next trial that needs it trains it again (trials.pool)
             continue
         fit = saved.get("fit", {})

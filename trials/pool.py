@@ -130,10 +130,10 @@ def load_or_train_pool(ds: Dataset, seed: int, cfg: DynamicsConfig, pool_dir: Pa
 POOL_FIELDS = ("key", "config", "state", "epochs", "train_seconds")
 
 
-def read_pool(path: Path, key: str) -> dict[str, Any] | None:
+def read_pool(path: Path, key: str, then: str = "training it again") -> dict[str, Any] | None:
     """The pool stored in ``path`` for ``key``, or None when the file is damaged (truncated, zeroed, not a
     pool) or holds another pool: a pool is derived from the dataset, the seed and the config, so the
-    caller trains it again; one line says so."""
+    caller trains it again; one line says so, and ``then`` what the caller does about it."""
     try:
         saved = torch.load(path, map_location="cpu", weights_only=True)
     except (OSError, EOFError, RuntimeError, ValueError, pickle.UnpicklingError) as exc:
@@ -145,7 +145,7 @@ def read_pool(path: Path, key: str) -> dict[str, Any] | None:
             why = f"holds pool {saved['key']}"
         else:
             return saved
-    print(f"pool {path}: {why}; training it again", flush=True)
+    print(f"pool {path}: {why}; {then}", flush=True)
     return None
 
 
