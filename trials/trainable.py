@@ -108,6 +108,10 @@ def tune_trainable(config: dict[str, Any], dataset: Dataset | None = None, pool_
     if group is not None and states is not None and GROUP_KEY in states:
         group.load_state_dict(states[GROUP_KEY])
     latest = {s: t.history[-1] for s, t in trainers.items() if t.history}
+    if states is not None and latest and all(t.done for t in trainers.values()):
+        # Restored from the checkpoint of its last epoch, whose report a killed driver never recorded: report
+        # it again, or Tune would end the trial with the epoch before as its last result.
+        tune.report({**combine(latest), "node_id": node_id})
     while not all(t.done for t in trainers.values()):
         if group is not None:
             latest.update(group.run_epoch())
