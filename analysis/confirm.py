@@ -167,12 +167,12 @@ def evaluated(epoch: int, eval_every: int, epochs: int) -> bool:
     return epoch % eval_every == 0 or epoch == epochs
 
 
-def curves(plan: ConfirmPlan, entry: ConfirmDataset) -> pd.DataFrame:
+def curves(plan: ConfirmPlan, entry: ConfirmDataset, runs: dict[str, TrialRecord] | None = None) -> pd.DataFrame:
     """Every evaluation of every run of the confirmation so far (finished runs, and the ones in progress in
     its own folder): columns ``arm``, ``budget``, ``seed``, ``updates`` (SAC updates when evaluated),
     ``score`` (that evaluation's D4RL-normalised score)."""
     labels = {run_key(config): (arm, budget, seed) for arm, budget, seed, config in planned_runs(entry)}
-    records = dict(finished(plan, entry))
+    records = dict(finished(plan, entry) if runs is None else runs)
     for run_dir in sorted((confirm_dir(Path(plan.sweep), plan.source, plan.top_k) / entry.experiment).glob("run-*")):
         for record in read_trials(run_dir):
             if record.history:
@@ -213,12 +213,13 @@ def cell(budget: dict[str, Any]) -> str:
     return _fmt(budget)
 
 
-def final_episodes(plan: ConfirmPlan, entry: ConfirmDataset, budget: str = CONFIRM) -> dict[str, np.ndarray]:
+def final_episodes(plan: ConfirmPlan, entry: ConfirmDataset, budget: str = CONFIRM,
+                   runs: dict[str, TrialRecord] | None = None) -> dict[str, np.ndarray]:
     """Arm -> the D4RL-normalised episode scores of its final policies at ``budget``: every episode of the
     last ``score_window`` evaluations (the ones its score averages) of each seed's finished run. Runs made
     before episodes were recorded contribute none."""
     spec = get_env_spec(entry.name.split("-", 1)[0])
-    runs = finished(plan, entry)
+    runs = finished(plan, entry) if runs is None else runs
     out: dict[str, np.ndarray] = {}
     for arm in entry.arms:
         scores: list[float] = []

@@ -31,7 +31,7 @@ from analysis.importance import importance
 from analysis.online_budget import ucb_curve
 from analysis.results import COMPLETED, SweepResults, load_sweeps
 from trials.files import atomic_write_text
-from tuner.confirm import stored_plans
+from tuner.confirm import finished, stored_plans
 from tuner.spec import SweepSpec
 
 HTML_FILE = "report.html"
@@ -146,12 +146,14 @@ def _confirmation(res: SweepResults, figures: Path) -> tuple[Section | None, lis
             for entry in plan.datasets:
                 name = f"confirm-{info.name}-{entry.experiment}-{plan.top_k or 'all'}.png"
                 which = f"hand-tuned and top {plan.top_k}" if plan.top_k else "every trial"
-                path = plots.plot_confirm_curves(curves(plan, entry), entry.updates["search"],
+                runs = finished(plan, entry)  # read once for the curves and the online budget
+                path = plots.plot_confirm_curves(curves(plan, entry, runs), entry.updates["search"],
                                                  f"{entry.experiment}: {which}", figures / name)
                 if path is not None:
                     files.append(path)
                     blocks.append(Image(path, f"{info.name} / {entry.experiment}"))
-                bandit = _online_budget(plan, entry, figures / name.replace("confirm-", "online-budget-"))
+                bandit = _online_budget(final_episodes(plan, entry, runs=runs), entry,
+                                        figures / name.replace("confirm-", "online-budget-"))
                 if bandit is not None:
                     files.append(bandit.path)
                     blocks += [Paragraph(bandit.text), Image(bandit.path, f"online budget, {entry.experiment}")]
@@ -166,10 +168,9 @@ class _Bandit:
     text: str
 
 
-def _online_budget(plan: Any, entry: Any, path: Path) -> _Bandit | None:
+def _online_budget(episodes: dict[str, Any], entry: Any, path: Path) -> _Bandit | None:
     """The UCB-bandit curve over the confirmation's candidates (every arm but the baseline) from their final
     policies' recorded episodes at the confirm budget; None when fewer than two candidates have episodes."""
-    episodes = final_episodes(plan, entry)
     baseline = episodes.pop("baseline", None)
     if len(episodes) < 2:
         return None

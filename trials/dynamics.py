@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import pickle
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -28,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from trials.config import DynamicsConfig
-from trials.files import atomic_write
+from trials.files import TORCH_READ_ERRORS, atomic_write
 from trials.nets import EnsembleLinear
 
 
@@ -142,7 +141,7 @@ def _read_progress(path: Path | None, quiet: bool = False) -> dict[str, Any] | N
         return None
     try:
         saved = torch.load(path, weights_only=False)
-    except (OSError, EOFError, RuntimeError, ValueError, pickle.UnpicklingError, AttributeError, ImportError) as exc:
+    except TORCH_READ_ERRORS as exc:
         why = f"unreadable ({type(exc).__name__})"
     else:
         if isinstance(saved, dict) and saved.get("file", path.name) == path.name and "epoch" in saved:

@@ -23,7 +23,7 @@ class DamagedFileError(ValueError):
 
 
 #: What reading a damaged torch file raises (a zip reader's error, a truncated pickle, a wrong type).
-_TORCH_READ_ERRORS = (OSError, EOFError, RuntimeError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile,
+TORCH_READ_ERRORS = (OSError, EOFError, RuntimeError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile,
                       AttributeError, ImportError, KeyError, IndexError)
 
 
@@ -39,16 +39,20 @@ def read_torch(path: Path, what: str, hint: str, **load: Any) -> Any:
 
     try:
         return torch.load(path, **load)
-    except _TORCH_READ_ERRORS as exc:
+    except TORCH_READ_ERRORS as exc:
         raise DamagedFileError(f"{path}: {what} unreadable ({_first_line(exc)}); {hint}") from None
 
 
-def read_json(path: Path, what: str, hint: str) -> Any:
-    """The JSON in ``path``, or :class:`DamagedFileError` (one line, as :func:`read_torch`)."""
+def read_json(path: Path, what: str, hint: str, keys: tuple[str, ...] = ()) -> Any:
+    """The JSON in ``path``, or :class:`DamagedFileError` (one line, as :func:`read_torch`); with ``keys``,
+    it must be a mapping that holds them (another file of the same format in its place is damage too)."""
     try:
-        return json.loads(Path(path).read_text())
+        data = json.loads(Path(path).read_text())
     except (UnicodeDecodeError, ValueError) as exc:
         raise DamagedFileError(f"{path}: {what} unreadable ({_first_line(exc)}); {hint}") from None
+    if keys and not (isinstance(data, dict) and all(k in data for k in keys)):
+        raise DamagedFileError(f"{path}: not a {what} (no {', '.join(keys)}); {hint}")
+    return data
 
 
 def file_mode() -> int:

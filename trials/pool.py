@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import pickle
 import time
 from dataclasses import dataclass, field
 from functools import partial
@@ -28,7 +27,7 @@ from filelock import FileLock
 from trials.config import DynamicsConfig
 from trials.dataset import Dataset
 from trials.dynamics import EnsembleDynamics, FitResult, fit
-from trials.files import atomic_write
+from trials.files import TORCH_READ_ERRORS, atomic_write
 from trials.nets import seeded
 
 
@@ -136,7 +135,7 @@ def read_pool(path: Path, key: str, then: str = "training it again") -> dict[str
     caller trains it again; one line says so, and ``then`` what the caller does about it."""
     try:
         saved = torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, EOFError, RuntimeError, ValueError, pickle.UnpicklingError) as exc:
+    except TORCH_READ_ERRORS as exc:
         why = f"unreadable ({type(exc).__name__}: {str(exc).splitlines()[0][:80]})"
     else:
         if not isinstance(saved, dict) or not all(f in saved for f in POOL_FIELDS):

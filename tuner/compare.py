@@ -36,7 +36,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -46,6 +46,10 @@ from tuner.errors import UsageError
 from tuner.interrupts import fit
 from tuner.records import RAN_OUT, TrialRecord, read_trials, restore_missing_checkpoints, trial_dirname
 from tuner.storage import raise_if_disk_full, trial_failure, whole_file_fs
+
+if TYPE_CHECKING:
+    from search_spaces.space import SearchSpace
+    from tuner.spec import SweepSpec
 
 #: A plan model (compare or confirm).
 PlanT = TypeVar("PlanT", bound=BaseModel)
@@ -153,11 +157,13 @@ def read_plan(path: Path, model: type[PlanT], remedy: str) -> PlanT | None:
     if not path.is_file():
         return None
     try:
-        return model.model_validate_json(path.read_bytes())
+        plan = model.model_validate_json(path.read_bytes())
     except ValidationError as exc:
         print(f"note: {path}: damaged plan ({exc.error_count()} errors, first: {exc.errors()[0]['msg']}); "
               f"{remedy} writes it again", file=sys.stderr)
         return None
+    # ``<sweep>/<compare or confirm>/<name>/plan.json``: the sweep is where the plan is now (it may have moved).
+    return plan.model_copy(update={"sweep": str(path.resolve().parent.parent.parent)})
 
 
 def save_plan(plan: ComparePlan) -> Path:
@@ -182,7 +188,8 @@ def fresh_seeds(sweep_seeds: Sequence[int], count: int) -> list[int]:
     return list(range(max(sweep_seeds) + 1, max(sweep_seeds) + 1 + count))
 
 
-def open_sweep(sweep_dir: Path, source: str, seeds: int, only: list[str] | None) -> tuple[Any, Any, list[str]]:
+def open_sweep(sweep_dir: Path, source: str, seeds: int, only: list[str] | None
+               ) -> tuple[SweepSpec, SearchSpace, list[str]]:
     """The checks a re-run of a sweep's configurations starts with (cheap ones first: a mistyped argument
     should not wait for Ray and Ax to import), then the sweep's spec, its space and the datasets asked for
     (``only``: file stems or paths). Raises :class:`UsageError` with one line."""
@@ -278,10 +285,10 @@ def run_grid(run_dir: Path) -> list[dict[str, Any]] | None:
     if not listed.is_file():
         return None
     try:
-        return list(read_json(listed, "grid of run configs", "its unfinished runs start again")["configs"])
-    except (DamagedFileError, KeyError, TypeError) as exc:
-        print(f"note: {exc if isinstance(exc, DamagedFileError) else f'{listed}: not a grid of run configs'}",
-              file=sys.stderr)
+        return list(read_json(listed, "grid of run configs", "its unfinished runs start again", ("configs",))
+                    ["configs"])
+    except DamagedFileError as exc:
+        print(f"note: {exc}", file=sys.stderr)
         return None
 
 
@@ -353,6 +360,16 @@ class RunSet:
     total: int
     """Runs planned in all (finished or not), for the progress lines."""
 
+    @property
+    def storage(self) -> Path:
+        """Where the experiment's ``run-NNN`` folders are."""
+        return self.folder / self.experiment
+
+    @property
+    def prefix(self) -> str:
+        """``[compare hopper-medium-100k]``: how progress lines start."""
+        return f"[{self.tag} {self.experiment}]"
+
 
 def _restorable(storage: Path, pending: list[Run]) -> tuple[Path, list[dict[str, Any]], set[str]] | None:
     """:func:`unfinished_in_newest`, when every run it left is still pending (a plan since narrowed would
@@ -391,7 +408,7 @@ def _run_experiment(runs: RunSet, todo: list[Run], concurrency: int, callbacks: 
     # Tune pickles its callbacks with the experiment: this one refers to nothing of this package by name,
     # so a run restored by a later version of the code still loads it.
     labels = {json.dumps(config, sort_keys=True): text for text, config in todo}
-    prefix = f"[{runs.tag} {runs.experiment}]"
+    prefix = runs.prefix
 
     def label(trial: Any) -> str:
         base = trial.config.get("base")
@@ -407,7 +424,7 @@ def _run_experiment(runs: RunSet, todo: list[Run], concurrency: int, callbacks: 
         def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
             print(f"{prefix} {label(trial)} failed: see {trial_failure(trial)}", flush=True)
 
-    storage = runs.folder / runs.experiment
+    storage = runs.storage
     storage.mkdir(parents=True, exist_ok=True)
     name = f"run-{len(list(storage.glob('run-*'))) + 1:03d}"
     grid = [config for _, config in todo]
@@ -429,10 +446,8 @@ def _run_experiment(runs: RunSet, todo: list[Run], concurrency: int, callbacks: 
 def run_pending(runs: RunSet, todo: list[Run], concurrency: int, callbacks: list[Any] | None = None) -> None:
     """Make the runs ``todo`` of one experiment (none of them finished): continue the newest ``run-NNN``
     when it was cut short and everything it left is still wanted, then start the rest in a new one."""
-    prefix = f"[{runs.tag} {runs.experiment}]"
-    storage = runs.folder / runs.experiment
     if not todo:
-        print(f"{prefix} all {runs.total} runs cached in {storage}", flush=True)
+        print(f"{runs.prefix} all {runs.total} runs cached in {runs.storage}", flush=True)
         return
     from tuner.trackers import tune_settings  # noqa: PLC0415
 
@@ -441,20 +456,18 @@ def run_pending(runs: RunSet, todo: list[Run], concurrency: int, callbacks: list
 
 
 def _run_pending(runs: RunSet, todo: list[Run], concurrency: int, callbacks: list[Any] | None) -> None:
-    prefix = f"[{runs.tag} {runs.experiment}]"
-    storage = runs.folder / runs.experiment
     _init_ray()
     start = time.perf_counter()
-    cut_short = _restorable(storage, todo)
+    cut_short = _restorable(runs.storage, todo)
     if cut_short is not None:
         run_dir, grid, left = cut_short
-        print(f"{prefix} resuming {len(left)} of {runs.total} runs in {run_dir}", flush=True)
+        print(f"{runs.prefix} resuming {len(left)} of {runs.total} runs in {run_dir}", flush=True)
         _resume_experiment(runs, run_dir, grid)
         todo = [run for run in todo if run_key(run[1]) not in left]  # a run that failed again waits
     if todo:
-        print(f"{prefix} running {len(todo)} of {runs.total} runs ({concurrency} at a time)", flush=True)
+        print(f"{runs.prefix} running {len(todo)} of {runs.total} runs ({concurrency} at a time)", flush=True)
         _run_experiment(runs, todo, concurrency, callbacks or [])
-    print(f"{prefix} done in {time.perf_counter() - start:.0f} s: {storage}", flush=True)
+    print(f"{runs.prefix} done in {time.perf_counter() - start:.0f} s: {runs.storage}", flush=True)
 
 
 def run_compare(plan: ComparePlan, concurrency: int, callbacks: list[Any] | None = None) -> dict[str, int]:

@@ -180,8 +180,8 @@ def _updates(cfg: TrialConfig) -> int:
 
 def confirm_overrides(search: TrialConfig, given: dict[str, Any]) -> dict[str, Any]:
     """The confirm budget's overrides: ``given``, with ``epochs`` set to :data:`DEFAULT_FACTOR` times the
-    search's when neither ``epochs`` nor ``steps_per_epoch`` is; refused (one line) when a key is fixed or
-    the budget is not larger than the search's."""
+    search's when neither ``epochs`` nor ``steps_per_epoch`` is. Raises :class:`UsageError` (one line) when
+    a key is fixed, a value is invalid, or the budget is not larger than the search's."""
     for key in given:
         if key in FIXED_KEYS or key.split(".", 1)[0] in FIXED_KEYS:
             raise UsageError(f"--set {key}: cannot be changed by confirm (it runs every arm on its own "
@@ -189,6 +189,13 @@ def confirm_overrides(search: TrialConfig, given: dict[str, Any]) -> dict[str, A
     out = dict(given)
     if "epochs" not in out and "steps_per_epoch" not in out:
         out["epochs"] = search.epochs * DEFAULT_FACTOR
+    try:
+        large = search.with_overrides(out)
+    except ConfigError as exc:
+        raise UsageError(f"--set: {exc}") from None
+    if _updates(large) <= _updates(search):
+        raise UsageError(f"--set {' '.join(f'{k}={v}' for k, v in given.items())}: the confirm budget "
+                         f"({_updates(large):,} SAC updates) must be larger than the search's ({_updates(search):,})")
     return out
 
 
@@ -220,13 +227,6 @@ def plan_confirm(sweep_dir: Path, source: str, top_k: int | None, seeds: int, ov
         name = f"{data.meta.env}-{data.meta.level}"
         base = trial_base(spec, path, space)
         plan.overrides = confirm_overrides(base, overrides)
-        try:
-            large = base.with_overrides(plan.overrides)
-        except ConfigError as exc:
-            raise UsageError(f"--set: {exc}") from None
-        if _updates(large) <= _updates(base):
-            raise UsageError(f"--set {' '.join(f'{k}={v}' for k, v in overrides.items())}: the confirm budget "
-                             f"({_updates(large):,} SAC updates) must be larger than the search's ({_updates(base):,})")
         records = read_trials(spec.experiment_dir(path))
         ranked = best_trials(records, len(records)) if top_k is not None else sorted(
             (r for r in records if r.status in RAN_OUT and isinstance(r.last.get("score"), (int, float))),
@@ -273,7 +273,8 @@ def plan_confirm(sweep_dir: Path, source: str, top_k: int | None, seeds: int, ov
                 measured[arm_name] = speed / max(len(record.seeds), 1)
         plan.datasets.append(ConfirmDataset(
             dataset=path, experiment=spec.experiment_name(path), name=name, seeds=run_seeds,
-            updates={SEARCH: _updates(base), CONFIRM: _updates(large)}, arms=arms, seconds_per_update=measured))
+            updates={SEARCH: _updates(base), CONFIRM: _updates(base.with_overrides(plan.overrides))}, arms=arms,
+            seconds_per_update=measured))
     if not plan.datasets:
         reasons = "; ".join(f"{Path(d).name}: {why}" for d, why in plan.skipped.items())
         raise UsageError(f"{sweep_dir}: nothing to confirm ({reasons})")
@@ -323,25 +324,29 @@ def run_confirm(plan: ConfirmPlan, concurrency: int, callbacks: list[Any] | None
 
 
 # ---------------------------------------------------------------- progress
+def _ended(plan: ConfirmPlan, entry: ConfirmDataset) -> tuple[int, int]:
+    """(runs finished, runs planned) of one dataset's confirmation."""
+    done = finished(plan, entry)
+    planned = planned_runs(entry)
+    return sum(1 for *_, config in planned if run_key(config) in done), len(planned)
+
+
 def progress_lines(sweep_dir: Path) -> list[str]:
     """Per confirmation stored in a sweep folder (``confirm/<source or all>/plan.json``): runs finished of
     planned, and the runs of its newest ``run-NNN`` in progress with their last reported epoch."""
     from tuner.status import epoch_progress  # noqa: PLC0415
 
     lines = []
-    for folder in sorted((Path(sweep_dir) / CONFIRM_DIR).glob("*")):
-        plan = load_plan(folder)
-        if plan is None:
-            continue
+    for plan in stored_plans(sweep_dir):
+        folder = confirm_dir(Path(plan.sweep), plan.source, plan.top_k)
         for entry in plan.datasets:
-            planned = planned_runs(entry)
-            labels = {run_key(c): run_label(arm, budget, seed, entry.updates) for arm, budget, seed, c in planned}
-            done = finished(plan, entry)
-            ended = sum(1 for _, _, _, c in planned if run_key(c) in done)
+            labels = {run_key(c): run_label(arm, budget, seed, entry.updates)
+                      for arm, budget, seed, c in planned_runs(entry)}
+            ended, total = _ended(plan, entry)
             runs = sorted((folder / entry.experiment).glob("run-*"))
             running = [f"{labels.get(run_key(r.trial_config().to_dict()), r.name)} epoch {epoch_progress(r)}"
                        for r in (read_trials(runs[-1]) if runs else []) if r.status == "running"]
-            lines.append(f"confirm {folder.name} {entry.experiment}: {ended}/{len(planned)} runs finished"
+            lines.append(f"confirm {folder.name} {entry.experiment}: {ended}/{total} runs finished"
                          + (f"; in progress (last reports): {', '.join(running)}" if running else ""))
     return lines
 
@@ -349,15 +354,8 @@ def progress_lines(sweep_dir: Path) -> list[str]:
 def finished_count(sweep_dir: Path, top_k: int | None, source: str) -> tuple[int, int]:
     """(runs finished, runs planned) of the confirmation stored for ``top_k`` (0, 0 before its plan)."""
     plan = load_plan(confirm_dir(Path(sweep_dir), source, top_k))
-    if plan is None:
-        return 0, 0
-    total = ended = 0
-    for entry in plan.datasets:
-        done = finished(plan, entry)
-        planned = planned_runs(entry)
-        total += len(planned)
-        ended += sum(1 for _, _, _, c in planned if run_key(c) in done)
-    return ended, total
+    counts = [_ended(plan, entry) for entry in plan.datasets] if plan is not None else []
+    return sum(e for e, _ in counts), sum(t for _, t in counts)
 
 
 def stored_plans(sweep_dir: Path) -> list[ConfirmPlan]:

@@ -160,16 +160,18 @@ def whole_file_fs() -> pafs.FileSystem:
     return pafs.PyFileSystem(WholeFileLocalHandler())
 
 
-def disk_full(exc: BaseException | str) -> bool:
-    """Whether ``exc`` (or an exception it wraps; Ray's carry the cause only as text) is ENOSPC."""
+def _chain(exc: BaseException | str) -> Iterator[BaseException | str]:
+    """``exc`` and the exceptions it wraps (a text is its own chain)."""
     seen: BaseException | str | None = exc
     while seen is not None:
-        if isinstance(seen, OSError) and seen.errno == errno.ENOSPC:
-            return True
-        if "No space left on device" in str(seen) or "[Errno 28]" in str(seen):
-            return True
+        yield seen
         seen = (seen.__cause__ or seen.__context__) if isinstance(seen, BaseException) else None
-    return False
+
+
+def disk_full(exc: BaseException | str) -> bool:
+    """Whether ``exc`` (or an exception it wraps; Ray's carry the cause only as text) is ENOSPC."""
+    return any((isinstance(e, OSError) and e.errno == errno.ENOSPC) or "No space left on device" in str(e)
+               or "[Errno 28]" in str(e) for e in _chain(exc))
 
 
 def raise_if_disk_full(result: Any, where: Path) -> None:
@@ -222,10 +224,6 @@ def full_filesystem_line(exc: BaseException, command: str) -> str | None:
     being written): one line naming where it could not write and what to do; None for other errors."""
     if not disk_full(exc):
         return None
-    seen: BaseException | None = exc
-    where = None
-    while seen is not None and where is None:
-        where = getattr(seen, "filename", None)
-        seen = seen.__cause__ or seen.__context__
+    where = next((e.filename for e in _chain(exc) if getattr(e, "filename", None)), None)
     place = f"the filesystem of {Path(where).parent}" if where else "a filesystem this command writes to"
     return f"{place} is full (no space left on device); free space there, then run: {command}"

@@ -125,11 +125,13 @@ class Stages:
         self.data: dict[str, dict[str, Any]] = {}
         if self.path.is_file():
             try:
-                self.data = dict(read_json(self.path, "record of the study's stages", "starting it afresh"))
-            except (DamagedFileError, TypeError, ValueError) as exc:
-                # Derived: each stage finds its own outputs complete again (a finished sweep, cached runs).
-                _say(f"{exc if isinstance(exc, DamagedFileError) else f'{self.path}: not a stage record'}; each "
-                     f"stage checks its outputs again")
+                data = read_json(self.path, "record of the study's stages", "each stage checks its outputs again")
+                if not isinstance(data, dict):
+                    raise DamagedFileError(f"{self.path}: not a record of the study's stages; each stage checks "
+                                           f"its outputs again")
+                self.data = data
+            except DamagedFileError as exc:
+                _say(str(exc))  # derived: each stage finds its own outputs complete again (a sweep, cached runs)
 
     def done(self, key: str) -> bool:
         return bool(self.data.get(key, {}).get("done"))
@@ -147,15 +149,15 @@ def _generate(spec: StudySpec, ds: StudyDataset, folder: Path, base: dict[str, A
     from trials.generate import GenerateConfig, generate  # noqa: PLC0415
 
     path = Path(ds.path)
+    present = None
     if path.is_file() and ds.generated:
         try:
-            load_dataset(path)
+            present = load_dataset(path)
         except DatasetError as exc:  # derived from its recipe: made again (a sweep checks its content hash)
             _say(f"{exc}; generating it again from its recipe")
             path.unlink()
     if path.is_file():
-        if ds.generated:  # a file of that name must be what the recipe would make
-            present = load_dataset(path)
+        if present is not None:  # a file of that name must be what the recipe would make
             found = (present.meta.env, present.meta.level, present.meta.seed, len(present))
             wanted = (ds.env, ds.level, ds.seed, ds.size)
             if found != wanted:
