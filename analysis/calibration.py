@@ -1,5 +1,5 @@
 """How well each uncertainty heuristic tracks the true model error: correlation tables and scatter plots
-from a :class:`trials.calibration.CalibrationResult`.
+from a :class:`trials.measure.calibration.CalibrationResult`.
 
 For every horizon k (the model step a prediction is made at; k = 1 is one step from dataset states) and
 every heuristic: Spearman's rank correlation (what a penalty needs: rank transitions by how wrong the
@@ -24,8 +24,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from trials.calibration import CalibrationResult
 from trials.files import DamagedFileError, atomic_write_text, read_json
+from trials.measure.calibration import CalibrationResult
 
 RESULT_FILE = "calibration.npz"
 TABLE_CSV = "calibration.csv"

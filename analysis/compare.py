@@ -1,4 +1,4 @@
-"""The table of best found vs hand-tuned, from the runs ``tuner.compare`` cached in ``<sweep>/compare/<source>/``.
+"""The table of best found vs hand-tuned, from the runs ``tuner.run.compare`` cached in ``<sweep>/compare/<source>/``.
 
 Per dataset, on the fresh seeds (which neither arm was selected on): the baseline's and the best
 configuration's mean ± standard deviation of the final D4RL-normalised score, and their difference
@@ -22,7 +22,15 @@ import pandas as pd
 from scipy import stats
 
 from analysis.tables import write_table
-from tuner.compare import CompareArm, ComparePlan, arm_run_config, compare_dir, finished_runs, load_plan, run_key
+from tuner.store.compare_plan import (
+    CompareArm,
+    ComparePlan,
+    arm_run_config,
+    compare_dir,
+    finished_runs,
+    load_plan,
+    run_key,
+)
 
 TABLE_CSV = "comparison.csv"
 TABLE_JSON = "comparison.json"

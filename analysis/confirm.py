@@ -1,4 +1,4 @@
-"""The fidelity-transfer table and the learning curves of a confirmation (``tuner.confirm``).
+"""The fidelity-transfer table and the learning curves of a confirmation (``tuner.run.confirm``).
 
 Per dataset: each arm's score at the search budget and at the confirm budget (mean ± sample standard
 deviation over the same seeds, per seed in the JSON); Kendall's tau between the arms' mean scores at the
@@ -24,8 +24,8 @@ from scipy import stats
 from analysis.compare import bootstrap_interval, mean_std, welch_interval
 from analysis.tables import write_table
 from trials.envs import get_env_spec
-from tuner.compare import run_key
-from tuner.confirm import (
+from tuner.store.compare_plan import run_key
+from tuner.store.confirm_plan import (
     CONFIRM,
     SEARCH,
     ConfirmDataset,
@@ -35,7 +35,7 @@ from tuner.confirm import (
     planned_runs,
     run_config,
 )
-from tuner.records import TrialRecord, read_trials
+from tuner.store.records import TrialRecord, read_trials
 
 TABLE_CSV = "confirmation.csv"
 TABLE_JSON = "confirmation.json"
@@ -162,7 +162,7 @@ def format_confirmation(rows: list[dict[str, Any]]) -> str:
 
 
 def evaluated(epoch: int, eval_every: int, epochs: int) -> bool:
-    """Whether the trainer evaluated at ``epoch`` (``trials.mopo``'s rule; reports between evaluations
+    """Whether the trainer evaluated at ``epoch`` (``trials.run.mopo``'s rule; reports between evaluations
     repeat the last one's score)."""
     return epoch % eval_every == 0 or epoch == epochs
 

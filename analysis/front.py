@@ -13,9 +13,9 @@ from analysis.calibration import read_calibration
 from analysis.compare import sources_compared, write_comparison
 from analysis.confirm import cell, transfer_summary, write_confirmation
 from analysis.document import Paragraph, Section, Table
-from trials.pool import read_pool
-from tuner.confirm import stored_plans
-from tuner.spec import SweepSpec
+from trials.models.pool import read_pool
+from tuner.store.confirm_plan import stored_plans
+from tuner.store.spec import SweepSpec
 
 
 def _num(value: Any, digits: int = 2) -> str:
@@ -108,7 +108,7 @@ def pool_rows(sweep: SweepSpec) -> list[dict[str, Any]]:
     rows = []
     for path in sorted(sweep.pool_dir.glob("pool-*.pt")):
         saved = read_pool(path, path.stem, "left out of the table (the next trial that needs it trains it again)")
-        if saved is None:  # damaged: the next trial that needs it trains it again (trials.pool)
+        if saved is None:  # damaged: the next trial that needs it trains it again (trials.models.pool)
             continue
         fit = saved.get("fit", {})
         losses = saved["state"]["holdout_loss"].tolist()

@@ -2,7 +2,7 @@
 
 Sections (HTML anchors): ``front`` (when a comparison exists: the result per dataset, see
 ``analysis.front``), ``summary`` (datasets, trials, searcher, budget), ``best`` (the best
-configuration of each sweep and dataset, with the train-ready YAML ``tuner.export.export_best`` wrote),
+configuration of each sweep and dataset, with the train-ready YAML ``tuner.store.export.export_best`` wrote),
 ``comparison`` (best found vs hand-tuned, if ``mbrl-tune compare`` results are cached in the sweep),
 ``calibration`` (if ``mbrl-tune calibrate --out <sweep>/calibration`` ran), ``plots`` (best so far per
 trial, learning curves, score vs each searched parameter, score by penalty, parallel coordinates),
@@ -31,8 +31,8 @@ from analysis.importance import importance
 from analysis.online_budget import ucb_curve
 from analysis.results import COMPLETED, SweepResults, load_sweeps
 from trials.files import atomic_write_text
-from tuner.confirm import finished, stored_plans
-from tuner.spec import SweepSpec
+from tuner.store.confirm_plan import finished, stored_plans
+from tuner.store.spec import SweepSpec
 
 HTML_FILE = "report.html"
 MD_FILE = "report.md"
@@ -196,7 +196,7 @@ def _calibration(res: SweepResults, figures: Path) -> Section:
         "Correlation of each uncertainty heuristic with the true one-step error of the learned model's mean "
         "prediction (real MuJoCo stepped from the simulator state behind each state), at model step k of "
         "rollouts from dataset states. Spearman: rank agreement, what a penalty needs; exact_fraction: share "
-        "of rows whose simulator state is exact (see trials/calibration.py).")]
+        "of rows whose simulator state is exact (see trials/measure/calibration.py).")]
     found = False
     for info in res.sweeps:
         out = read_calibration(info.root / "calibration")
@@ -277,7 +277,7 @@ def _title(infos: list[SweepSpec]) -> str:
 def build_report(sweep_dirs: list[Path], out_dir: Path,
                  best_configs: dict[tuple[str, str], Path] | None = None, title: str | None = None) -> ReportFiles:
     """Write ``report.html``, ``report.md`` and ``figures/`` into ``out_dir``. ``best_configs`` maps
-    (sweep name, dataset stem) to an exported best-config YAML (``tuner.export.export_best``)."""
+    (sweep name, dataset stem) to an exported best-config YAML (``tuner.store.export.export_best``)."""
     res = load_sweeps(list(sweep_dirs))
     figures = out_dir / FIGURES
     figures.mkdir(parents=True, exist_ok=True)

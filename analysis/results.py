@@ -1,8 +1,8 @@
 """A sweep folder as pandas tables: one row per trial, and one row per (trial, epoch).
 
 Reads only what ``mbrl-tune sweep`` wrote (``sweep.json``, ``space.yaml``, the Tune experiment folder of
-each dataset, through :func:`tuner.records.read_trials`); it never trains and never imports Ray.
-``sweep.json`` is read through the Ray-free ``tuner.spec.SweepSpec``.
+each dataset, through :func:`tuner.store.records.read_trials`); it never trains and never imports Ray.
+``sweep.json`` is read through the Ray-free ``tuner.store.spec.SweepSpec``.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import pandas as pd
 
 from search_spaces.parse import load_space
 from search_spaces.space import RangeParameter, SearchSpace
-from tuner.records import ENDED, TrialRecord, read_trials
-from tuner.spec import SweepSpec
+from tuner.store.records import ENDED, TrialRecord, read_trials
+from tuner.store.spec import SweepSpec
 
 #: Trial statuses that carry a final score (ASHA-stopped trials: the score of their last epoch).
 COMPLETED = ENDED
@@ -49,7 +49,7 @@ class SweepResults:
 
 
 def trial_order(record: TrialRecord) -> int:
-    """Tune's creation index of the trial (see :attr:`tuner.records.TrialRecord.order`)."""
+    """Tune's creation index of the trial (see :attr:`tuner.store.records.TrialRecord.order`)."""
     return record.order
 
 

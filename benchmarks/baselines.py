@@ -2,7 +2,7 @@
 
 - :class:`LoopEnsemble`: the dynamics ensemble as separate ``nn.Sequential`` members run in a Python
   loop (same architecture, same soft log-variance bounds, same normalisation; it can copy an
-  :class:`~trials.dynamics.EnsembleDynamics`' weights so both compute the same function);
+  :class:`~trials.models.dynamics.EnsembleDynamics`' weights so both compute the same function);
 - :class:`PlainSAC`: a textbook eager SAC update (two separate critic MLPs, no fusing);
 - :func:`sb3_sac`: stable-baselines3's SAC at equal sizes with a replay buffer pre-filled with random data
   (optional: ``pip install -e '.[bench]'``).
@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trials.dynamics import EnsembleDynamics, bound_logvar
-from trials.nets import mlp
+from trials.models.dynamics import EnsembleDynamics, bound_logvar
+from trials.models.nets import mlp
 
 
 class LoopEnsemble(nn.Module):
@@ -70,7 +70,7 @@ class LoopEnsemble(nn.Module):
     predict = EnsembleDynamics.predict
 
     def decay_loss(self, decays: tuple[float, ...]) -> torch.Tensor:
-        """The L2 weight decay of ``trials.dynamics.fit``: per layer index, summed over members."""
+        """The L2 weight decay of ``trials.models.dynamics.fit``: per layer index, summed over members."""
         total = torch.zeros(())
         for seq in self.members:
             linears = [mod for mod in seq if isinstance(mod, nn.Linear)]

@@ -10,13 +10,13 @@ from benchmarks.baselines import LoopEnsemble, PlainSAC, sb3_available, sb3_sac
 from benchmarks.report import Row, time_speedup
 from benchmarks.sizes import HOPPER_ACT, HOPPER_OBS, Sizes
 from benchmarks.timing import Timing, measure, measure_interleaved
+from trials.agent.sac import SAC, SACConfig
 from trials.config import DynamicsConfig, RolloutPrecision
-from trials.dynamics import EnsembleDynamics, _decay_loss
 from trials.envs import hopper_terminated
-from trials.penalties import PENALTIES
-from trials.replay import ReplayBuffer
-from trials.rollout import rollout
-from trials.sac import SAC, SACConfig
+from trials.models.dynamics import EnsembleDynamics, _decay_loss
+from trials.rollouts.penalties import PENALTIES
+from trials.rollouts.replay import ReplayBuffer
+from trials.rollouts.rollout import rollout
 
 
 def peak_matmul(sizes: Sizes) -> Row:
@@ -44,7 +44,7 @@ def _random_buffer(rows: int, gen: torch.Generator) -> ReplayBuffer:
 
 
 def sac_update(sizes: Sizes) -> Row:
-    """Row 2: one update of ``trials.sac.SAC`` (batch sampled from a replay buffer) against
+    """Row 2: one update of ``trials.agent.sac.SAC`` (batch sampled from a replay buffer) against
     stable-baselines3's ``SAC.train(gradient_steps=1)`` (or, without SB3, a plain eager SAC)."""
     gen = torch.Generator().manual_seed(0)
     buf = _random_buffer(sizes.sac_buffer, gen)
@@ -63,7 +63,8 @@ def sac_update(sizes: Sizes) -> Row:
     per_sample = flops.sac_update(HOPPER_OBS, HOPPER_ACT, sizes.sac_hidden, sizes.sac_layers)
     return Row(
         "sac_update", "sac", t["ours"].median, "s/update", t["ours"].repeats,
-        f"trials.sac.SAC.update on a batch of {sizes.sac_batch} sampled from a {sizes.sac_buffer}-row ReplayBuffer "
+        f"trials.agent.sac.SAC.update on a batch of {sizes.sac_batch} sampled from a "
+        f"{sizes.sac_buffer}-row ReplayBuffer "
         f"(obs {HOPPER_OBS}, act {HOPPER_ACT}, {sizes.sac_layers}x{sizes.sac_hidden} actor and twin critics); "
         f"blocks of {sizes.sac_block} updates alternate with the baselines'",
         flops=float(per_sample * sizes.sac_batch),
@@ -84,7 +85,7 @@ def sac_update(sizes: Sizes) -> Row:
 
 def _nll_step(model: EnsembleDynamics | LoopEnsemble, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
               decay: torch.Tensor) -> None:
-    """The loss and update of one step of ``trials.dynamics.fit`` (Gaussian NLL per member, log-variance
+    """The loss and update of one step of ``trials.models.dynamics.fit`` (Gaussian NLL per member, log-variance
     bound penalty, L2 decay), for either ensemble implementation."""
     mean, logvar = model.forward_normalized(x)
     nll = (((mean - y) ** 2) * torch.exp(-logvar) + logvar).mean(dim=(1, 2)).sum()
@@ -126,7 +127,8 @@ def ensemble_step(sizes: Sizes) -> Row:
                             block=sizes.ens_block)
     return Row(
         "ensemble_step", "ensemble", t["ours"].median, "s/step", t["ours"].repeats,
-        f"one fit-style step of trials.dynamics.EnsembleDynamics ({m} members, {sizes.ens_layers}x{sizes.ens_hidden}, "
+        f"one fit-style step of trials.models.dynamics.EnsembleDynamics "
+        f"({m} members, {sizes.ens_layers}x{sizes.ens_hidden}, "
         f"{b} rows per member gathered from a {sizes.ens_rows}-row training set): forward_normalized, Gaussian NLL + "
         f"log-variance bounds + L2 decay (as in fit), backward, fused Adam (as fit builds it)",
         flops=float(flops.ensemble_step(m, b, HOPPER_OBS, HOPPER_ACT, sizes.ens_hidden, sizes.ens_layers)),
@@ -157,7 +159,7 @@ def _healthy_states(n: int, gen: torch.Generator) -> torch.Tensor:
 
 
 def rollout_rounds(sizes: Sizes) -> list[Row]:
-    """Row 4: ``trials.rollout.rollout`` for every penalty; for max_aleatoric also the same rollout with the
+    """Row 4: ``trials.rollouts.rollout.rollout`` for every penalty; for max_aleatoric also the same rollout with the
     ensemble replaced by a loop over separate members (interleaved with ours)."""
     torch.manual_seed(0)
     gen = torch.Generator().manual_seed(0)
@@ -194,7 +196,8 @@ def rollout_rounds(sizes: Sizes) -> list[Row]:
         t = measure_interleaved(fns, repeats, warmup=0)
         r = stats["ours"]
         transitions = r.transitions  # type: ignore[attr-defined]
-        what = (f"trials.rollout.rollout: {sizes.rollout_states} start states, horizon {sizes.rollout_horizon}, "
+        what = (f"trials.rollouts.rollout.rollout: {sizes.rollout_states} start states, "
+            f"horizon {sizes.rollout_horizon}, "
                 f"{sizes.rollout_members} members ({sizes.rollout_elites} elites, {dyn.layers}x{dyn.hidden}), penalty "
                 f"{penalty}, SAC actor {actor_dims}, into a ReplayBuffer of {buffer.capacity} rows; the model "
                 "predicts deltas ~1e-3 so no state terminates" if penalty == "max_aleatoric"
@@ -210,7 +213,7 @@ def rollout_rounds(sizes: Sizes) -> list[Row]:
         )
         if "loop" in t:
             row.baseline = f"loop over {sizes.rollout_members} members"
-            row.baseline_what = ("the same trials.rollout.rollout with the ensemble replaced by "
+            row.baseline_what = ("the same trials.rollouts.rollout.rollout with the ensemble replaced by "
                                  f"{sizes.rollout_members} nn.Sequential members predicted in a Python loop "
                                  "(benchmarks.baselines.LoopEnsemble, same weights)")
             row.baseline_value = t["loop"].median

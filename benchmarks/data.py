@@ -17,7 +17,7 @@ def hopper_random(data_dir: Path, size: int) -> Path:
     if not path.exists():
         data_dir.mkdir(parents=True, exist_ok=True)
         print(f"generating {path} ...", flush=True)
-        subprocess.run([sys.executable, "-m", "tuner.cli", "datasets", "generate", "--env", "hopper", "--level",
+        subprocess.run([sys.executable, "-m", "tuner.cli.main", "datasets", "generate", "--env", "hopper", "--level",
                         "random", "--size", str(size), "--out", str(path), "--quiet"], check=True,
                        stdout=subprocess.DEVNULL)
     return path

@@ -4,7 +4,7 @@ Trains (or loads) the dataset's pool twice, ``dynamics.bootstrap`` on and off, e
 and prints each pool's fit record: training epochs (to early stopping unless capped), holdout MSE in the
 data's units and in target-std units, and the members' disagreement on the held-out rows (mean over rows
 of the L2 norm over dimensions of the std across members of the predicted means, each dimension in
-its std units; ``trials.dynamics.holdout_errors``).
+its std units; ``trials.models.dynamics.holdout_errors``).
 
     .venv/bin/python -m benchmarks.disagreement --dataset data/hopper-medium-100k.hdf5 --pool-dir runs/pools \\
         --set pool_size=10
@@ -19,8 +19,8 @@ from pathlib import Path
 import torch
 
 from trials.config import DynamicsConfig, parse_overrides
-from trials.dataset import load_dataset
-from trials.pool import load_or_train_pool
+from trials.data.dataset import load_dataset
+from trials.models.pool import load_or_train_pool
 
 
 def main() -> None:

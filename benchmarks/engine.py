@@ -16,8 +16,8 @@ from benchmarks import flops
 from benchmarks.report import Row, time_speedup
 from benchmarks.sizes import HOPPER_ACT, HOPPER_OBS, Sizes
 from trials.config import TrialConfig, apply_overrides
-from trials.dataset import Dataset, load_dataset
-from trials.pool import PoolInfo, load_or_train_pool
+from trials.data.dataset import Dataset, load_dataset
+from trials.models.pool import PoolInfo, load_or_train_pool
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -40,7 +40,7 @@ def train_pool(cfg: TrialConfig, dataset: Dataset) -> tuple[Row, PoolInfo]:
     per_epoch = info.train_seconds / info.epochs
     row = Row(
         "pool_train", "epoch", per_epoch, "s/epoch", info.epochs,
-        f"trials.pool.load_or_train_pool (fit) of {dyn.pool_size} members {dyn.layers}x{dyn.hidden} on "
+        f"trials.models.pool.load_or_train_pool (fit) of {dyn.pool_size} members {dyn.layers}x{dyn.hidden} on "
         f"{n} transitions ({n - n_hold} train, {n_hold} holdout), batch {dyn.batch_size}: mean over "
         f"{info.epochs} epochs of one training (fit has no per-epoch timer; includes normaliser set-up, "
         f"holdout evaluation and best-weight bookkeeping)",

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import torch
 
-from trials.baselines import baseline_sources, hand_tuned
 from trials.config import TrialConfig, parse_overrides
-from trials.dataset import load_dataset
-from trials.trainable import run_standalone
+from trials.data.baselines import baseline_sources, hand_tuned
+from trials.data.dataset import load_dataset
+from trials.run.trainable import run_standalone
 
 
 def main() -> None:

@@ -18,15 +18,15 @@ import torch
 from benchmarks.report import Row, time_speedup
 from benchmarks.sizes import HOPPER_ACT, HOPPER_OBS, Sizes
 from benchmarks.timing import measure_interleaved
+from trials.agent.mobile import bellman_penalty
+from trials.agent.sac import SAC, SACConfig
 from trials.config import DynamicsConfig
-from trials.dataset import load_hdf5
-from trials.dynamics import EnsembleDynamics
-from trials.mobile import bellman_penalty
-from trials.penalties import PENALTIES
-from trials.replay import ReplayBuffer
-from trials.rollout import rollout
-from trials.sac import SAC, SACConfig
-from trials.true_dynamics import Simulator, true_rollout
+from trials.data.dataset import load_hdf5
+from trials.models.dynamics import EnsembleDynamics
+from trials.rollouts.penalties import PENALTIES
+from trials.rollouts.replay import ReplayBuffer
+from trials.rollouts.rollout import rollout
+from trials.rollouts.true_dynamics import Simulator, true_rollout
 
 
 def _buffer(rows: int, gen: torch.Generator) -> ReplayBuffer:
@@ -50,7 +50,7 @@ def critic_ensembles(sizes: Sizes) -> list[Row]:
     for key, label in (("n10", "10 critics"), ("n10_eta1", "10 critics, eta 1 (RAVL)")):
         rows.append(Row(
             f"sac_update[{key}]", "methods", t[key].median, "s/update", t[key].repeats,
-            f"trials.sac.SAC.update with {label}: one batched critic ensemble, batch {sizes.sac_batch}, "
+            f"trials.agent.sac.SAC.update with {label}: one batched critic ensemble, batch {sizes.sac_batch}, "
             f"{sizes.sac_layers}x{sizes.sac_hidden}; blocks of {sizes.sac_block} alternate with the others'",
             baseline="2 critics", baseline_what="the same update with SAC's twin critics (num_critics 2, eta 0)",
             baseline_value=t["n2"].median, speedup=time_speedup(t[key].median, t["n2"].median),
@@ -84,7 +84,7 @@ def mobile_update(sizes: Sizes) -> Row:
                             block=blocks)
     return Row(
         "mobile_update", "methods", t["mobile"].median, "s/update", t["mobile"].repeats,
-        f"trials.mobile.bellman_penalty on the {sizes.sac_batch - n_real} model rows of a {sizes.sac_batch}-row "
+        f"trials.agent.mobile.bellman_penalty on the {sizes.sac_batch - n_real} model rows of a {sizes.sac_batch}-row "
         f"batch ({samples} samples x {sizes.rollout_elites} elites of a {sizes.rollout_members}-member "
         f"{dyn.layers}x{dyn.hidden} ensemble: {samples * sizes.rollout_elites} actor and critic passes per row) "
         "plus the SAC update",
@@ -97,7 +97,7 @@ def _halfcheetah_random(data_dir: Path, size: int) -> Path:
     path = data_dir / f"halfcheetah-random-{size}.hdf5"
     if not path.exists():
         data_dir.mkdir(parents=True, exist_ok=True)
-        subprocess.run([sys.executable, "-m", "tuner.cli", "datasets", "generate", "--env", "halfcheetah",
+        subprocess.run([sys.executable, "-m", "tuner.cli.main", "datasets", "generate", "--env", "halfcheetah",
                         "--level", "random", "--size", str(size), "--out", str(path), "--quiet"], check=True,
                        stdout=subprocess.DEVNULL)
     return path
@@ -132,11 +132,11 @@ def true_rollout_round(sizes: Sizes, data_dir: Path) -> Row:
     t = measure_interleaved({"learned": learned, "true": true}, sizes.rollout_repeats, warmup=1)
     return Row(
         "rollout[true]", "methods", t["true"].median, "s/round", t["true"].repeats,
-        f"trials.true_dynamics.true_rollout: {start.shape[0]} halfcheetah-random start states at their stored "
+        f"trials.rollouts.true_dynamics.true_rollout: {start.shape[0]} halfcheetah-random start states at their stored "
         f"simulator states, horizon {horizon}, all live rows of a step in one mujoco.rollout call "
         f"({sim.frame_skip} physics steps per action), one thread; {stored['true']} transitions stored",
         baseline="learned model", baseline_what=(
-            f"trials.rollout.rollout from the same states in a {sizes.rollout_members}-member "
+            f"trials.rollouts.rollout.rollout from the same states in a {sizes.rollout_members}-member "
             f"{dyn.layers}x{dyn.hidden} ensemble, penalty max_aleatoric ({stored['learned']} transitions)"),
         baseline_value=t["learned"].median, speedup=time_speedup(t["true"].median, t["learned"].median),
         details={**t["true"].summary(), "cost_vs_learned": t["true"].median / t["learned"].median,

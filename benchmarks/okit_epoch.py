@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from trials.config import atomic_write_text
-from trials.dataset import Dataset, load_dataset
+from trials.data.dataset import Dataset, load_dataset
 
 
 class _EvalEnv:

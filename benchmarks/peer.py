@@ -76,9 +76,9 @@ def okit_epoch(okit: Path, dataset: Path, epochs: int, work: Path, tag: str, gli
 
 
 def default_dataset(work: Path) -> Path:
-    from trials.dataset import save_hdf5  # noqa: PLC0415
+    from trials.data.dataset import save_hdf5  # noqa: PLC0415
     from trials.envs import get_env_spec  # noqa: PLC0415
-    from trials.generate import GenerateConfig, generate  # noqa: PLC0415
+    from trials.generation.generate import GenerateConfig, generate  # noqa: PLC0415
 
     path = work / "halfcheetah-random-100k.hdf5"
     if not path.is_file():

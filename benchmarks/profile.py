@@ -20,13 +20,13 @@ from torch.profiler import ProfilerActivity, profile
 from benchmarks import compute
 from benchmarks.baselines import LoopEnsemble
 from benchmarks.sizes import HOPPER_ACT, HOPPER_OBS, full
+from trials.agent.sac import SAC, SACConfig
 from trials.config import DynamicsConfig
-from trials.dynamics import EnsembleDynamics, _decay_loss
 from trials.envs import hopper_terminated
-from trials.penalties import PENALTIES
-from trials.replay import ReplayBuffer
-from trials.rollout import rollout
-from trials.sac import SAC, SACConfig
+from trials.models.dynamics import EnsembleDynamics, _decay_loss
+from trials.rollouts.penalties import PENALTIES
+from trials.rollouts.replay import ReplayBuffer
+from trials.rollouts.rollout import rollout
 
 
 def sac_step() -> Callable[[], None]:

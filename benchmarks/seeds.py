@@ -1,6 +1,6 @@
 """Seeds as one learner (group ``seeds``): one epoch's SAC updates (MOPO's sizes: 1,000 updates of batch
 256, 2x256 networks, twin critics) for S = 1, 2, 4 seeds, the seed-batched learner
-(:class:`trials.seed_batch.SeedBatchedSAC`) against S separate learners run one after another, and the
+(:class:`trials.agent.seed_batch.SeedBatchedSAC`) against S separate learners run one after another, and the
 peak resident memory of each in a fresh process. The rollouts and evaluations of an epoch are per seed
 either way and are not in these rows; the ``seeds_rollout`` rows measure what batching the rollouts
 would buy: one step of a rollout chunk (1,024 rows through the elites of 200x4 members) for S seeds'
@@ -18,10 +18,10 @@ import torch
 from benchmarks.report import Row, time_speedup
 from benchmarks.sizes import HOPPER_ACT, HOPPER_OBS, Sizes
 from benchmarks.timing import measure_interleaved
-from trials.dynamics import EnsembleDynamics
-from trials.replay import ReplayBuffer
-from trials.sac import SAC, SACConfig
-from trials.seed_batch import SeedBatchedSAC
+from trials.agent.sac import SAC, SACConfig
+from trials.agent.seed_batch import SeedBatchedSAC
+from trials.models.dynamics import EnsembleDynamics
+from trials.rollouts.replay import ReplayBuffer
 
 SEED_COUNTS = (1, 2, 4)
 
@@ -80,8 +80,9 @@ def seed_rows(sizes: Sizes) -> list[Row]:
         rows.append(Row(
             f"seeds[S={seeds}]", "seeds", epoch_batched, "s/epoch", t["batched"].repeats,
             f"one epoch of SAC updates ({updates} x batch {sizes.sac_batch}, {sizes.sac_layers}x{sizes.sac_hidden}, "
-            f"twin critics) for {seeds} seed(s) in trials.seed_batch.SeedBatchedSAC, each seed its own batch",
-            baseline=f"{seeds} separate", baseline_what=f"{seeds} trials.sac.SAC learners updated one after another",
+            f"twin critics) for {seeds} seed(s) in trials.agent.seed_batch.SeedBatchedSAC, each seed its own batch",
+            baseline=f"{seeds} separate",
+            baseline_what=f"{seeds} trials.agent.sac.SAC learners updated one after another",
             baseline_value=epoch_separate, speedup=time_speedup(epoch_batched, epoch_separate),
             details={**t["batched"].summary(), "one_seed_s_per_epoch": one_seed,
                      "cost_vs_one_seed": epoch_batched / one_seed,

@@ -18,9 +18,9 @@ from typing import Any
 import torch
 
 from trials.config import TrialConfig, atomic_write_text
-from trials.dataset import load_dataset
-from trials.mopo import MOPOTrainer
-from trials.trainable import build_trainer
+from trials.data.dataset import load_dataset
+from trials.run.mopo import MOPOTrainer
+from trials.run.trainable import build_trainer
 
 
 def _rss_mib() -> float:

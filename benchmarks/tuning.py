@@ -1,5 +1,5 @@
 """The sweep machinery's costs: the Ax searcher's proposal time, Ray Tune's overhead per trial, trials per
-hour of real sweeps (``tuner.sweep.run_sweep``, the code behind ``mbrl-tune sweep``) at concurrency 1 and 2,
+hour of real sweeps (``tuner.run.sweep.run_sweep``, the code behind ``mbrl-tune sweep``) at concurrency 1 and 2,
 and the cost of a K-trial sweep with the shared pool against retraining the pool in every trial."""
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from benchmarks.report import Row, time_speedup
 from benchmarks.sizes import Sizes
 from search_spaces import load_builtin
 from trials.config import TrialConfig
-from trials.dataset import load_dataset
-from trials.pool import load_or_train_pool
+from trials.data.dataset import load_dataset
+from trials.models.pool import load_or_train_pool
 
 
 def synthetic_score(overrides: dict[str, Any]) -> float:
@@ -41,11 +41,11 @@ def quiet_ax() -> None:
 
 
 def ax_proposals(sizes: Sizes) -> list[Row]:
-    """Row 7: seconds of one ``get_next_trials(max_trials=1)`` of ``tuner.ax_searcher.AxSearcher`` (one torch
+    """Row 7: seconds of one ``get_next_trials(max_trials=1)`` of ``tuner.search.ax.AxSearcher`` (one torch
     thread, as in sweeps) once ``n`` synthetic trials are completed. Timed proposals are then marked
     abandoned, so the model keeps exactly ``n`` completed trials."""
     quiet_ax()
-    from tuner.ax_searcher import AxSearcher  # noqa: PLC0415  (Ax import is slow)
+    from tuner.search.ax import AxSearcher  # noqa: PLC0415  (Ax import is slow)
 
     rows = []
     for space_name in sizes.ax_spaces:
@@ -138,9 +138,9 @@ def _sweep_pool(dataset: Path, preset: dict[str, Any], pool_dir: Path) -> tuple[
 def _one_sweep(dataset: Path, preset: dict[str, Any], trials: int, concurrency: int, pool_file: Path,
                storage: Path) -> tuple[float, int]:
     """Run one real sweep (quick.yaml, Ax, one seed) with its pool pre-placed; wall seconds, finished trials."""
-    from tuner.presets import resolve_space  # noqa: PLC0415
-    from tuner.records import read_trials  # noqa: PLC0415
-    from tuner.sweep import new_spec, run_sweep  # noqa: PLC0415
+    from tuner.run.sweep import new_spec, run_sweep  # noqa: PLC0415
+    from tuner.store.presets import resolve_space  # noqa: PLC0415
+    from tuner.store.records import read_trials  # noqa: PLC0415
 
     spec = new_spec(name=f"c{concurrency}", storage=str(storage), space_file=resolve_space("quick"),
                     datasets=[str(dataset)], trials=trials, concurrency=concurrency, seeds=[0], searcher="ax",
@@ -159,7 +159,7 @@ def _one_sweep(dataset: Path, preset: dict[str, Any], trials: int, concurrency: 
 
 def sweep_rows(sizes: Sizes, dataset: Path, work_dir: Path, measured: dict[str, Row]) -> list[Row]:
     """Rows 10 and 6 (needs :func:`local_ray`): trials per hour of real sweeps, then the K-trial sweep cost."""
-    from tuner.presets import load_preset  # noqa: PLC0415
+    from tuner.store.presets import load_preset  # noqa: PLC0415
 
     quiet_ax()
     preset = load_preset(sizes.sweep_preset)
@@ -172,7 +172,7 @@ def sweep_rows(sizes: Sizes, dataset: Path, work_dir: Path, measured: dict[str, 
         rates[c] = sizes.sweep_trials / wall * 3600
         row = Row(
             f"trials_per_hour[c={c}]", "sweeps", rates[c], "trials/h", sizes.sweep_trials,
-            f"real sweep (tuner.sweep.run_sweep, as mbrl-tune sweep: quick.yaml, Ax, 1 seed, preset "
+            f"real sweep (tuner.run.sweep.run_sweep, as mbrl-tune sweep: quick.yaml, Ax, 1 seed, preset "
             f"'{sizes.sweep_preset}') of {sizes.sweep_trials} trials at concurrency {c} on {dataset.name}, pool "
             "trained beforehand; trials / wall time of run_sweep (includes its start-up: dataset load, pool-load "
             "task, searcher)",

@@ -61,13 +61,9 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
-
-if TYPE_CHECKING:
-    from ax.api.configs import ChoiceParameterConfig, RangeParameterConfig
-    from optuna.distributions import BaseDistribution
 
 ChoiceValue = str | int | float | bool
 """A value a choice parameter can take."""
@@ -220,10 +216,6 @@ class Constraint:
         """Whether a point satisfies the constraint."""
         return overrides[self.lower] <= overrides[self.upper]
 
-    def ax_expression(self) -> str:
-        """The constraint in Ax's ``parameter_constraints`` syntax."""
-        return f"{self.lower} <= {self.upper}"
-
 
 class _SuggestTrial(Protocol):
     """The part of ``optuna.trial.Trial`` that a define-by-run function uses."""
@@ -281,42 +273,7 @@ class SearchSpace:
                 chosen = param.match(choices.get(param.key))
                 yield from param.depends.get(chosen, ()) if chosen is not None else ()
 
-    # ------------------------------------------------------------------ Ax
-
-    def to_ax_parameters(self) -> list[RangeParameterConfig | ChoiceParameterConfig]:
-        """Ax parameter configs, branch parameters named ``<key>__<value>`` and wired as dependents."""
-        from ax.api.configs import ChoiceParameterConfig, RangeParameterConfig
-
-        configs: list[RangeParameterConfig | ChoiceParameterConfig] = []
-        for param, _, _ in self.iter_parameters():
-            if isinstance(param, RangeParameter):
-                bounds = (int(param.low), int(param.high)) if param.kind == "int" else (param.low, param.high)
-                configs.append(
-                    RangeParameterConfig(
-                        name=param.name,
-                        bounds=bounds,
-                        parameter_type=param.kind,
-                        scaling="log" if param.log else "linear",
-                    )
-                )
-            else:
-                dependents = {
-                    value: [child.name for child in branch] for value, branch in param.depends.items()
-                }
-                configs.append(
-                    ChoiceParameterConfig(
-                        name=param.name,
-                        values=list(param.values),  # type: ignore[arg-type]
-                        parameter_type=param.value_type,
-                        is_ordered=param.ordered,
-                        dependent_parameters=dependents or None,
-                    )
-                )
-        return configs
-
-    def ax_constraints(self) -> list[str]:
-        """Constraints in Ax's ``parameter_constraints`` syntax (fixed-only ones were checked at load)."""
-        return [c.ax_expression() for c in self.constraints]
+    # ------------------------------------------------------------------ points
 
     def decode(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """Optimizer parameters (Ax/Optuna names) to flat dotted overrides, fixed values included.
@@ -396,9 +353,9 @@ class SearchSpace:
                     f"{where}: parameter '{param.key}': {fmt_value(value)} is not allowed ({param.describe()})"
                 )
         projected.update(self.fixed)
-        return self._repair(projected)
+        return self.repair(projected)
 
-    def _repair(self, overrides: dict[str, Any]) -> dict[str, Any]:
+    def repair(self, overrides: dict[str, Any]) -> dict[str, Any]:
         """Clip the lower side of violated constraints down to the upper side, until all hold.
 
         Values only decrease and never below their low bounds (checked at load), so this ends after
@@ -412,7 +369,7 @@ class SearchSpace:
                 overrides[constraint.lower] = overrides[constraint.upper]
         return overrides
 
-    # ------------------------------------------------------------------ random and Optuna
+    # ------------------------------------------------------------------ sampling
 
     def sample_random(self, rng: np.random.Generator) -> dict[str, Any]:
         """A uniform random point (on each parameter's scale) as overrides, fixed values included.
@@ -454,21 +411,7 @@ class SearchSpace:
             if isinstance(param, ChoiceParameter):
                 for child in param.depends.get(params[param.name], ()):
                     params[child.name] = suggest(child)
-        return self._repair(self.decode(params))
-
-    def optuna_distributions(self) -> dict[str, BaseDistribution]:
-        """Optuna distributions by optimizer name, matching :meth:`optuna_space` (to add scored points)."""
-        from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
-
-        distributions: dict[str, BaseDistribution] = {}
-        for param, _, _ in self.iter_parameters():
-            if isinstance(param, ChoiceParameter):
-                distributions[param.name] = CategoricalDistribution(list(param.values))
-            elif param.kind == "int":
-                distributions[param.name] = IntDistribution(int(param.low), int(param.high), log=param.log)
-            else:
-                distributions[param.name] = FloatDistribution(param.low, param.high, log=param.log)
-        return distributions
+        return self.repair(self.decode(params))
 
 
 def _fmt_point(overrides: Mapping[str, Any]) -> str:

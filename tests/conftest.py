@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from trials.dataset import Dataset, load_hdf5, save_hdf5
+from trials.data.dataset import Dataset, load_hdf5, save_hdf5
 from trials.envs import ENVS
-from trials.generate import GenerateConfig, generate
+from trials.generation.generate import GenerateConfig, generate
 
 torch.set_num_threads(1)
 
@@ -81,10 +81,10 @@ def fill() -> Callable[[Path], Path]:
 
 
 def main_cli(*args: str) -> subprocess.CompletedProcess:
-    """``mbrl-tune ARGS...`` through ``tuner.cli.main`` in this process: exit code, stdout, stderr. For
+    """``mbrl-tune ARGS...`` through ``tuner.cli.main.main`` in this process: exit code, stdout, stderr. For
     commands that start no Ray and train nothing: it saves the 2-5 s interpreter start (torch, Ray, Ax
     imports) of a process per call on a 2-core machine."""
-    from tuner.cli import main
+    from tuner.cli.main import main
 
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tuner.cli import build_parser, main
+from tuner.cli.main import build_parser, main
 
 ROOT = Path(__file__).resolve().parents[1]
 LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")

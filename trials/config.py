@@ -16,7 +16,6 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from trials.files import atomic_write_text, read_yaml_mapping
-from trials.sac import SACConfig
 
 PenaltyName = Literal["none", "max_aleatoric", "max_pairwise_diff", "ensemble_std", "ensemble_var",
                       "ll_var", "loo_kl", "mobile"]
@@ -26,9 +25,52 @@ DynamicsKind = Literal["learned", "true"]
 RolloutPrecision = Literal["float32", "bfloat16"]
 #: Penalties that compare members, so need at least two of them.
 MULTI_MEMBER_PENALTIES = ("max_pairwise_diff", "ensemble_std", "ensemble_var", "ll_var", "loo_kl")
-#: Penalties computed at SAC update time from the critics and the model (``trials.mobile``); the rollout
+#: Penalties computed at SAC update time from the critics and the model (``trials.agent.mobile``); the rollout
 #: stores unpenalised rewards for them.
 UPDATE_TIME_PENALTIES = ("mobile",)
+
+
+
+class SACConfig(BaseModel):
+    """SAC hyperparameters (defaults: the SAC paper's, as in MOPO and stable-baselines3)."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, frozen=True)
+
+    hidden: int = Field(256, ge=1)
+    """Units in each hidden layer of the actor and the critics."""
+    layers: int = Field(2, ge=1)
+    """Hidden layers in the actor and in each critic."""
+    actor_lr: float = Field(3e-4, gt=0)
+    """Adam learning rate of the actor."""
+    critic_lr: float = Field(3e-4, gt=0)
+    """Adam learning rate of the critics."""
+    alpha_lr: float = Field(3e-4, gt=0)
+    """Adam learning rate of the log entropy temperature."""
+    gamma: float = Field(0.99, gt=0, le=1)
+    """Discount factor."""
+    tau: float = Field(0.005, gt=0, le=1)
+    """Polyak rate of the target critics."""
+    batch_size: int = Field(256, ge=1)
+    """Transitions per gradient step."""
+    init_alpha: float = Field(1.0, gt=0)
+    """Initial entropy temperature."""
+    auto_alpha: bool = True
+    """Tune the temperature toward ``target_entropy`` (else keep ``init_alpha``)."""
+    target_entropy: float | None = None
+    """Target policy entropy; None means ``-act_dim`` (MOPO's official code uses -3 for every env)."""
+    num_critics: int = Field(2, ge=2, le=100)
+    """Q-functions in the critic ensemble (N); the TD target and the actor's objective use the minimum
+    over all of them (SAC: 2; EDAC and RAVL: 10-50)."""
+    eta: float = Field(0.0, ge=0)
+    """Weight of EDAC's gradient-diversity term in the critic loss (0: off; RAVL's default is 1)."""
+    deterministic_backup: bool = False
+    """Leave the entropy term ``-alpha log pi(a'|s')`` out of the TD target (OfflineRL-Kit's MOBILE runs
+    with it on)."""
+    target_floor: float | None = None
+    """Clip TD targets from below at this value (None: no clip; OfflineRL-Kit's MOBILE clips at 0)."""
+    actor_lr_schedule: Literal["constant", "cosine"] = "constant"
+    """Actor learning rate over a run: constant, or cosine-decayed from ``actor_lr`` to 0 over the run's
+    epochs (OfflineRL-Kit's ``CosineAnnealingLR(actor_optim, epochs)``, stepped once per epoch)."""
 
 
 class ConfigError(ValueError):
@@ -98,7 +140,7 @@ class RolloutConfig(_Strict):
     retain_epochs: int = Field(5, ge=1)
     """Epochs a model transition is kept in the model buffer."""
     precision: RolloutPrecision = "float32"
-    """Format of the ensemble's matrix multiplies during rollouts (``trials.precision``; normalisation,
+    """Format of the ensemble's matrix multiplies during rollouts (``trials.rollouts.precision``; normalisation,
     sampling, penalties and the stored transitions stay float32). ``bfloat16`` runs the rollout ~2.4x faster
     on CPUs with AVX512-BF16 or AMX and on GPUs (autocast); other CPUs compute the same bfloat16 numbers in
     float32 arithmetic at float32's speed (their autocast fallback is ~17x slower). On the 100k
@@ -121,7 +163,7 @@ class TrialConfig(_Strict):
     mobile_samples: int = Field(10, ge=1, le=1000)
     """Next states sampled per elite for MOBILE's penalty (``penalty: mobile``; OfflineRL-Kit: 10)."""
     num_models: int = Field(7, ge=1)
-    """Ensemble members of the pool this trial uses (N), chosen by ``trials.pool.select_members``."""
+    """Ensemble members of the pool this trial uses (N), chosen by ``trials.models.pool.select_members``."""
     num_elites: int = Field(5, ge=1)
     """Members next states are sampled from (the best by holdout loss among the N)."""
     real_ratio: float = Field(0.05, ge=0, le=1)
@@ -206,7 +248,7 @@ class TrialConfig(_Strict):
     def resolved_pool_dir(self) -> Path:
         if self.pool_dir is not None:
             return Path(self.pool_dir)
-        from trials.dataset import dataset_path  # noqa: PLC0415  (dataset imports the env registry)
+        from trials.data.dataset import dataset_path  # noqa: PLC0415  (dataset imports the env registry)
 
         return Path(dataset_path(self.dataset)).resolve().parent / "pools"
 

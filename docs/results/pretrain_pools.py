@@ -12,10 +12,10 @@ from pathlib import Path
 import torch
 
 from search_spaces.parse import load_space
-from trials.dataset import load_dataset
-from trials.pool import load_or_train_pool
-from tuner.spec import SweepSpec
-from tuner.sweep import trial_base
+from trials.data.dataset import load_dataset
+from trials.models.pool import load_or_train_pool
+from tuner.run.sweep import trial_base
+from tuner.store.spec import SweepSpec
 
 torch.set_num_threads(1)
 study = Path("runs/studies/evidence/sweeps")

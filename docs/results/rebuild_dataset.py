@@ -1,4 +1,4 @@
-"""Rebuild an evidence dataset from its stored actions, bit for bit, on any CPU (trials.generate.replay).
+"""Rebuild an evidence dataset from its stored actions, bit for bit, on any CPU (trials.generation.generate.replay).
 
 The study's hopper-medium-100k was made by generator version 1, whose float32 policy forward differs
 between CPUs: it regenerates on the AMD EPYC hosts with AVX512-BF16 this project ran on, not on a Xeon with
@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from trials.dataset import load_dataset, save_hdf5
+from trials.data.dataset import load_dataset, save_hdf5
 from trials.envs import get_env_spec
-from trials.generate import replay
+from trials.generation.generate import replay
 
 
 def main(argv: list[str]) -> int:

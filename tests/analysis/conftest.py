@@ -1,6 +1,6 @@
 """Real sweeps, comparisons and calibrations made once for the analysis tests, with the real CLI and the
 tiny budget (trials of a few seconds). Commands that start Ray run as separate processes, as users run
-them; the others call the same entry point (``tuner.cli.main``) in this process, which saves a
+them; the others call the same entry point (``tuner.cli.main.main``) in this process, which saves a
 2-5 s interpreter start (torch, Ray, Ax imports) per call on a 2-core machine."""
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from analysis.calibration import correlation_table, read_calibration
-from trials.calibration import HEURISTICS, CalibrationResult
+from trials.measure.calibration import HEURISTICS, CalibrationResult
 
 
 def test_calibrate_gives_a_finite_correlation_for_every_heuristic_and_horizon(analysed) -> None:
@@ -69,8 +69,8 @@ def test_a_policy_file_brings_the_model_config_it_was_trained_with(hopper_random
                                                                    cli) -> None:
     import torch
 
+    from trials.agent.sac import SAC
     from trials.config import TrialConfig
-    from trials.sac import SAC
 
     cfg = TrialConfig(dataset=str(hopper_random_file), pool_dir=str(tmp_path / "pools")).with_overrides(
         {"dynamics.hidden": 16, "dynamics.layers": 1, "dynamics.pool_size": 3, "dynamics.max_epochs": 2,

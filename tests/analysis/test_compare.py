@@ -14,7 +14,7 @@ from scipy import stats
 
 from analysis.compare import bootstrap_interval, welch_interval
 from analysis.results import load_sweep
-from tuner.records import read_trials
+from tuner.store.records import read_trials
 
 
 def _runs(sweep: Path) -> list:

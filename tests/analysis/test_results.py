@@ -12,8 +12,8 @@ import pytest
 
 from analysis.results import best_so_far, load_sweep, load_sweeps
 from tuner.errors import SweepError
-from tuner.records import read_trials
-from tuner.spec import SweepSpec
+from tuner.store.records import read_trials
+from tuner.store.spec import SweepSpec
 
 
 def test_trials_frame_has_each_trial_with_config_scores_and_order(sweep_dir: Path, hopper_random_file: Path) -> None:

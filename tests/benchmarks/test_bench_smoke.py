@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from trials.penalties import PENALTIES
+from trials.rollouts.penalties import PENALTIES
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

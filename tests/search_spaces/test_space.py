@@ -14,8 +14,10 @@ from ax.api.client import Client
 
 from search_spaces import SearchSpace, SearchSpaceError, builtin_names, load_builtin, load_space, space_from_dict
 from search_spaces.space import ChoiceParameter, RangeParameter
-from trials.baselines import hand_tuned
 from trials.config import TrialConfig
+from trials.data.baselines import hand_tuned
+from tuner.search.ax import ax_constraints, ax_parameters
+from tuner.search.optuna import optuna_distributions
 
 PENALTIES = ["max_aleatoric", "max_pairwise_diff", "ensemble_std", "ensemble_var", "ll_var", "loo_kl"]
 BASELINE = {
@@ -77,7 +79,7 @@ def test_shipped_spaces_load_and_build_an_ax_experiment(name: str) -> None:
     space = load_builtin(name)
     client = Client(random_seed=0)
     client.configure_experiment(
-        parameters=space.to_ax_parameters(), parameter_constraints=space.ax_constraints()
+        parameters=ax_parameters(space), parameter_constraints=ax_constraints(space)
     )
     assert space.name == name
     assert {"penalty", "lam", "rollout.horizon"} <= set(space.keys)
@@ -256,7 +258,7 @@ def space() -> SearchSpace:
 
 
 def test_ax_parameters_give_each_branch_its_own_uniquely_named_lambda(space: SearchSpace) -> None:
-    configs = {c.name: c for c in space.to_ax_parameters()}
+    configs = {c.name: c for c in ax_parameters(space)}
     assert set(configs) == {
         "penalty",
         "lam__max_aleatoric",
@@ -274,7 +276,7 @@ def test_ax_parameters_give_each_branch_its_own_uniquely_named_lambda(space: Sea
     assert configs["lam__ensemble_std"].bounds == (0.01, 100.0)
     assert configs["lam__ensemble_std"].scaling == "log"
     assert configs["rollout.horizon"].parameter_type == "int"
-    assert space.ax_constraints() == ["num_elites <= num_models"]
+    assert ax_constraints(space) == ["num_elites <= num_models"]
 
 
 def test_decode_gives_flat_overrides_with_fixed_values(space: SearchSpace) -> None:
@@ -375,7 +377,7 @@ def test_optuna_define_by_run_space_is_conditional_and_repairs_constraints(space
         assert [k for k in raw if k.startswith("lam__")] == ([branch] if "lam" in point else [])
         assert point["num_elites"] == min(raw["num_elites"], raw["num_models"])
     # The distributions used to add scored points match what the define-by-run function suggests.
-    distributions = space.optuna_distributions()
+    distributions = optuna_distributions(space)
     assert distributions["lam__ensemble_std"] == optuna.distributions.FloatDistribution(0.01, 100.0, log=True)
     assert distributions["penalty"] == optuna.distributions.CategoricalDistribution(
         ["max_aleatoric", "ensemble_std", "none"]
@@ -391,7 +393,7 @@ parameters:
   sac.auto_alpha: {choice: [true, false]}
 """
     space = load_text(tmp_path, text, "types.yaml")
-    kinds = {c.name: (c.parameter_type, c.is_ordered) for c in space.to_ax_parameters()}
+    kinds = {c.name: (c.parameter_type, c.is_ordered) for c in ax_parameters(space)}
     assert kinds == {
         "model.hidden": ("int", True),
         "model.act": ("str", False),

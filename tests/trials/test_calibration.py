@@ -9,7 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from trials.calibration import (
+from trials.agent.sac import SAC
+from trials.config import DynamicsConfig, TrialConfig
+from trials.data.dataset import Dataset
+from trials.envs import ENVS, set_state
+from trials.measure.calibration import (
     HEURISTICS,
     CalibrationConfig,
     CalibrationError,
@@ -17,12 +21,8 @@ from trials.calibration import (
     calibrate,
     state_from_obs,
 )
-from trials.config import DynamicsConfig, TrialConfig
-from trials.dataset import Dataset
-from trials.envs import ENVS, set_state
-from trials.penalties import PENALTIES
-from trials.pool import load_or_train_pool
-from trials.sac import SAC
+from trials.models.pool import load_or_train_pool
+from trials.rollouts.penalties import PENALTIES
 
 # Trained long enough that random-policy rollouts survive 3 model steps (raw targets learn slower early).
 SMALL = DynamicsConfig(pool_size=5, hidden=32, layers=2, max_epochs=20)
@@ -30,7 +30,7 @@ SMALL = DynamicsConfig(pool_size=5, hidden=32, layers=2, max_epochs=20)
 
 @pytest.fixture(scope="module")
 def pool(hopper_random_file: Path, tmp_path_factory: pytest.TempPathFactory):
-    from trials.dataset import load_hdf5
+    from trials.data.dataset import load_hdf5
 
     ds = load_hdf5(hopper_random_file)
     model, _ = load_or_train_pool(ds, 0, SMALL, tmp_path_factory.mktemp("pools"))

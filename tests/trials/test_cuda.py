@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from trials.config import TrialConfig
-from trials.dataset import load_hdf5
-from trials.trainable import build_trainer
+from trials.data.dataset import load_hdf5
+from trials.run.trainable import build_trainer
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -34,7 +34,7 @@ def test_short_trial_runs_on_cuda(hopper_random_file: Path, tmp_path: Path) -> N
 
 
 def test_seed_group_runs_on_cuda(hopper_random_file: Path, tmp_path: Path) -> None:
-    from trials.seed_group import SeedGroup
+    from trials.run.seed_group import SeedGroup
 
     cfg = _cuda_config(hopper_random_file, tmp_path)
     ds = load_hdf5(hopper_random_file)

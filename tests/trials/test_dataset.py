@@ -8,7 +8,7 @@ import h5py
 import numpy as np
 import pytest
 
-from trials.dataset import Dataset, DatasetError, load_dataset, load_hdf5, save_hdf5, summary
+from trials.data.dataset import Dataset, DatasetError, load_dataset, load_hdf5, save_hdf5, summary
 from trials.envs import ENVS
 
 
@@ -134,7 +134,7 @@ def test_v0_file_rebuilds_successors_and_drops_rows_that_cross_episodes(hopper_r
 
 
 def test_v0_file_without_timeouts_uses_the_episode_limit(hopper_random: Dataset, tmp_path: Path) -> None:
-    from trials.dataset import episode_limit_timeouts
+    from trials.data.dataset import episode_limit_timeouts
 
     terminals = np.array([0, 0, 0, 0, 1, 0, 0, 0, 0], dtype=bool)
     # Limit 3: an episode is cut at its 3rd step unless a terminal came first; a terminal restarts the count.
@@ -151,7 +151,7 @@ def test_d4rl_names_resolve_local_files_and_fail_clearly(hopper_random: Dataset,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     """``d4rl:<env>-<level>-v<N>`` is looked up under D4RL_DATASET_DIR, then ~/.d4rl/datasets, in D4RL's
     own file naming; env and level come from the name; nothing is downloaded."""
-    from trials.dataset import resolve_d4rl
+    from trials.data.dataset import resolve_d4rl
 
     home = tmp_path / "home"
     monkeypatch.setenv("HOME", str(home))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from trials.config import DynamicsConfig
-from trials.dynamics import EnsembleDynamics, fit
+from trials.models.dynamics import EnsembleDynamics, fit
 
 
 def test_ensemble_fits_linear_gaussian_system() -> None:

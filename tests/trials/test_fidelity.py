@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from trials.baselines import agent_settings, hand_tuned
+from trials.agent.sac import SAC, SACConfig
 from trials.config import DynamicsConfig, TrialConfig
-from trials.dataset import load_hdf5
-from trials.dynamics import EnsembleDynamics, fit, member_rows
-from trials.pool import load_or_train_pool, pool_key
-from trials.sac import SAC, SACConfig
+from trials.data.baselines import agent_settings, hand_tuned
+from trials.data.dataset import load_hdf5
+from trials.models.dynamics import EnsembleDynamics, fit, member_rows
+from trials.models.pool import load_or_train_pool, pool_key
 
 
 def test_each_member_trains_on_its_own_bootstrap_resample() -> None:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from trials.envs import ENVS
-from trials.generate import LEVELS, GenerateConfig, generate
+from trials.generation.generate import LEVELS, GenerateConfig, generate
 
 TINY = GenerateConfig(medium_max_steps=600, expert_steps=700, learning_starts=200, eval_every=300,
                       eval_episodes=1)
@@ -55,8 +55,8 @@ def test_unknown_level(policy_dir: Path) -> None:
 def test_committed_behaviour_policy_keeps_its_cache_key() -> None:
     """The evidence study's committed policy is found under today's defaults (a new SAC option at its
     default must not change the key: list it in LATER_SAC_FIELDS), and a changed setting is another key."""
-    from trials.generate import _cache_key
-    from trials.sac import SACConfig
+    from trials.agent.sac import SACConfig
+    from trials.generation.generate import _cache_key
 
     committed = Path(__file__).resolve().parents[2] / "docs/results/behaviour"
     key = _cache_key(ENVS["hopper"], "medium", 0, GenerateConfig())
@@ -68,7 +68,7 @@ def test_committed_behaviour_policy_keeps_its_cache_key() -> None:
 
 #: Content hash of 2,000 hopper-medium transitions collected (seed 0) with the committed behaviour policy,
 #: generator version 2, recorded on an AMD EPYC with AVX512-BF16 (2026-12-05). Any other CPU that runs
-#: this test checks that a stored policy makes the same file there (trials.generate: portable collection);
+#: this test checks that a stored policy makes the same file there (trials.generation.generate: portable collection);
 #: the float32 collection of version 1 made a different hopper-medium-100k on a Xeon with AMX.
 PORTABLE_HOPPER_MEDIUM_2K = "c4f6a43aa3cc23f5"
 
@@ -76,7 +76,7 @@ PORTABLE_HOPPER_MEDIUM_2K = "c4f6a43aa3cc23f5"
 def test_a_stored_policy_regenerates_the_same_file_bit_for_bit(tmp_path: Path) -> None:
     import shutil
 
-    from trials.dataset import GENERATOR_VERSION, load_dataset, save_hdf5
+    from trials.data.dataset import GENERATOR_VERSION, load_dataset, save_hdf5
 
     committed = Path(__file__).resolve().parents[2] / "docs/results/behaviour"
     policies = tmp_path / "behaviour"
@@ -99,7 +99,7 @@ def test_a_stored_policy_regenerates_the_same_file_bit_for_bit(tmp_path: Path) -
 def test_stored_actions_rebuild_a_dataset_exactly(policy_dir: Path) -> None:
     """``replay``: the actions of a dataset, taken again from the same start, make the same file (MuJoCo
     steps the same on every CPU; this is how a version 1 file is rebuilt on a CPU whose policy forward differs)."""
-    from trials.generate import replay
+    from trials.generation.generate import replay
 
     made = generate(ENVS["hopper"], "medium", 700, 3, TINY, policy_dir, progress=False)
     again = replay(ENVS["hopper"], "medium", 3, made.actions, "1", progress=False)

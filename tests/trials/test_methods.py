@@ -11,17 +11,17 @@ import pytest
 import torch
 
 from tests.trials.test_mopo import tiny_config
-from trials.baselines import hand_tuned
+from trials.agent.mobile import bellman_penalty
+from trials.agent.sac import SAC, SACConfig
 from trials.config import ConfigError, TrialConfig
-from trials.dataset import load_hdf5
-from trials.dynamics import EnsembleDynamics
+from trials.data.baselines import hand_tuned
+from trials.data.dataset import load_hdf5
 from trials.envs import ENVS, set_state
-from trials.mobile import bellman_penalty
-from trials.mopo import FINISHED
-from trials.replay import ReplayBuffer
-from trials.sac import SAC, SACConfig
-from trials.trainable import build_trainer
-from trials.true_dynamics import Simulator, true_rollout
+from trials.models.dynamics import EnsembleDynamics
+from trials.rollouts.replay import ReplayBuffer
+from trials.rollouts.true_dynamics import Simulator, true_rollout
+from trials.run.mopo import FINISHED
+from trials.run.trainable import build_trainer
 
 OBS, ACT = 5, 2
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from trials.dataset import DatasetError, load_dataset
+from trials.data.dataset import DatasetError, load_dataset
 from trials.envs import ENVS
 
 

@@ -11,13 +11,13 @@ import pytest
 import torch
 
 from trials.config import TrialConfig
-from trials.dataset import load_hdf5
-from trials.mopo import DIVERGED, FINISHED
-from trials.penalties import PENALTIES
-from trials.pool import pool_key
-from trials.replay import ReplayBuffer
-from trials.rollout import rollout
-from trials.trainable import build_trainer
+from trials.data.dataset import load_hdf5
+from trials.models.pool import pool_key
+from trials.rollouts.penalties import PENALTIES
+from trials.rollouts.replay import ReplayBuffer
+from trials.rollouts.rollout import rollout
+from trials.run.mopo import DIVERGED, FINISHED
+from trials.run.trainable import build_trainer
 
 
 def tiny_config(dataset: Path, pool_dir: Path, **overrides: object) -> TrialConfig:
@@ -99,8 +99,8 @@ POOL_SCRIPT = """
 import sys
 from pathlib import Path
 from trials.config import TrialConfig
-from trials.dataset import load_hdf5
-from trials.pool import load_or_train_pool
+from trials.data.dataset import load_hdf5
+from trials.models.pool import load_or_train_pool
 cfg = TrialConfig.load(sys.argv[1])
 _, info = load_or_train_pool(load_hdf5(cfg.dataset), cfg.seed, cfg.dynamics, Path(cfg.pool_dir))
 print("trained" if info.trained_here else "loaded")

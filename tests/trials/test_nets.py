@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from trials.nets import EnsembleLinear, EnsembleMLP
+from trials.models.nets import EnsembleLinear, EnsembleMLP
 
 
 @pytest.mark.parametrize("out_features", [1, 3])  # 1: the multiply-and-sum path of the Q heads

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from trials.penalties import PENALTIES, get_penalty
+from trials.rollouts.penalties import PENALTIES, get_penalty
 
 RNG = np.random.default_rng(0)
 N, B, D = 4, 5, 3

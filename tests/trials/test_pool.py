@@ -10,13 +10,13 @@ from pathlib import Path
 import torch
 
 from trials.config import DynamicsConfig
-from trials.dataset import load_hdf5
-from trials.dynamics import saved_fit_epoch
-from trials.pool import load_or_train_pool, pool_key, trainings_in_progress
+from trials.data.dataset import load_hdf5
+from trials.models.dynamics import saved_fit_epoch
+from trials.models.pool import load_or_train_pool, pool_key, trainings_in_progress
 
 CFG = DynamicsConfig(pool_size=4, hidden=32, layers=2, max_epochs=60, patience=1000)
 TRAIN = ("import sys, torch; torch.set_num_threads(1); from trials.config import DynamicsConfig; "
-         "from trials.dataset import load_hdf5; from trials.pool import load_or_train_pool; "
+         "from trials.data.dataset import load_hdf5; from trials.models.pool import load_or_train_pool; "
          "from pathlib import Path; cfg = DynamicsConfig.model_validate_json(sys.argv[3]); "
          "load_or_train_pool(load_hdf5(sys.argv[1]), 0, cfg, Path(sys.argv[2]))")
 

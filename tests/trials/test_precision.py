@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import torch
 
-from trials.dynamics import EnsembleDynamics
-from trials.precision import Bfloat16Rounding, native_bfloat16, precision_context
+from trials.models.dynamics import EnsembleDynamics
+from trials.rollouts.precision import Bfloat16Rounding, native_bfloat16, precision_context
 
 
 def _ensemble() -> tuple[EnsembleDynamics, torch.Tensor, torch.Tensor]:

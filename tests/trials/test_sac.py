@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from trials.agent.sac import SAC, SACConfig
 from trials.envs import ENVS
-from trials.online import train_online
-from trials.sac import SAC, SACConfig
+from trials.generation.online import train_online
 
 
 def test_sac_learns_inverted_pendulum() -> None:

@@ -16,7 +16,7 @@ import pytest
 
 from tests.tuner.test_study import CLI, ENV, run_until, write_study
 from trials.files import DamagedFileError, read_json, read_torch
-from tuner.records import read_trials
+from tuner.store.records import read_trials
 
 STEM = "hopper-random-2k"
 SWEEP = f"out/tiny/sweeps/{STEM}"

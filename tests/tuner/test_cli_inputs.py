@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tuner.argtypes import positive_int
-from tuner.cli import build_parser
+from tuner.cli.argtypes import positive_int
+from tuner.cli.main import build_parser
 
 #: Destinations that name a file or folder the command reads.
 INPUT_PATHS = {"path", "paths", "file", "config", "dataset", "base", "space", "policy", "pool_dir", "warm_start"}

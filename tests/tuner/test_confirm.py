@@ -14,9 +14,10 @@ import pytest
 
 from tests.tuner.test_study import CLI, ENV, run_until, write_study
 from tests.tuner.tune_state import reported_epochs, resumable_from_checkpoint
-from tuner.compare import run_key
-from tuner.confirm import CONFIRM, SEARCH, load_plan, planned_runs
-from tuner.records import read_trials
+from tuner.run.compare import run_key
+from tuner.run.confirm import planned_runs
+from tuner.store.confirm_plan import CONFIRM, SEARCH, load_plan
+from tuner.store.records import read_trials
 
 CONFIRM_BLOCK = {"top_k": 2, "seeds": 1, "set": {"epochs": 30}}
 STEM = "hopper-random-2k"

@@ -16,10 +16,10 @@ import pytest
 import yaml
 
 from tests.tuner.tune_state import resumable_from_checkpoint
-from trials.dataset import load_hdf5, save_hdf5
-from tuner.records import ENDED, read_trials
-from tuner.recovery import BACKUP_DIR
-from tuner.status import superseded
+from trials.data.dataset import load_hdf5, save_hdf5
+from tuner.faults.recovery import BACKUP_DIR
+from tuner.store.records import ENDED, read_trials
+from tuner.store.status import superseded
 
 BIN = Path(sys.executable).parent
 CLI = [str(BIN / "mbrl-tune")]
@@ -137,7 +137,7 @@ def test_full_filesystem_mid_sweep_then_resume_completes(hopper_random_file: Pat
     assert proc.returncode not in (0, None), out[-2000:]
     assert "filesystem" in err and "full" in err and "Traceback" not in err, err[-3000:]
     # Tune rewrites every trial's result.json onto the storage as it syncs; on the full disk a rewrite cut
-    # short once emptied finished trials' files (tuner.storage): what had finished is still there, unchanged
+    # short once emptied finished trials' files (tuner.faults.storage): what had finished is still there, unchanged
     assert all(before.get(t) == s for t, s in pre.items()), (pre, before)
 
     filler.unlink()  # space freed: the same sweep resumes to its count

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tuner.records import restore_missing_checkpoints
+from tuner.store.records import restore_missing_checkpoints
 
 
 def make_trial(exp: Path, name: str, status: str, checkpoints: list[int]) -> Path:
@@ -65,7 +65,7 @@ def test_trial_names_and_order_for_new_and_old_folder_names(tmp_path: Path) -> N
     same display names and creation order; a trial that reported nothing yet still gets its id."""
     from types import SimpleNamespace
 
-    from tuner.records import read_trials, trial_dirname
+    from tuner.store.records import read_trials, trial_dirname
 
     assert trial_dirname(SimpleNamespace(experiment_tag="4_lam=1.0,penalty=ll_var", trial_id="723b9867")) == \
         "trial-0004-723b9867"
@@ -87,7 +87,7 @@ def test_trial_names_and_order_for_new_and_old_folder_names(tmp_path: Path) -> N
 def test_a_trial_tune_is_retrying_is_running_not_errored(tmp_path: Path) -> None:
     import os
 
-    from tuner.records import read_trials
+    from tuner.store.records import read_trials
 
     retried = make_trial(tmp_path, "trial-0001-aaaa0001", "running", [])
     failed = make_trial(tmp_path, "trial-0002-aaaa0002", "running", [])
@@ -103,8 +103,8 @@ def test_a_trial_tune_is_retrying_is_running_not_errored(tmp_path: Path) -> None
 def test_a_trial_re_run_under_a_new_id_is_superseded_not_running(tmp_path: Path) -> None:
     """A resume from an older state copy re-runs a trial's configuration under a new id: the old folder,
     left running (or errored) and no longer named by Tune's state, is superseded, not missing work."""
-    from tuner.records import read_trials
-    from tuner.status import completion, superseded
+    from tuner.store.records import read_trials
+    from tuner.store.status import completion, superseded
 
     ghost = make_trial(tmp_path, "trial-0003-aaaa0003", "running", [1])  # the state copy predates it
     make_trial(tmp_path, "trial-0004-aaaa0004", "finished", [])  # the same configuration, re-run
@@ -124,7 +124,7 @@ def test_the_history_is_the_latest_attempts(tmp_path: Path) -> None:
     """A trial resumed from its epoch-3 checkpoint re-reports epoch 3 on; one that started over (its
     checkpoints were gone) reports from epoch 1 and diverged at 2: the earlier attempt's later epochs are
     not its history, so its status is the new attempt's."""
-    from tuner.records import read_trials
+    from tuner.store.records import read_trials
 
     def write(name: str, rows: list[tuple[int, str]]) -> None:
         trial = make_trial(tmp_path, name, "running", [])

@@ -27,8 +27,8 @@ import ray
 from ray import tune
 
 from search_spaces import SearchSpaceError, load_builtin, space_from_dict
-from tuner.ax_searcher import AxSearcher
-from tuner.searcher import SEARCHERS, RandomSearcher, make_searcher
+from tuner.search.ax import AxSearcher
+from tuner.search.registry import SEARCHERS, RandomSearcher, make_searcher
 
 ERROR_LAM = 0.0123  # the trainable raises for this lambda
 DIVERGED_LAM = 0.0456  # the trainable reports a diverged run for this lambda
@@ -264,17 +264,18 @@ def test_pickling_keeps_the_experiment() -> None:
 
 
 def test_states_pickled_before_the_ax_searcher_moved_still_load() -> None:
-    """Sweeps saved before ``AxSearcher`` left ``tuner/searcher.py`` name it ``tuner.searcher.AxSearcher`` in
-    their Tune state (``tuner.pkl``): that name must still unpickle to the searcher, so they resume."""
+    """Sweeps saved before the searchers moved to ``tuner/search/`` name the class ``tuner.searcher.AxSearcher``
+    (the oldest) or ``tuner.ax_searcher.AxSearcher`` in their Tune state (``tuner.pkl``): both names must
+    still unpickle to the searcher, so they resume (``tuner.aliases``)."""
     searcher = AxSearcher(SPACE, "score", "max", num_init_trials=4, seed=0)
     searcher.suggest("a")
     searcher.on_trial_complete("a", {"score": 1.0})
     blob = pickle.dumps(searcher, protocol=2)  # protocol 2 names classes in plain text, without frames
-    moved = b"ctuner.ax_searcher\nAxSearcher\n"
+    moved = b"ctuner.search.ax\nAxSearcher\n"
     assert moved in blob
-    old = blob.replace(moved, b"ctuner.searcher\nAxSearcher\n")  # as the older states spell the class
-    copy = pickle.loads(old)
-    assert type(copy) is AxSearcher and copy.trial_indices == {"a": 0} and copy.num_completed == 1
+    for module in (b"tuner.searcher", b"tuner.ax_searcher"):
+        copy = pickle.loads(blob.replace(moved, b"c" + module + b"\nAxSearcher\n"))
+        assert type(copy) is AxSearcher and copy.trial_indices == {"a": 0} and copy.num_completed == 1
 
 
 def test_restore_refuses_another_sweeps_state(tmp_path: Path) -> None:
@@ -415,3 +416,12 @@ def test_killed_sweep_resumes_the_same_optimisation(tmp_path: Path) -> None:
 
 if __name__ == "__main__":
     drive(sys.argv[1], sys.argv[2])
+
+
+def test_the_store_knows_every_searcher_by_name() -> None:
+    """A study file's ``searcher`` is checked against ``SEARCHER_KINDS`` without importing Ray; the
+    registry must build exactly those."""
+    from tuner.search.registry import SEARCHERS  # noqa: PLC0415
+    from tuner.store.spec import SEARCHER_KINDS  # noqa: PLC0415
+
+    assert tuple(SEARCHERS) == SEARCHER_KINDS

@@ -13,7 +13,7 @@ import pyarrow.fs as pafs
 import pytest
 from ray.train._internal.storage import _upload_to_fs_path
 
-from tuner.storage import whole_file_fs
+from tuner.faults.storage import whole_file_fs
 
 
 def staging(root: Path, sizes: dict[str, int]) -> dict[str, bytes]:

@@ -20,10 +20,10 @@ import yaml
 
 from tests.tuner.tune_state import reported_epochs, resumable_from_checkpoint
 from trials.config import TrialConfig
-from trials.dataset import load_dataset
-from trials.pool import pool_key
-from tuner.records import read_trials
-from tuner.status import superseded
+from trials.data.dataset import load_dataset
+from trials.models.pool import pool_key
+from tuner.store.records import read_trials
+from tuner.store.status import superseded
 
 BIN = Path(sys.executable).parent
 CLI = [str(BIN / "mbrl-tune")]

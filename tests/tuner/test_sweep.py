@@ -17,7 +17,7 @@ import pytest
 import yaml
 from filelock import FileLock
 
-from tuner.records import read_trials
+from tuner.store.records import read_trials
 
 BIN = Path(sys.executable).parent
 CLI = [str(BIN / "mbrl-tune")]
@@ -104,8 +104,8 @@ def test_export_then_train_reproduces_the_trial(small_sweep: tuple[Path, str], h
 
 def test_previous_sweep_warm_starts_the_searcher(small_sweep: tuple[Path, str], hopper_random_file: Path) -> None:
     from search_spaces.parse import load_space
-    from trials.dataset import load_hdf5
-    from tuner.sweep import SweepSpec, previous_results, warm_start_points
+    from trials.data.dataset import load_hdf5
+    from tuner.run.sweep import SweepSpec, previous_results, warm_start_points
 
     sweep, _ = small_sweep
     space = load_space(sweep / "space.yaml")

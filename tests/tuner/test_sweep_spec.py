@@ -8,8 +8,8 @@ import pytest
 
 from search_spaces.parse import load_builtin
 from tuner.errors import UsageError
-from tuner.presets import load_preset, resolve_space
-from tuner.sweep import SweepSpec, new_spec, trial_base
+from tuner.run.sweep import SweepSpec, new_spec, trial_base
+from tuner.store.presets import load_preset, resolve_space
 
 
 def _spec(dataset: Path, storage: Path, space: str = "paper", **kw: object) -> SweepSpec:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tuner.records import read_trials
+from tuner.store.records import read_trials
 
 BIN = Path(sys.executable).parent
 ENV = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "RAY_AUTH_MODE": "token"}

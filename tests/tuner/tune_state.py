@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tuner.records import TrialRecord, read_trials
+from tuner.store.records import TrialRecord, read_trials
 
 
 def resumable_from_checkpoint(run_dir: Path) -> list[TrialRecord]:

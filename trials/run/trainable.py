@@ -1,0 +1,168 @@
+"""Running trials: the Ray Tune function trainable and the standalone run behind ``mbrl-tune train``.
+
+Ray Tune passes a config dict ``{"base": <full TrialConfig dict>, "seeds": [0, 1], <dotted key>: value,
+...}``: the dotted keys (the searcher's suggestion) override the base. Several seeds run in lockstep, one
+epoch each per report, their SAC updates batched into one learner where it applies
+(:mod:`trials.run.seed_group`); the reported ``score`` is their mean, ``score_seed<S>`` each seed's.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from trials.config import TrialConfig, atomic_write_text
+from trials.data.dataset import Dataset, load_dataset
+from trials.memory import keep_freed_memory
+from trials.models.pool import PoolInfo, load_or_train_pool
+from trials.run.mopo import DIVERGED, FINISHED, MOPOTrainer
+from trials.run.params import TuneParams
+from trials.run.seed_group import SeedGroup
+
+CHECKPOINT_FILE = "trial_state.pt"
+#: Key of the seed group's learner state in a checkpoint (beside the per-seed states keyed by seed).
+GROUP_KEY = "seed_group"
+
+
+def build_trainer(cfg: TrialConfig, dataset: Dataset) -> MOPOTrainer:
+    """Load (or train, once) the shared pool for (dataset, seed, architecture), then set up the learner
+    (no pool with ``dynamics.kind: true``: rollouts step the simulator)."""
+    keep_freed_memory()
+    if cfg.dynamics.kind == "true":
+        return MOPOTrainer(cfg, dataset, None, PoolInfo.simulator())
+    pool, info = load_or_train_pool(dataset, cfg.seed, cfg.dynamics, cfg.resolved_pool_dir, cfg.device)
+    return MOPOTrainer(cfg, dataset, pool, info)
+
+
+def config_from_tune(config: dict[str, Any]) -> tuple[TrialConfig, list[int]]:
+    """The trial config and seeds a Tune config describes."""
+    params = TuneParams.from_tune(config)
+    cfg = params.trial_config()
+    return cfg, params.seeds or [cfg.seed]
+
+
+def combine(per_seed: dict[int, dict[str, Any]]) -> dict[str, Any]:
+    """One report from the seeds' epoch metrics: numeric metrics averaged, per-seed scores kept, status
+    ``diverged`` only if every seed diverged."""
+    rows = list(per_seed.values())
+    out: dict[str, Any] = {}
+    for key, value in rows[0].items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        out[key] = float(np.mean([r[key] for r in rows if key in r]))
+    out["epoch"] = int(max(r["epoch"] for r in rows))
+    for seed, row in per_seed.items():
+        out[f"score_seed{seed}"] = row["score"]
+        if "episode_returns" in row:  # an evaluation epoch: each episode's return, for curves and bandits
+            out[f"episode_returns_seed{seed}"] = list(row["episode_returns"])
+    statuses = [r["status"] for r in rows]
+    out["status"] = (DIVERGED if all(s == DIVERGED for s in statuses)
+                     else FINISHED if all(s in (FINISHED, DIVERGED) for s in statuses) else "running")
+    out["diverged_seeds"] = sum(s == DIVERGED for s in statuses)
+    return out
+
+
+def _read_checkpoint(checkpoint: Any, device: str) -> dict[Any, Any] | None:
+    """The seeds' states in a Tune checkpoint, or None when it cannot be read (a crash or a full disk cut
+    it short): the trial then starts over, which loses only its own unfinished epochs."""
+    try:
+        with checkpoint.as_directory() as d:
+            return torch.load(Path(d) / CHECKPOINT_FILE, map_location=device, weights_only=False)
+    except (OSError, EOFError, RuntimeError, pickle.UnpicklingError) as exc:
+        print(f"checkpoint {checkpoint.path} unreadable ({type(exc).__name__}); the trial starts over", flush=True)
+        return None
+
+
+def tune_trainable(config: dict[str, Any], dataset: Dataset | None = None, pool_dir: str | None = None) -> None:
+    """Ray Tune function trainable (pass the dataset with ``tune.with_parameters`` to share it). ``pool_dir``
+    (also through ``with_parameters``, so a restored experiment gets the driver's current path, not the one
+    stored with the trial's config) overrides the config's pool folder."""
+    import ray  # noqa: PLC0415  (Ray is only needed inside a Tune run)
+    from ray import tune  # noqa: PLC0415
+
+    torch.set_num_threads(TuneParams.from_tune(config).threads)
+    node_id = ray.get_runtime_context().get_node_id()  # which cluster node ran the trial
+    cfg, seeds = config_from_tune(config)
+    if pool_dir is not None:
+        cfg = cfg.with_overrides({"pool_dir": pool_dir})
+    ds = dataset if dataset is not None else load_dataset(cfg.dataset, cfg.env)
+    trainers = {s: build_trainer(cfg.with_overrides({"seed": s}), ds) for s in seeds}
+    checkpoint = tune.get_checkpoint()
+    states = _read_checkpoint(checkpoint, cfg.device) if checkpoint is not None else None
+    if states is not None:
+        for seed, trainer in trainers.items():
+            trainer.load_state_dict(states[seed])
+    # Two or more seeds: one batched learner for all of them (trials.run.seed_group), built after the seeds'
+    # states are loaded so that it starts from them; its optimiser moments are in the checkpoint.
+    group = SeedGroup(trainers) if len(trainers) > 1 and SeedGroup.supports(cfg) else None
+    if group is not None and states is not None and GROUP_KEY in states:
+        group.load_state_dict(states[GROUP_KEY])
+    latest = {s: t.history[-1] for s, t in trainers.items() if t.history}
+    if states is not None and latest and all(t.done for t in trainers.values()):
+        # Restored from the checkpoint of its last epoch, whose report a killed driver never recorded: report
+        # it again, or Tune would end the trial with the epoch before as its last result.
+        tune.report({**combine(latest), "node_id": node_id})
+    while not all(t.done for t in trainers.values()):
+        if group is not None:
+            latest.update(group.run_epoch())
+        for seed, trainer in trainers.items():
+            if group is None and not trainer.done:
+                latest[seed] = trainer.run_epoch()
+        metrics = combine(latest)
+        metrics["node_id"] = node_id
+        done = all(t.done for t in trainers.values())
+        epoch = metrics["epoch"]
+        if done or epoch % cfg.checkpoint_every == 0:
+            with tempfile.TemporaryDirectory() as d:
+                state: dict[Any, Any] = {s: t.state_dict() for s, t in trainers.items()}
+                if group is not None:
+                    state[GROUP_KEY] = group.state_dict()
+                torch.save(state, Path(d) / CHECKPOINT_FILE)
+                tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
+        else:
+            tune.report(metrics)
+
+
+def run_standalone(cfg: TrialConfig, out_dir: Path, progress: bool = True) -> dict[str, Any]:
+    """Run one trial in this process; write ``results.json`` and ``policy.pt`` into ``out_dir``."""
+    start = time.perf_counter()
+    dataset = load_dataset(cfg.dataset, cfg.env)
+    trainer = build_trainer(cfg, dataset)
+    bar = tqdm(total=cfg.epochs, desc="train", unit="epoch", disable=not progress)
+    try:
+        while not trainer.done:
+            m = trainer.run_epoch()
+            bar.set_postfix(score=f"{m['normalized_score']:.1f}", q=f"{m['q_mean']:.1f}",
+                            pen=f"{m.get('penalty_mean', 0.0):.2f}")
+            bar.update(1)
+    finally:
+        bar.close()
+    final = trainer.history[-1]
+    results = {
+        "config": cfg.to_dict(),
+        "status": trainer.status,
+        "score": final["score"],
+        "normalized_score": final["normalized_score"],
+        "return_mean": final["return_mean"],
+        "behaviour_normalized_score": dataset.meta.behaviour_normalized_score,
+        "pool": {"key": trainer.pool_info.key, "trained_here": trainer.pool_info.trained_here,
+                 "epochs": trainer.pool_info.epochs, "holdout_mse": trainer.pool_info.holdout_mse,
+                 **trainer.pool_info.fit},
+        "phase_seconds": dict(trainer.phase_seconds),
+        "wall_seconds": time.perf_counter() - start,
+        "history": trainer.history,
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir / ".policy.pt.tmp"
+    torch.save({"actor": trainer.agent.actor.state_dict(), "config": cfg.to_dict()}, tmp)
+    tmp.replace(out_dir / "policy.pt")
+    atomic_write_text(out_dir / "results.json", json.dumps(results, indent=2))
+    return results

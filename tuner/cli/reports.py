@@ -1,0 +1,203 @@
+"""CLI subcommands over the analysis package: compare, calibrate, report.
+
+- ``compare SWEEP_DIR``: re-run the best found configuration and the hand-tuned baseline on the same fresh
+  seeds (Ray Tune trials, cached in ``<sweep>/compare/<source>/``), then print and save the table;
+- ``calibrate --dataset FILE --out DIR``: every penalty heuristic against the true model error;
+- ``report SWEEP_DIR [SWEEP_DIR ...] --out DIR``: ``report.html`` and ``report.md`` with tables and plots.
+
+Heavy modules (Ray, matplotlib, the analysis package) are imported inside the commands.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tuner.cli.argtypes import add_command, positive_int
+from tuner.errors import UsageError
+
+if TYPE_CHECKING:
+    from trials.config import TrialConfig
+
+
+
+# ---------------------------------------------------------------- compare
+def cmd_compare(args: argparse.Namespace) -> int:
+    from analysis.compare import format_comparison, write_comparison  # noqa: PLC0415
+    from tuner.faults.storage import storage_guard  # noqa: PLC0415
+    from tuner.run.compare import run_compare, save_plan  # noqa: PLC0415
+    from tuner.store.compare_plan import plan_compare  # noqa: PLC0415
+
+    sweep = Path(args.path)
+    plan = plan_compare(sweep, args.source, args.seeds, args.dataset)
+    if args.no_run:
+        save_plan(plan)
+    else:
+        with storage_guard(sweep, f"mbrl-tune compare {sweep} --seeds {args.seeds}"):
+            run_compare(plan, args.concurrency or _sweep_concurrency(sweep))
+    out = write_comparison(sweep, args.source)
+    assert out is not None  # the plan was just written
+    print(format_comparison(out.rows))
+    print(f"wrote {out.csv} and {out.json}")
+    return 0
+
+
+def cmd_confirm(args: argparse.Namespace) -> int:
+    from trials.config import parse_overrides  # noqa: PLC0415
+    from tuner.run.confirm import print_costs, run_confirm, save_plan  # noqa: PLC0415
+    from tuner.store.confirm_plan import plan_confirm  # noqa: PLC0415
+
+    sweep = Path(args.path)
+    plan = plan_confirm(sweep, args.source, top_k(args.top_k), args.seeds, parse_overrides(args.set), args.dataset)
+    if args.no_run:
+        save_plan(plan)
+        print_costs(plan, args.concurrency or _sweep_concurrency(sweep))
+    else:
+        from tuner.faults.storage import storage_guard  # noqa: PLC0415
+
+        with storage_guard(sweep, "the same mbrl-tune confirm command"):
+            run_confirm(plan, args.concurrency or _sweep_concurrency(sweep))
+    return _confirm_table(plan)
+
+
+def _confirm_table(plan: Any) -> int:
+    from analysis.confirm import format_confirmation, write_confirmation  # noqa: PLC0415
+
+    out = write_confirmation(plan)
+    print(format_confirmation(out.rows))
+    print(f"wrote {out.csv} and {out.json}")
+    return 0
+
+
+def top_k(text: str) -> int | None:
+    """``--top-k``: a positive count, or ``all`` (None)."""
+    if text == "all":
+        return None
+    if not text.isdigit() or int(text) < 1:
+        raise UsageError(f"--top-k {text}: a positive count or 'all'")
+    return int(text)
+
+
+def _sweep_concurrency(sweep: Path) -> int:
+    from tuner.store.spec import SweepSpec  # noqa: PLC0415
+
+    return SweepSpec.load(sweep).concurrency
+
+
+# ---------------------------------------------------------------- calibrate
+def _calibration_config(args: argparse.Namespace) -> TrialConfig:
+    """The trial config whose dynamics, models and elites are calibrated: ``--config``, else the config
+    stored in ``--policy policy.pt`` (the model that policy was trained with), else the defaults; then the
+    dataset, seed, pool folder, env and ``--set`` overrides on top."""
+    from trials.config import TrialConfig, apply_overrides, parse_overrides  # noqa: PLC0415
+    from trials.files import read_torch  # noqa: PLC0415
+
+    overrides: dict[str, Any] = {"dataset": str(Path(args.dataset).resolve())}
+    for key, value in (("seed", args.seed), ("env", args.env),
+                       ("pool_dir", str(Path(args.pool_dir).resolve()) if args.pool_dir else None)):
+        if value is not None:
+            overrides[key] = value
+    overrides.update(parse_overrides(args.set))
+    if args.config:
+        return TrialConfig.load(args.config, overrides)
+    base: dict[str, Any] = {}
+    policy = _policy_file(args.policy)
+    if policy is not None:
+        saved = read_torch(policy, "policy file", "give a policy.pt written by mbrl-tune train",
+                           map_location="cpu", weights_only=True)
+        if isinstance(saved, dict) and isinstance(saved.get("config"), dict):
+            base = saved["config"]
+    return TrialConfig.from_dict(apply_overrides(base, overrides), str(policy or "calibrate config"))
+
+
+def _policy_file(policy: str) -> Path | None:
+    from trials.measure.calibration import POLICIES  # noqa: PLC0415
+
+    if policy in POLICIES:
+        return None
+    path = Path(policy)
+    if not path.is_file():
+        raise UsageError(f"--policy {policy}: neither a policy kind ({', '.join(k for k in POLICIES if k != 'sac')})"
+                         f" nor a policy.pt file")
+    return path
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from analysis.calibration import format_table  # noqa: PLC0415
+
+    horizons = sorted(set(args.horizons))
+    if horizons[0] < 1:
+        raise UsageError(f"--horizons {' '.join(map(str, args.horizons))}: horizons are model steps, 1 or more")
+    policy_file = _policy_file(args.policy)
+    cfg = _calibration_config(args)
+    from tuner.run.outputs import calibrate_to  # noqa: PLC0415
+
+    out = calibrate_to(cfg, Path(args.out), horizons, args.states, args.policy, policy_file)
+    print(format_table(out.table))
+    print(f"wrote {out.table_csv}, {out.table_json}, {out.result_path} and {len(out.figures)} scatter plots "
+          f"in {Path(args.out)}")
+    return 0
+
+
+# ---------------------------------------------------------------- report
+def cmd_report(args: argparse.Namespace) -> int:
+    from tuner.run.outputs import write_report  # noqa: PLC0415
+
+    files = write_report([Path(p) for p in args.paths], Path(args.out))
+    print(f"wrote {files.html} and {files.markdown} ({len(files.figures)} figures in {files.html.parent / 'figures'})")
+    return 0
+
+
+def _rerun_options(parser: argparse.ArgumentParser, seeds_help: str) -> None:
+    """The options of the commands that re-run a sweep's configurations (``compare``, ``confirm``)."""
+    parser.add_argument("path", help="the sweep folder (<storage>/<name>)")
+    parser.add_argument("--source", default="mopo_official", help="hand-tuned baselines: mopo_official or "
+                        "offlinerl_kit")
+    parser.add_argument("--seeds", type=positive_int, default=3, help=seeds_help)
+    parser.add_argument("--concurrency", type=positive_int, help="runs at once (default: the sweep's)")
+    parser.add_argument("--dataset", nargs="+", help="only these datasets (file stems) of the sweep")
+    parser.add_argument("--no-run", action="store_true", help="only tabulate the runs cached so far")
+
+
+def add_analysis_commands(sub: argparse._SubParsersAction) -> None:
+    """Register the analysis subcommands on the ``mbrl-tune`` parser."""
+    compare = add_command(sub, "compare", "best found vs hand-tuned baseline on the same fresh seeds",
+                          "mbrl-tune compare runs/sweeps/hopper-paper --seeds 5")
+    _rerun_options(compare, "fresh seeds (after the sweep's largest) both configurations run on")
+    compare.set_defaults(func=cmd_compare)
+
+    confirm = add_command(sub, "confirm", "re-run the hand-tuned baseline and the K best distinct configurations "
+                          "at the search budget and a larger one, on the same fresh seeds",
+                          "mbrl-tune confirm runs/sweeps/hopper-paper --top-k 2 --seeds 3 --set epochs=200")
+    _rerun_options(confirm, "fresh seeds (the comparison's: after the sweep's largest) every arm runs on")
+    confirm.add_argument("--top-k", default="2", help="best distinct configurations to confirm, or 'all': "
+                         "every finished trial on the sweep's own seeds (how the whole ranking transfers)")
+    confirm.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                         help="the confirm budget (default: epochs = 10 x the sweep's)")
+    confirm.set_defaults(func=cmd_confirm)
+
+    calibrate = add_command(sub, "calibrate", "penalty heuristics against the true model error",
+                            "mbrl-tune calibrate --dataset data/hopper-medium.hdf5 --horizons 1 5 10 "
+                            "--out runs/sweeps/hopper-paper/calibration")
+    calibrate.add_argument("--dataset", required=True, help="dataset file (D4RL schema, with infos/qpos, qvel)")
+    calibrate.add_argument("--env", help="env of a dataset without metadata")
+    calibrate.add_argument("--config", help="trial config whose dynamics/models to use (e.g. an exported best.yaml)")
+    calibrate.add_argument("--pool-dir", help="dynamics pool folder (default: the config's, or pools/ beside "
+                           "the dataset); the pool is trained there if missing")
+    calibrate.add_argument("--seed", type=int, help="pool seed and seed of the measurement (default: config's)")
+    calibrate.add_argument("--policy", default="data",
+                           help="data (logged actions), random, or a policy.pt written by mbrl-tune train")
+    calibrate.add_argument("--states", type=positive_int, default=500, help="start states from the dataset")
+    calibrate.add_argument("--horizons", type=int, nargs="+", default=[1, 5],
+                           help="model steps to report (rollouts go to the largest)")
+    calibrate.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                           help="override the trial config (dynamics.hidden=64, num_models=5); repeatable")
+    calibrate.add_argument("--out", required=True, help="output folder (use <sweep>/calibration for the report)")
+    calibrate.set_defaults(func=cmd_calibrate)
+
+    report = add_command(sub, "report", "HTML and Markdown report of one or more sweeps",
+                         "mbrl-tune report runs/sweeps/hopper-paper runs/sweeps/hopper-random --out runs/report")
+    report.add_argument("paths", nargs="+", metavar="SWEEP_DIR", help="sweep folders (several: e.g. Ax vs random)")
+    report.add_argument("--out", required=True, help="output folder for report.html, report.md, figures/")
+    report.set_defaults(func=cmd_report)

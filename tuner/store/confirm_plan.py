@@ -1,0 +1,327 @@
+"""Does the search's answer hold at a larger budget? Re-run a sweep's hand-tuned baseline and its K best
+distinct configurations at the search budget AND at a larger one, on the same fresh seeds.
+
+Every search over RL settings runs at a cheap fidelity; this stage measures whether its ranking survives
+the budget a user will train with. Per dataset of the sweep (``mbrl-tune confirm SWEEP --top-k K --seeds N
+--set epochs=200``):
+
+- arms: ``baseline`` (the published hand-tuned setting, built exactly as ``tuner.run.compare`` builds it) and
+  ``best1`` .. ``bestK``, the sweep's K best distinct configurations by their sweep score; with
+  ``--top-k all``, every finished trial's configuration (``trial-0004`` ...) on the sweep's own seeds, to
+  measure how the whole ranking transfers;
+- seeds: the comparison's fresh seeds (``tuner.run.compare.fresh_seeds``), so their pools are the ones the
+  comparison trained (a pool is keyed by dataset, seed and architecture, never by the budget: none is
+  trained twice);
+- each (arm, seed) runs twice: at the search budget (the sweep's base config) and at the confirm budget
+  (the base with the ``--set`` overrides; by default ten times the search's epochs). A run some earlier
+  stage already made with the same config (the comparison's runs, a sweep trial on one seed) is read
+  from there, not repeated.
+
+Runs are Ray Tune trials through ``tuner.run.compare.run_pending``, cached and resumed exactly as the
+comparison's: ``<sweep>/confirm/<source or all>/plan.json`` and ``<experiment>/run-NNN/``. This module is
+the plan, its cost and its progress, read from the folder without Ray; :mod:`tuner.run.confirm` runs it.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from trials.config import ConfigError, TrialConfig, atomic_write_text
+from tuner.errors import UsageError
+from tuner.store.compare_plan import COMPARE_DIR, finished_runs, fresh_seeds, open_sweep, read_plan, run_key
+from tuner.store.records import RAN_OUT, TrialRecord, read_trials
+
+CONFIRM_DIR = "confirm"
+PLAN_FILE = "plan.json"
+#: ``--top-k all``: every finished trial, on the sweep's seeds; its folder under ``confirm/``.
+ALL = "all"
+#: The confirm budget when ``--set`` names neither ``epochs`` nor ``steps_per_epoch``: this many times
+#: the search's epochs.
+DEFAULT_FACTOR = 10
+#: Keys ``--set`` may not change: they define the arms, or where things are.
+FIXED_KEYS = ("seed", "dataset", "pool_dir")
+#: The two budgets every arm runs at.
+SEARCH, CONFIRM = "search", "confirm"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+
+class ConfirmArm(_Model):
+    """One configuration of the confirmation, at both budgets."""
+
+    name: str
+    """``baseline``, ``best1`` .. ``bestK``, or (``--top-k all``) the sweep trial's name."""
+    setting: dict[str, Any]
+    """The overrides that define it (hand-tuned values, or the sweep trial's searched values)."""
+    configs: dict[str, dict[str, Any]]
+    """``search`` and ``confirm``: the full trial config at each budget (``seed`` replaced per run)."""
+    sweep_trial: str | None = None
+    """The sweep trial it comes from (None for the baseline)."""
+    sweep_score: float | None = None
+    """That trial's score in the sweep (mean over the sweep's seeds; selected on them)."""
+
+
+class ConfirmDataset(_Model):
+    """The confirmation on one dataset of the sweep."""
+
+    dataset: str
+    """Dataset file."""
+    experiment: str
+    """Its experiment name: the sub-folder of the confirm folder."""
+    name: str
+    """``<env>-<level>``."""
+    seeds: list[int]
+    """Seeds every arm runs on, at both budgets."""
+    updates: dict[str, int]
+    """``search`` and ``confirm``: SAC updates per run (epochs x steps per epoch)."""
+    arms: list[ConfirmArm]
+    """``baseline`` then ``best1`` ..; or every finished trial in sweep order (``--top-k all``)."""
+    seconds_per_update: dict[str, float] = {}
+    """Arm -> seconds per SAC update (everything included) measured in the sweep or the comparison, for
+    the cost estimate; arms with no measurement are estimated by the mean of the others."""
+
+
+class ConfirmPlan(_Model):
+    """What one ``mbrl-tune confirm`` invocation runs; written to ``plan.json``."""
+
+    sweep: str
+    """Sweep folder."""
+    source: str
+    """Hand-tuned baseline source."""
+    top_k: int | None
+    """Best distinct configurations confirmed; None: every finished trial (``--top-k all``)."""
+    overrides: dict[str, Any]
+    """The confirm budget's ``--set`` overrides, as given (with the default epochs filled in)."""
+    datasets: list[ConfirmDataset]
+    """One entry per dataset."""
+    skipped: dict[str, str] = {}
+    """Dataset -> why it was not confirmed."""
+    gpus_per_trial: float = 0.0
+    """GPUs each run reserves: the sweep's."""
+
+
+def confirm_dir(sweep_dir: Path, source: str, top_k: int | None) -> Path:
+    return Path(sweep_dir).resolve() / CONFIRM_DIR / (source if top_k is not None else ALL)
+
+
+def load_plan(folder: Path) -> ConfirmPlan | None:
+    """The stored plan; None when there is none or it is damaged (one line: the next ``confirm`` writes it)."""
+    return read_plan(folder / PLAN_FILE, ConfirmPlan, "mbrl-tune confirm SWEEP --no-run")
+
+
+def save_plan(plan: ConfirmPlan) -> Path:
+    path = confirm_dir(Path(plan.sweep), plan.source, plan.top_k) / PLAN_FILE
+    atomic_write_text(path, plan.model_dump_json(indent=2))
+    return path
+
+
+def run_config(arm: ConfirmArm, budget: str, seed: int) -> dict[str, Any]:
+    return {**arm.configs[budget], "seed": seed}
+
+
+def planned_runs(entry: ConfirmDataset) -> list[tuple[str, str, int, dict[str, Any]]]:
+    """Every (arm, budget, seed, run config) of one dataset, in the order they are started: the search
+    budget's runs first (cheap: their table is there early), then the confirm budget's seed by seed, so that
+    a confirmation cut short holds paired arms."""
+    out = [(arm.name, SEARCH, seed, run_config(arm, SEARCH, seed)) for arm in entry.arms for seed in entry.seeds]
+    out += [(arm.name, CONFIRM, seed, run_config(arm, CONFIRM, seed)) for seed in entry.seeds for arm in entry.arms]
+    return out
+
+
+def run_label(arm: str, budget: str, seed: int, updates: dict[str, int]) -> str:
+    """``best1 seed 2 at 200,000 updates``."""
+    return f"{arm} seed {seed} at {updates[budget]:,} updates"
+
+
+def finished(plan: ConfirmPlan, entry: ConfirmDataset) -> dict[str, TrialRecord]:
+    """Every finished run usable by this confirmation, by :func:`tuner.run.compare.run_key`: its own runs, the
+    comparison's, and the sweep's one-seed trials (a sweep trial on seeds [s] is the run of its config on s)."""
+    sweep = Path(plan.sweep)
+    out: dict[str, TrialRecord] = {}
+    for record in read_trials(sweep / entry.experiment):
+        if record.status in RAN_OUT and len(record.seeds) == 1 and isinstance(record.last.get("score"), (int, float)):
+            out[run_key(record.trial_config().to_dict())] = record
+    out.update(finished_runs(sweep / COMPARE_DIR / plan.source, entry.experiment))
+    out.update(finished_runs(confirm_dir(sweep, plan.source, plan.top_k), entry.experiment))
+    return out
+
+
+def pending_runs(plan: ConfirmPlan, entry: ConfirmDataset) -> list[tuple[str, str, int, dict[str, Any]]]:
+    """The planned runs not finished anywhere yet, each distinct config once."""
+    done = set(finished(plan, entry))
+    todo: dict[str, tuple[str, str, int, dict[str, Any]]] = {}
+    for run in planned_runs(entry):
+        key = run_key(run[3])
+        if key not in done and key not in todo:
+            todo[key] = run
+    return list(todo.values())
+
+
+# ---------------------------------------------------------------- planning
+def _updates(cfg: TrialConfig) -> int:
+    return cfg.epochs * cfg.steps_per_epoch
+
+
+def confirm_overrides(search: TrialConfig, given: dict[str, Any]) -> dict[str, Any]:
+    """The confirm budget's overrides: ``given``, with ``epochs`` set to :data:`DEFAULT_FACTOR` times the
+    search's when neither ``epochs`` nor ``steps_per_epoch`` is. Raises :class:`UsageError` (one line) when
+    a key is fixed, a value is invalid, or the budget is not larger than the search's."""
+    for key in given:
+        if key in FIXED_KEYS or key.split(".", 1)[0] in FIXED_KEYS:
+            raise UsageError(f"--set {key}: cannot be changed by confirm (it runs every arm on its own "
+                             f"{', '.join(FIXED_KEYS)}); budget keys such as epochs=200 are")
+    out = dict(given)
+    if "epochs" not in out and "steps_per_epoch" not in out:
+        out["epochs"] = search.epochs * DEFAULT_FACTOR
+    try:
+        large = search.with_overrides(out)
+    except ConfigError as exc:
+        raise UsageError(f"--set: {exc}") from None
+    if _updates(large) <= _updates(search):
+        raise UsageError(f"--set {' '.join(f'{k}={v}' for k, v in given.items())}: the confirm budget "
+                         f"({_updates(large):,} SAC updates) must be larger than the search's ({_updates(search):,})")
+    return out
+
+
+def _seconds_per_update(records: list[TrialRecord]) -> float | None:
+    times = [float(r.last["time_total_s"]) / max(int(r.last.get("epoch", 0)), 1)
+             / r.trial_config().steps_per_epoch for r in records if "time_total_s" in r.last]
+    return sum(times) / len(times) if times else None
+
+
+def plan_confirm(sweep_dir: Path, source: str, top_k: int | None, seeds: int, overrides: dict[str, Any],
+                 only: list[str] | None = None) -> ConfirmPlan:
+    """The arms, budgets and seeds of every dataset of the sweep (see the module docstring). Raises
+    :class:`UsageError` (one line) on bad input, before Ray is imported."""
+    from trials.data.baselines import hand_tuned  # noqa: PLC0415
+
+    if top_k is not None and top_k < 1:
+        raise UsageError(f"--top-k {top_k}: need at least 1 (or 'all')")
+    spec, space, datasets = open_sweep(sweep_dir, source, seeds, only)
+    from trials.data.dataset import load_dataset  # noqa: PLC0415
+    from tuner.store.spec import trial_base  # noqa: PLC0415
+    from tuner.store.status import best_trials  # noqa: PLC0415
+
+    run_seeds = list(spec.seeds) if top_k is None else fresh_seeds(spec.seeds, seeds)
+    plan = ConfirmPlan(sweep=str(spec.root), source=source, top_k=top_k, overrides={}, datasets=[],
+                       gpus_per_trial=spec.gpus_per_trial)
+    for path in datasets:
+        data = load_dataset(path)
+        spec.verify_dataset(path, data.content_hash())
+        name = f"{data.meta.env}-{data.meta.level}"
+        base = trial_base(spec, path, space)
+        plan.overrides = confirm_overrides(base, overrides)
+        records = read_trials(spec.experiment_dir(path))
+        ranked = best_trials(records, len(records)) if top_k is not None else sorted(
+            (r for r in records if r.status in RAN_OUT and isinstance(r.last.get("score"), (int, float))),
+            key=lambda r: r.order)
+        distinct: dict[str, TrialRecord] = {}
+        for record in ranked:  # the first (best, or earliest) trial of each distinct configuration
+            distinct.setdefault(run_key(base.with_overrides(record.overrides).to_dict()), record)
+        chosen = list(distinct.values()) if top_k is None else list(distinct.values())[:top_k]
+        if top_k is not None and len(distinct) < top_k:
+            raise UsageError(f"--top-k {top_k}: {Path(path).stem} has {len(distinct)} distinct finished "
+                             f"configurations; ask for at most {len(distinct)}")
+        if not chosen:
+            plan.skipped[path] = "no finished trial in the sweep yet"
+            continue
+        arms = []
+        measured: dict[str, float] = {}
+        if top_k is not None:
+            try:
+                published = hand_tuned(source, name)
+            except ValueError as exc:
+                plan.skipped[path] = str(exc)
+                continue
+            # As the comparison builds it: the published point as published, the pool enlarged if needed.
+            pool = max(base.dynamics.pool_size, int(published.get("num_models", base.num_models)))
+            setting = {**published, "dynamics.pool_size": pool}
+            arms.append(ConfirmArm(name="baseline", setting=published,
+                                   configs={SEARCH: base.with_overrides(setting).to_dict(),
+                                            CONFIRM: base.with_overrides({**setting, **plan.overrides}).to_dict()}))
+            search_cfg = arms[0].configs[SEARCH]
+            keys = {run_key({**search_cfg, "seed": s}) for s in [*spec.seeds, *run_seeds]}
+            compared = finished_runs(spec.root / COMPARE_DIR / source, spec.experiment_name(path))
+            speed = _seconds_per_update([r for k, r in compared.items() if k in keys])
+            if speed is not None:
+                measured["baseline"] = speed
+        for rank, record in enumerate(chosen, 1):
+            arm_name = f"best{rank}" if top_k is not None else record.name
+            arms.append(ConfirmArm(
+                name=arm_name, setting=record.overrides, sweep_trial=record.trial_id,
+                sweep_score=float(record.last["score"]),
+                configs={SEARCH: base.with_overrides(record.overrides).to_dict(),
+                         CONFIRM: base.with_overrides({**record.overrides, **plan.overrides}).to_dict()}))
+            speed = _seconds_per_update([record])
+            if speed is not None:
+                measured[arm_name] = speed / max(len(record.seeds), 1)
+        plan.datasets.append(ConfirmDataset(
+            dataset=path, experiment=spec.experiment_name(path), name=name, seeds=run_seeds,
+            updates={SEARCH: _updates(base), CONFIRM: _updates(base.with_overrides(plan.overrides))}, arms=arms,
+            seconds_per_update=measured))
+    if not plan.datasets:
+        reasons = "; ".join(f"{Path(d).name}: {why}" for d, why in plan.skipped.items())
+        raise UsageError(f"{sweep_dir}: nothing to confirm ({reasons})")
+    return plan
+
+
+def cost_line(entry: ConfirmDataset, todo: list[tuple[str, str, int, dict[str, Any]]], concurrency: int) -> str:
+    """The expected wall time of ``todo``, from the per-update times the sweep and the comparison measured
+    (each run's arm; the mean of the measured arms for the others), ``concurrency`` runs at a time."""
+    known = entry.seconds_per_update
+    fallback = sum(known.values()) / len(known) if known else math.nan
+    seconds = sum(known.get(arm, fallback) * entry.updates[budget] for arm, budget, _, _ in todo)
+    counts = {b: sum(1 for _, budget, _, _ in todo if budget == b) for b in (SEARCH, CONFIRM)}
+    per_arm = ", ".join(f"{arm} {known[arm] * 1000:.0f} s" for arm in known)
+    wall = seconds / max(concurrency, 1)
+    when = f"{wall / 3600:.1f} h" if wall >= 5400 else f"{wall / 60:.0f} min"
+    return (f"{counts[CONFIRM]} runs at {entry.updates[CONFIRM]:,} updates and {counts[SEARCH]} at "
+            f"{entry.updates[SEARCH]:,}: about {when} at {concurrency} at a time (seconds per 1,000 "
+            f"updates measured in the sweep: {per_arm or 'none yet'})")
+
+
+# ---------------------------------------------------------------- progress
+def _ended(plan: ConfirmPlan, entry: ConfirmDataset) -> tuple[int, int]:
+    """(runs finished, runs planned) of one dataset's confirmation."""
+    done = finished(plan, entry)
+    planned = planned_runs(entry)
+    return sum(1 for *_, config in planned if run_key(config) in done), len(planned)
+
+
+def progress_lines(sweep_dir: Path) -> list[str]:
+    """Per confirmation stored in a sweep folder (``confirm/<source or all>/plan.json``): runs finished of
+    planned, and the runs of its newest ``run-NNN`` in progress with their last reported epoch."""
+    from tuner.store.status import epoch_progress  # noqa: PLC0415
+
+    lines = []
+    for plan in stored_plans(sweep_dir):
+        folder = confirm_dir(Path(plan.sweep), plan.source, plan.top_k)
+        for entry in plan.datasets:
+            labels = {run_key(c): run_label(arm, budget, seed, entry.updates)
+                      for arm, budget, seed, c in planned_runs(entry)}
+            ended, total = _ended(plan, entry)
+            runs = sorted((folder / entry.experiment).glob("run-*"))
+            running = [f"{labels.get(run_key(r.trial_config().to_dict()), r.name)} epoch {epoch_progress(r)}"
+                       for r in (read_trials(runs[-1]) if runs else []) if r.status == "running"]
+            lines.append(f"confirm {folder.name} {entry.experiment}: {ended}/{total} runs finished"
+                         + (f"; in progress (last reports): {', '.join(running)}" if running else ""))
+    return lines
+
+
+def finished_count(sweep_dir: Path, top_k: int | None, source: str) -> tuple[int, int]:
+    """(runs finished, runs planned) of the confirmation stored for ``top_k`` (0, 0 before its plan)."""
+    plan = load_plan(confirm_dir(Path(sweep_dir), source, top_k))
+    counts = [_ended(plan, entry) for entry in plan.datasets] if plan is not None else []
+    return sum(e for e, _ in counts), sum(t for _, t in counts)
+
+
+def stored_plans(sweep_dir: Path) -> list[ConfirmPlan]:
+    """The confirmations stored in a sweep folder (top-k first, then ``all``)."""
+    plans = [load_plan(folder) for folder in sorted((Path(sweep_dir) / CONFIRM_DIR).glob("*"))]
+    return sorted((p for p in plans if p is not None), key=lambda p: p.top_k is None)

@@ -1,0 +1,122 @@
+"""A study folder on disk (``tuner.run.study`` describes the layout): its stored study, the record of its
+finished stages, its progress and time left, read without Ray (``mbrl-tune status`` and the running study
+both use it)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from trials.files import DamagedFileError, atomic_write_text, read_json
+from tuner.store.records import ENDED, RAN_OUT, TrialRecord, read_trials
+from tuner.store.status import completion
+from tuner.store.study_spec import StudyDataset, StudySpec
+
+#: The stages of every dataset, in the order they run.
+STAGE_NAMES = ("generate", "sweep", "compare", "calibrate", "confirm")
+
+STUDY_FILE = "study.yaml"
+STAGES_FILE = "stages.json"
+
+
+def sweep_dir(folder: Path, ds: StudyDataset) -> Path:
+    return folder / "sweeps" / Path(ds.path).stem
+
+
+def say(text: str) -> None:
+    print(f"[study] {text}", flush=True)
+
+
+def duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+# ---------------------------------------------------------------- progress
+def compare_runs(spec: StudySpec) -> int:
+    """(arm, seed) runs the comparison of one dataset makes: both arms on the fresh seeds, the baseline on
+    the sweep's seeds."""
+    return 2 * spec.compare.seeds + len(spec.seeds)
+
+
+def finished_compare_runs(spec: StudySpec, folder: Path, ds: StudyDataset) -> list[TrialRecord]:
+    """The comparison runs of ``ds`` that ended with a score (finished or diverged)."""
+    runs = (sweep_dir(folder, ds) / "compare" / spec.baselines).glob("*/run-*")
+    return [r for run in runs for r in read_trials(run) if r.status in RAN_OUT]
+
+
+def stored_study(folder: Path) -> StudySpec:
+    """The study its first run wrote into ``folder`` (``study.yaml``)."""
+    return StudySpec.model_validate(yaml.safe_load((folder / STUDY_FILE).read_text()))
+
+
+def trial_counts(folder: Path) -> dict[str, Any]:
+    """What the study folder holds: sweep trials and compare runs done and planned, and the mean wall
+    time of the trials done (from their reports), read from disk so that it is right after a resume."""
+    spec = stored_study(folder)
+    done = planned = compare_done = compare_planned = 0
+    seconds: list[float] = []
+    for ds in spec.datasets:
+        records = read_trials(sweep_dir(folder, ds) / Path(ds.path).stem)
+        ended = [r for r in records if r.status in ENDED]
+        done += len(ended)
+        planned += spec.trials
+        seconds += [float(r.last["time_total_s"]) for r in ended if "time_total_s" in r.last]
+        compare_planned += compare_runs(spec)
+        finished = finished_compare_runs(spec, folder, ds)
+        compare_done += len(finished)
+        seconds += [float(r.last["time_total_s"]) for r in finished if "time_total_s" in r.last]
+    return {"done": done, "planned": planned, "compare_done": min(compare_done, compare_planned),
+            "compare_planned": compare_planned, "seconds": seconds,
+            "concurrency": spec.compare.concurrency or spec.concurrency}
+
+
+def eta_line(folder: Path) -> str:
+    c = trial_counts(folder)
+    left = (c["planned"] - c["done"]) + (c["compare_planned"] - c["compare_done"])
+    text = f"{c['done']}/{c['planned']} sweep trials, {c['compare_done']}/{c['compare_planned']} compare runs done"
+    if not c["seconds"]:
+        return text + "; time left: after the first trial"
+    mean = sum(c["seconds"]) / len(c["seconds"])
+    return (text + f"; about {duration(left * mean / c['concurrency'])} left (mean trial {mean:.0f} s over "
+            f"{len(c['seconds'])}, {c['concurrency']} at a time; pools, calibration and the report not included)")
+
+
+# ---------------------------------------------------------------- stages
+class Stages:
+    """``stages.json``: finished stages and the seconds each took."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder / STAGES_FILE
+        self.data: dict[str, dict[str, Any]] = {}
+        if self.path.is_file():
+            try:
+                data = read_json(self.path, "record of the study's stages", "each stage checks its outputs again")
+                if not isinstance(data, dict):
+                    raise DamagedFileError(f"{self.path}: not a record of the study's stages; each stage checks "
+                                           f"its outputs again")
+                self.data = data
+            except DamagedFileError as exc:
+                say(str(exc))  # derived: each stage finds its own outputs complete again (a sweep, cached runs)
+
+    def done(self, key: str) -> bool:
+        return bool(self.data.get(key, {}).get("done"))
+
+    def record(self, key: str, seconds: float, done: bool) -> None:
+        entry = self.data.setdefault(key, {"done": False, "seconds": 0.0})
+        entry["seconds"] = float(entry["seconds"]) + seconds
+        entry["done"] = done
+        atomic_write_text(self.path, json.dumps(self.data, indent=2))
+
+
+def sweep_missing(spec: StudySpec, ds: StudyDataset, folder: Path) -> str | None:
+    """None when the dataset's sweep is complete (``tuner.store.status.completion``, the rule ``sweep`` and
+    ``resume`` exit by); else what is missing."""
+    c = completion(spec.trials, read_trials(sweep_dir(folder, ds) / Path(ds.path).stem))
+    return None if c.complete else f"{c.ended}/{c.target} trials finished, {c.errored} errored, {c.missing} missing"
