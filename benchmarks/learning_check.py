@@ -20,7 +20,7 @@ import torch
 from trials.config import TrialConfig, parse_overrides
 from trials.data.baselines import baseline_sources, hand_tuned
 from trials.data.dataset import load_dataset
-from trials.run.trainable import run_standalone
+from trials.run.standalone import run_standalone
 
 
 def main() -> None:

@@ -19,8 +19,8 @@ import torch
 
 from trials.config import TrialConfig, atomic_write_text
 from trials.data.dataset import load_dataset
+from trials.run.build import build_trainer
 from trials.run.mopo import MOPOTrainer
-from trials.run.trainable import build_trainer
 
 
 def _rss_mib() -> float:

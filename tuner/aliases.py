@@ -24,10 +24,10 @@ MOVED: dict[str, str] = {
     "tuner.ax_searcher": "tuner.search.ax",
     "tuner.searcher": "tuner.search.registry",
     "tuner.searcher_base": "tuner.search.base",
-    "tuner.compare": "tuner.run.compare",
-    "tuner.confirm": "tuner.run.confirm",
+    "tuner.compare": "tuner.store.compare_plan",  # plans and run keys; the runner is tuner.run.compare
+    "tuner.confirm": "tuner.store.confirm_plan",
     "tuner.sweep": "tuner.run.sweep",
-    "tuner.study": "tuner.run.study",
+    "tuner.study": "tuner.run.study",  # StudyEta, the study callback
     "tuner.pools": "tuner.run.pools",
     "tuner.trackers": "tuner.run.trackers",
     "tuner.records": "tuner.store.records",
@@ -48,11 +48,14 @@ class _MovedModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
             return None
         return importlib.util.spec_from_loader(fullname, self)
 
-    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType:
-        return importlib.import_module(MOVED[spec.name])
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> None:
+        """A placeholder module (the default); :meth:`exec_module` replaces it."""
 
     def exec_module(self, module: ModuleType) -> None:
-        """The new module ran when it was imported."""
+        """Import the new module and put it in ``sys.modules`` under the old name too: the import system
+        then returns it for the old name, and the placeholder is dropped (the new module keeps its own
+        ``__name__`` and ``__spec__``)."""
+        sys.modules[module.__name__] = importlib.import_module(MOVED[module.__name__])
 
 
 def install() -> None:

@@ -10,7 +10,7 @@ import torch
 
 from trials.config import TrialConfig
 from trials.data.dataset import load_hdf5
-from trials.run.trainable import build_trainer
+from trials.run.build import build_trainer
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 

@@ -20,8 +20,8 @@ from trials.envs import ENVS, set_state
 from trials.models.dynamics import EnsembleDynamics
 from trials.rollouts.replay import ReplayBuffer
 from trials.rollouts.true_dynamics import Simulator, true_rollout
+from trials.run.build import build_trainer
 from trials.run.mopo import FINISHED
-from trials.run.trainable import build_trainer
 
 OBS, ACT = 5, 2
 

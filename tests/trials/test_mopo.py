@@ -16,8 +16,8 @@ from trials.models.pool import pool_key
 from trials.rollouts.penalties import PENALTIES
 from trials.rollouts.replay import ReplayBuffer
 from trials.rollouts.rollout import rollout
+from trials.run.build import build_trainer
 from trials.run.mopo import DIVERGED, FINISHED
-from trials.run.trainable import build_trainer
 
 
 def tiny_config(dataset: Path, pool_dir: Path, **overrides: object) -> TrialConfig:

@@ -14,9 +14,9 @@ from tests.trials.test_mopo import tiny_config
 from trials.agent.sac import SAC, SACConfig
 from trials.agent.seed_batch import SeedBatchedSAC
 from trials.data.dataset import load_hdf5
+from trials.run.build import build_trainer
 from trials.run.mopo import DIVERGED, FINISHED
 from trials.run.seed_group import SeedGroup
-from trials.run.trainable import build_trainer
 
 OBS, ACT, B = 6, 2, 32
 

@@ -1,0 +1,2 @@
+"""Measuring: a policy in the real environment (``evaluation``) and each penalty against the true model
+error (``calibration``)."""

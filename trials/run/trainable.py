@@ -1,4 +1,4 @@
-"""Running trials: the Ray Tune function trainable and the standalone run behind ``mbrl-tune train``.
+"""The Ray Tune function trainable: one trial of a sweep, a comparison or a confirmation.
 
 Ray Tune passes a config dict ``{"base": <full TrialConfig dict>, "seeds": [0, 1], <dotted key>: value,
 ...}``: the dotted keys (the searcher's suggestion) override the base. Several seeds run in lockstep, one
@@ -8,38 +8,24 @@ epoch each per report, their SAC updates batched into one learner where it appli
 
 from __future__ import annotations
 
-import json
 import pickle
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
-from trials.config import TrialConfig, atomic_write_text
+from trials.config import TrialConfig
 from trials.data.dataset import Dataset, load_dataset
-from trials.memory import keep_freed_memory
-from trials.models.pool import PoolInfo, load_or_train_pool
-from trials.run.mopo import DIVERGED, FINISHED, MOPOTrainer
+from trials.run.build import build_trainer
+from trials.run.mopo import DIVERGED, FINISHED
 from trials.run.params import TuneParams
 from trials.run.seed_group import SeedGroup
 
 CHECKPOINT_FILE = "trial_state.pt"
 #: Key of the seed group's learner state in a checkpoint (beside the per-seed states keyed by seed).
 GROUP_KEY = "seed_group"
-
-
-def build_trainer(cfg: TrialConfig, dataset: Dataset) -> MOPOTrainer:
-    """Load (or train, once) the shared pool for (dataset, seed, architecture), then set up the learner
-    (no pool with ``dynamics.kind: true``: rollouts step the simulator)."""
-    keep_freed_memory()
-    if cfg.dynamics.kind == "true":
-        return MOPOTrainer(cfg, dataset, None, PoolInfo.simulator())
-    pool, info = load_or_train_pool(dataset, cfg.seed, cfg.dynamics, cfg.resolved_pool_dir, cfg.device)
-    return MOPOTrainer(cfg, dataset, pool, info)
 
 
 def config_from_tune(config: dict[str, Any]) -> tuple[TrialConfig, list[int]]:
@@ -129,40 +115,3 @@ def tune_trainable(config: dict[str, Any], dataset: Dataset | None = None, pool_
                 tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
         else:
             tune.report(metrics)
-
-
-def run_standalone(cfg: TrialConfig, out_dir: Path, progress: bool = True) -> dict[str, Any]:
-    """Run one trial in this process; write ``results.json`` and ``policy.pt`` into ``out_dir``."""
-    start = time.perf_counter()
-    dataset = load_dataset(cfg.dataset, cfg.env)
-    trainer = build_trainer(cfg, dataset)
-    bar = tqdm(total=cfg.epochs, desc="train", unit="epoch", disable=not progress)
-    try:
-        while not trainer.done:
-            m = trainer.run_epoch()
-            bar.set_postfix(score=f"{m['normalized_score']:.1f}", q=f"{m['q_mean']:.1f}",
-                            pen=f"{m.get('penalty_mean', 0.0):.2f}")
-            bar.update(1)
-    finally:
-        bar.close()
-    final = trainer.history[-1]
-    results = {
-        "config": cfg.to_dict(),
-        "status": trainer.status,
-        "score": final["score"],
-        "normalized_score": final["normalized_score"],
-        "return_mean": final["return_mean"],
-        "behaviour_normalized_score": dataset.meta.behaviour_normalized_score,
-        "pool": {"key": trainer.pool_info.key, "trained_here": trainer.pool_info.trained_here,
-                 "epochs": trainer.pool_info.epochs, "holdout_mse": trainer.pool_info.holdout_mse,
-                 **trainer.pool_info.fit},
-        "phase_seconds": dict(trainer.phase_seconds),
-        "wall_seconds": time.perf_counter() - start,
-        "history": trainer.history,
-    }
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir / ".policy.pt.tmp"
-    torch.save({"actor": trainer.agent.actor.state_dict(), "config": cfg.to_dict()}, tmp)
-    tmp.replace(out_dir / "policy.pt")
-    atomic_write_text(out_dir / "results.json", json.dumps(results, indent=2))
-    return results

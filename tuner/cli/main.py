@@ -15,38 +15,27 @@ from pathlib import Path
 
 import torch
 
-from trials.config import ConfigError, TrialConfig, parse_overrides
-from trials.data.dataset import DatasetError, load_dataset, save_hdf5, summary
-from trials.envs import DATASET_ENVS, get_env_spec
-from trials.files import DamagedFileError
-from trials.generation.generate import LEVELS, GenerateConfig, generate
-from trials.run.trainable import run_standalone
+from tuner import api
 from tuner.cli.argtypes import OneLineParser, add_command, positive_int
 from tuner.cli.reports import add_analysis_commands, cmd_report
-from tuner.errors import StorageFullError, UsageError
-from tuner.faults.storage import full_filesystem_line, storage_guard
-from tuner.store.presets import PRESETS, load_preset, resolve_space
 
 
 # ---------------------------------------------------------------- datasets
 def cmd_datasets_generate(args: argparse.Namespace) -> int:
-    spec = get_env_spec(args.env)
-    out = Path(args.out)
-    cfg = GenerateConfig(medium_max_steps=args.medium_max_steps, expert_steps=args.expert_steps,
-                         learning_starts=min(args.learning_starts, args.medium_max_steps, args.expert_steps),
-                         eval_every=args.eval_every, device=args.device)
-    policy_dir = Path(args.policy_dir) if args.policy_dir else out.parent / "behaviour"
+    settings = api.GenerateConfig(medium_max_steps=args.medium_max_steps, expert_steps=args.expert_steps,
+                                  learning_starts=min(args.learning_starts, args.medium_max_steps, args.expert_steps),
+                                  eval_every=args.eval_every, device=args.device)
     start = time.perf_counter()
-    ds = generate(spec, args.level, args.size, args.seed, cfg, policy_dir, progress=not args.quiet)
-    save_hdf5(ds, out)
+    ds = api.generate_dataset(args.env, args.level, args.size, args.seed, args.out, settings, args.policy_dir,
+                              progress=not args.quiet)
     elapsed = time.perf_counter() - start
-    print(f"wrote {out}: {len(ds)} transitions of {spec.name}-{args.level} in {elapsed:.1f} s; behaviour "
+    print(f"wrote {args.out}: {len(ds)} transitions of {args.env}-{args.level} in {elapsed:.1f} s; behaviour "
           f"return {ds.meta.behaviour_return:.1f} (normalised {ds.meta.behaviour_normalized_score:.1f})")
     return 0
 
 
 def cmd_datasets_info(args: argparse.Namespace) -> int:
-    info = summary(load_dataset(args.file, env=args.env))
+    info = api.dataset_summary(args.file, env=args.env)
     if args.json:
         print(json.dumps(info, indent=2))
     else:
@@ -59,9 +48,9 @@ def cmd_datasets_info(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------- train
 def cmd_train(args: argparse.Namespace) -> int:
-    cfg = TrialConfig.load(args.config, parse_overrides(args.set))
+    cfg = api.trial_config(args.config, api.parse_overrides(args.set))
     out = Path(args.out) if args.out else Path("runs/train") / time.strftime("%Y%m%d-%H%M%S")
-    results = run_standalone(cfg, out, progress=not args.quiet)
+    results = api.train(cfg, out, progress=not args.quiet)
     print(f"{results['status']}: normalised score {results['normalized_score']:.1f} "
           f"(return {results['return_mean']:.1f}; behaviour data {results['behaviour_normalized_score']:.1f}) "
           f"in {results['wall_seconds']:.0f} s; wrote {out / 'results.json'} and {out / 'policy.pt'}")
@@ -70,60 +59,45 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------- sweeps
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from tuner.run.sweep import new_spec, run_sweep  # noqa: PLC0415  (Ray import is slow)
-    from tuner.run.trackers import parse_trackers  # noqa: PLC0415
-
-    base = TrialConfig.load(args.base).to_dict() if args.base else load_preset(args.preset)
-    base.pop("dataset", None)
-    spec = new_spec(name=args.name, storage=args.storage, space_file=resolve_space(args.space),
-                    datasets=args.dataset, trials=args.trials, concurrency=args.concurrency,
-                    seeds=list(range(args.seeds)) if args.seed_list is None else args.seed_list,
-                    searcher=args.searcher, num_init_trials=args.init_trials, early_stop=args.early_stop,
-                    baselines=args.baselines, warm_start=args.warm_start, base=base,
-                    overrides=parse_overrides(args.set), search_seed=args.search_seed,
-                    gpus_per_trial=args.gpus_per_trial, trackers=parse_trackers(args.log))
-    return _sweep_and_status(spec.root, lambda: run_sweep(spec))
+    spec = api.new_sweep(name=args.name, storage=args.storage, space=args.space, datasets=args.dataset,
+                         trials=args.trials, concurrency=args.concurrency,
+                         seeds=list(range(args.seeds)) if args.seed_list is None else args.seed_list,
+                         searcher=args.searcher, init_trials=args.init_trials, early_stop=args.early_stop,
+                         baselines=args.baselines, warm_start=args.warm_start, base_file=args.base,
+                         preset=args.preset, overrides=api.parse_overrides(args.set), search_seed=args.search_seed,
+                         gpus_per_trial=args.gpus_per_trial, log=args.log)
+    return _sweep_and_status(spec)
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    from tuner.run.sweep import SweepSpec, run_sweep  # noqa: PLC0415
-
-    spec = SweepSpec.load(args.path)
-    return _sweep_and_status(spec.root, lambda: run_sweep(spec, resume=True))
+    return _sweep_and_status(api.load_sweep(args.path), resume=True)
 
 
-def _sweep_and_status(root: Path, run: Callable[[], object]) -> int:
+def _sweep_and_status(spec: api.SweepSpec, resume: bool = False) -> int:
     """Run a sweep, then print its status; a Ctrl-C or SIGTERM (the sweep saved, stopped at that
     experiment) exits 130 after the same status and resume hint."""
-    from tuner.faults.interrupts import Interrupted  # noqa: PLC0415
-
     try:
-        with storage_guard(root, f"mbrl-tune resume {root}"):
-            run()
-    except Interrupted:
-        _print_status(root)
+        api.run_sweep(spec, resume=resume)
+    except api.Interrupted:
+        _print_status(spec.root)
         return 130
-    return _print_status(root)
+    return _print_status(spec.root)
 
 
 def _print_status(sweep_dir: Path) -> int:
     """Print the trials table and, for experiments short of their count or with errored trials, a summary
     on stderr; returns 0 when every experiment is complete, else 1 (what ``sweep`` and ``resume`` exit
     with)."""
-    from tuner.store.status import status_table, sweep_completion  # noqa: PLC0415
-
-    print(status_table(sweep_dir))
-    from tuner.store.confirm_plan import progress_lines  # noqa: PLC0415
-
-    for line in progress_lines(sweep_dir):
+    status = api.sweep_status(sweep_dir)
+    print(status.table)
+    for line in status.confirm_lines:
         print(line)
-    incomplete = {d: c for d, c in sweep_completion(sweep_dir).items() if not c.complete}
-    if not incomplete:
+    if status.complete:
         return 0
-    for dataset, c in incomplete.items():
+    for dataset, c in status.incomplete.items():
         print(f"mbrl-tune: incomplete: {Path(dataset).stem}: {c.ended} finished, {c.errored} errored, {c.missing} "
               f"missing of {c.target}", file=sys.stderr)
-    if any(c.disk_full for c in incomplete.values()):
+    if any(c.disk_full for c in status.incomplete.values()):
         print(f"mbrl-tune: error: the filesystem of {sweep_dir} is full (no space left on device); free space "
               f"there, then resume", file=sys.stderr)
     print(f"mbrl-tune: continue with: mbrl-tune resume {sweep_dir}", file=sys.stderr)
@@ -131,31 +105,22 @@ def _print_status(sweep_dir: Path) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from tuner.store.study_status import is_study_folder, study_status  # noqa: PLC0415
-
-    path = Path(args.path)
-    if is_study_folder(path):
-        print(study_status(path))
+    if api.is_study(args.path):
+        print(api.study_status(args.path))
         return 0
-    _print_status(path)  # a running sweep is no error of the status command
+    _print_status(Path(args.path))  # a running sweep is no error of the status command
     return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from tuner.store.export import export_best  # noqa: PLC0415
-
-    for path in export_best(Path(args.path), Path(args.out), args.top, args.dataset):
+    for path in api.export_best(args.path, args.out, args.top, args.dataset):
         print(f"wrote {path}")
     return 0
 
 
 # ---------------------------------------------------------------- study
 def cmd_study(args: argparse.Namespace) -> int:
-    from tuner.run.study import run_study  # noqa: PLC0415  (Ray import is slow)
-    from tuner.store.study_spec import load_study_file  # noqa: PLC0415
-
-    with storage_guard(Path(load_study_file(args.file).storage), f"mbrl-tune study {args.file}"):
-        return run_study(args.file)
+    return api.run_study(args.file)
 
 
 # ---------------------------------------------------------------- demo
@@ -163,33 +128,26 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """The embedded default job: a real sweep (local Ray, Ax, quick.yaml) on a generated hopper dataset,
     then the product's core result: the best configuration against the hand-tuned baseline on fresh
     seeds, with the difference's confidence interval, and the report."""
-    from analysis.compare import format_comparison, write_comparison  # noqa: PLC0415
-    from tuner.run.compare import run_compare  # noqa: PLC0415
-    from tuner.store.compare_plan import plan_compare  # noqa: PLC0415
+    from analysis.compare import format_comparison  # noqa: PLC0415
 
     start = time.perf_counter()
     out = Path(args.out)
     data = out / f"hopper-random-{args.size // 1000}k.hdf5"
     if not data.exists():
-        spec = get_env_spec("hopper")
-        ds = generate(spec, "random", args.size, 0, GenerateConfig(), out / "behaviour", progress=True)
-        save_hdf5(ds, data)
+        api.generate_dataset("hopper", "random", args.size, 0, data, policy_dir=out / "behaviour")
         print(f"generated {data}")
     name = time.strftime("demo-%Y%m%d-%H%M%S")
-    ns = build_parser().parse_args(["sweep", "--space", "quick", "--dataset", str(data), "--trials",
-                                    str(args.trials), "--concurrency", str(args.concurrency), "--storage",
-                                    str(out / "sweeps"), "--name", name, "--preset", args.preset,
-                                    "--init-trials", str(min(6, args.trials))])
-    code = cmd_sweep(ns)
-    sweep_dir = out / "sweeps" / name
+    spec = api.new_sweep(name=name, storage=str(out / "sweeps"), space="quick", datasets=[str(data)],
+                         trials=args.trials, concurrency=args.concurrency, preset=args.preset,
+                         init_trials=min(6, args.trials))
+    code = _sweep_and_status(spec)
     print(f"\ncomparing the best configuration with the hand-tuned baseline on {args.fresh_seeds} fresh seeds:")
-    run_compare(plan_compare(sweep_dir, "mopo_official", args.fresh_seeds), args.concurrency)
-    table = write_comparison(sweep_dir, "mopo_official")
-    print(format_comparison(table.rows if table else []))
+    table = api.compare(spec.root, seeds=args.fresh_seeds, concurrency=args.concurrency)
+    print(format_comparison(table.rows))
     report_dir = out / "reports" / name
-    cmd_report(build_parser().parse_args(["report", str(sweep_dir), "--out", str(report_dir)]))
-    print(f"demo done in {time.perf_counter() - start:.0f} s: sweep results in {sweep_dir}, report at "
-          f"{report_dir / 'report.html'} (mbrl-tune status {sweep_dir}; mbrl-tune export {sweep_dir} --out best.yaml)")
+    cmd_report(build_parser().parse_args(["report", str(spec.root), "--out", str(report_dir)]))
+    print(f"demo done in {time.perf_counter() - start:.0f} s: sweep results in {spec.root}, report at "
+          f"{report_dir / 'report.html'} (mbrl-tune status {spec.root}; mbrl-tune export {spec.root} --out best.yaml)")
     return code
 
 
@@ -207,17 +165,17 @@ def build_parser() -> argparse.ArgumentParser:
     gen = add_command(ds_sub, "generate", "generate a D4RL-style dataset in real MuJoCo",
                       "mbrl-tune datasets generate --env hopper --level medium --size 100000 "
                       "--out data/hopper-medium.hdf5")
-    gen.add_argument("--env", required=True, choices=DATASET_ENVS)
-    gen.add_argument("--level", required=True, choices=list(LEVELS))
+    gen.add_argument("--env", required=True, choices=api.DATASET_ENVS)
+    gen.add_argument("--level", required=True, choices=list(api.LEVELS))
     gen.add_argument("--size", type=positive_int, default=1_000_000, help="transitions in the file")
     gen.add_argument("--seed", type=int, default=0)
     gen.add_argument("--out", required=True, help="output HDF5 path (written atomically)")
-    gen.add_argument("--medium-max-steps", type=positive_int, default=GenerateConfig().medium_max_steps,
+    gen.add_argument("--medium-max-steps", type=positive_int, default=api.GenerateConfig().medium_max_steps,
                      help="env-step budget of the medium SAC run if it never reaches 1/3 of expert")
-    gen.add_argument("--expert-steps", type=positive_int, default=GenerateConfig().expert_steps,
+    gen.add_argument("--expert-steps", type=positive_int, default=api.GenerateConfig().expert_steps,
                      help="env-step budget of the expert SAC run")
-    gen.add_argument("--learning-starts", type=int, default=GenerateConfig().learning_starts)
-    gen.add_argument("--eval-every", type=positive_int, default=GenerateConfig().eval_every)
+    gen.add_argument("--learning-starts", type=int, default=api.GenerateConfig().learning_starts)
+    gen.add_argument("--eval-every", type=positive_int, default=api.GenerateConfig().eval_every)
     gen.add_argument("--device", default="cpu")
     gen.add_argument("--policy-dir", help="behaviour-policy cache (default: <out dir>/behaviour)")
     gen.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -256,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--baselines", default="mopo_official", help="hand-tuned baseline evaluated first")
     sweep.add_argument("--warm-start", nargs="*", default=[], help="earlier sweep folders to learn from")
     sweep.add_argument("--base", help="base trial config YAML (budget, architecture)")
-    sweep.add_argument("--preset", default="demo", choices=sorted(PRESETS), help="built-in base config")
+    sweep.add_argument("--preset", default="demo", choices=sorted(api.PRESETS), help="built-in base config")
     sweep.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override the base")
     sweep.add_argument("--search-seed", type=int, default=0, help="seed of the searcher")
     sweep.add_argument("--gpus-per-trial", type=float, default=0.0,
@@ -294,13 +252,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--trials", type=positive_int, default=10)
     demo.add_argument("--fresh-seeds", type=positive_int, default=3, help="fresh seeds of the comparison")
     demo.add_argument("--concurrency", type=positive_int, default=2)
-    demo.add_argument("--preset", choices=list(PRESETS), default="demo", help="trial budget (tiny: a smoke run)")
+    demo.add_argument("--preset", choices=list(api.PRESETS), default="demo", help="trial budget (tiny: a smoke run)")
     demo.add_argument("--size", type=positive_int, default=20_000, help="transitions of the generated dataset")
     demo.set_defaults(func=cmd_demo)
     return parser
-
-
-ERRORS: tuple[type[Exception], ...] = (UsageError, DatasetError, ConfigError, FileNotFoundError, DamagedFileError)
 
 
 def _terminate_as_interrupt(signum: int, frame: object) -> None:
@@ -322,17 +277,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     try:
         return func(args)
-    except ERRORS as exc:
+    except api.INPUT_ERRORS as exc:
         print(f"mbrl-tune: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("mbrl-tune: interrupted", file=sys.stderr)
         return 130
-    except StorageFullError as exc:
+    except api.StorageFullError as exc:
         print(f"mbrl-tune: error: {exc}", file=sys.stderr)
         return 1
     except Exception as exc:
-        line = full_filesystem_line(exc, "mbrl-tune " + " ".join(sys.argv[1:] if argv is None else argv))
+        line = api.full_filesystem_line(exc, "mbrl-tune " + " ".join(sys.argv[1:] if argv is None else argv))
         if line is None:
             raise
         print(f"mbrl-tune: error: {line}", file=sys.stderr)

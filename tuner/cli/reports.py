@@ -1,7 +1,10 @@
-"""CLI subcommands over the analysis package: compare, calibrate, report.
+"""The subcommands that re-run, measure and report (over :mod:`tuner.api`, tables printed by the analysis):
+compare, confirm, calibrate, report.
 
 - ``compare SWEEP_DIR``: re-run the best found configuration and the hand-tuned baseline on the same fresh
   seeds (Ray Tune trials, cached in ``<sweep>/compare/<source>/``), then print and save the table;
+- ``confirm SWEEP_DIR --top-k K --seeds N --set epochs=200``: the baseline and the K best at the search
+  budget and a larger one, with the fidelity-transfer table;
 - ``calibrate --dataset FILE --out DIR``: every penalty heuristic against the true model error;
 - ``report SWEEP_DIR [SWEEP_DIR ...] --out DIR``: ``report.html`` and ``report.md`` with tables and plots.
 
@@ -12,59 +15,27 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
+from tuner import api
 from tuner.cli.argtypes import add_command, positive_int
-from tuner.errors import UsageError
-
-if TYPE_CHECKING:
-    from trials.config import TrialConfig
 
 
-
-# ---------------------------------------------------------------- compare
+# ---------------------------------------------------------------- compare and confirm
 def cmd_compare(args: argparse.Namespace) -> int:
-    from analysis.compare import format_comparison, write_comparison  # noqa: PLC0415
-    from tuner.faults.storage import storage_guard  # noqa: PLC0415
-    from tuner.run.compare import run_compare, save_plan  # noqa: PLC0415
-    from tuner.store.compare_plan import plan_compare  # noqa: PLC0415
+    from analysis.compare import format_comparison  # noqa: PLC0415
 
-    sweep = Path(args.path)
-    plan = plan_compare(sweep, args.source, args.seeds, args.dataset)
-    if args.no_run:
-        save_plan(plan)
-    else:
-        with storage_guard(sweep, f"mbrl-tune compare {sweep} --seeds {args.seeds}"):
-            run_compare(plan, args.concurrency or _sweep_concurrency(sweep))
-    out = write_comparison(sweep, args.source)
-    assert out is not None  # the plan was just written
+    out = api.compare(args.path, source=args.source, seeds=args.seeds, only=args.dataset,
+                      concurrency=args.concurrency, run=not args.no_run)
     print(format_comparison(out.rows))
     print(f"wrote {out.csv} and {out.json}")
     return 0
 
 
 def cmd_confirm(args: argparse.Namespace) -> int:
-    from trials.config import parse_overrides  # noqa: PLC0415
-    from tuner.run.confirm import print_costs, run_confirm, save_plan  # noqa: PLC0415
-    from tuner.store.confirm_plan import plan_confirm  # noqa: PLC0415
+    from analysis.confirm import format_confirmation  # noqa: PLC0415
 
-    sweep = Path(args.path)
-    plan = plan_confirm(sweep, args.source, top_k(args.top_k), args.seeds, parse_overrides(args.set), args.dataset)
-    if args.no_run:
-        save_plan(plan)
-        print_costs(plan, args.concurrency or _sweep_concurrency(sweep))
-    else:
-        from tuner.faults.storage import storage_guard  # noqa: PLC0415
-
-        with storage_guard(sweep, "the same mbrl-tune confirm command"):
-            run_confirm(plan, args.concurrency or _sweep_concurrency(sweep))
-    return _confirm_table(plan)
-
-
-def _confirm_table(plan: Any) -> int:
-    from analysis.confirm import format_confirmation, write_confirmation  # noqa: PLC0415
-
-    out = write_confirmation(plan)
+    out = api.confirm(args.path, top_k=top_k(args.top_k), seeds=args.seeds, overrides=api.parse_overrides(args.set),
+                      source=args.source, only=args.dataset, concurrency=args.concurrency, run=not args.no_run)
     print(format_confirmation(out.rows))
     print(f"wrote {out.csv} and {out.json}")
     return 0
@@ -75,65 +46,18 @@ def top_k(text: str) -> int | None:
     if text == "all":
         return None
     if not text.isdigit() or int(text) < 1:
-        raise UsageError(f"--top-k {text}: a positive count or 'all'")
+        raise api.UsageError(f"--top-k {text}: a positive count or 'all'")
     return int(text)
 
 
-def _sweep_concurrency(sweep: Path) -> int:
-    from tuner.store.spec import SweepSpec  # noqa: PLC0415
-
-    return SweepSpec.load(sweep).concurrency
-
-
 # ---------------------------------------------------------------- calibrate
-def _calibration_config(args: argparse.Namespace) -> TrialConfig:
-    """The trial config whose dynamics, models and elites are calibrated: ``--config``, else the config
-    stored in ``--policy policy.pt`` (the model that policy was trained with), else the defaults; then the
-    dataset, seed, pool folder, env and ``--set`` overrides on top."""
-    from trials.config import TrialConfig, apply_overrides, parse_overrides  # noqa: PLC0415
-    from trials.files import read_torch  # noqa: PLC0415
-
-    overrides: dict[str, Any] = {"dataset": str(Path(args.dataset).resolve())}
-    for key, value in (("seed", args.seed), ("env", args.env),
-                       ("pool_dir", str(Path(args.pool_dir).resolve()) if args.pool_dir else None)):
-        if value is not None:
-            overrides[key] = value
-    overrides.update(parse_overrides(args.set))
-    if args.config:
-        return TrialConfig.load(args.config, overrides)
-    base: dict[str, Any] = {}
-    policy = _policy_file(args.policy)
-    if policy is not None:
-        saved = read_torch(policy, "policy file", "give a policy.pt written by mbrl-tune train",
-                           map_location="cpu", weights_only=True)
-        if isinstance(saved, dict) and isinstance(saved.get("config"), dict):
-            base = saved["config"]
-    return TrialConfig.from_dict(apply_overrides(base, overrides), str(policy or "calibrate config"))
-
-
-def _policy_file(policy: str) -> Path | None:
-    from trials.measure.calibration import POLICIES  # noqa: PLC0415
-
-    if policy in POLICIES:
-        return None
-    path = Path(policy)
-    if not path.is_file():
-        raise UsageError(f"--policy {policy}: neither a policy kind ({', '.join(k for k in POLICIES if k != 'sac')})"
-                         f" nor a policy.pt file")
-    return path
-
-
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from analysis.calibration import format_table  # noqa: PLC0415
 
-    horizons = sorted(set(args.horizons))
-    if horizons[0] < 1:
-        raise UsageError(f"--horizons {' '.join(map(str, args.horizons))}: horizons are model steps, 1 or more")
-    policy_file = _policy_file(args.policy)
-    cfg = _calibration_config(args)
-    from tuner.run.outputs import calibrate_to  # noqa: PLC0415
-
-    out = calibrate_to(cfg, Path(args.out), horizons, args.states, args.policy, policy_file)
+    cfg, policy_file = api.calibration_config(args.dataset, policy=args.policy, config=args.config, seed=args.seed,
+                                              env=args.env, pool_dir=args.pool_dir,
+                                              overrides=api.parse_overrides(args.set))
+    out = api.calibrate(cfg, args.out, args.horizons, args.states, args.policy, policy_file)
     print(format_table(out.table))
     print(f"wrote {out.table_csv}, {out.table_json}, {out.result_path} and {len(out.figures)} scatter plots "
           f"in {Path(args.out)}")
@@ -142,9 +66,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------- report
 def cmd_report(args: argparse.Namespace) -> int:
-    from tuner.run.outputs import write_report  # noqa: PLC0415
-
-    files = write_report([Path(p) for p in args.paths], Path(args.out))
+    files = api.write_report(args.paths, args.out)
     print(f"wrote {files.html} and {files.markdown} ({len(files.figures)} figures in {files.html.parent / 'figures'})")
     return 0
 

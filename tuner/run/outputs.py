@@ -54,7 +54,8 @@ def write_report(paths: list[Path], out: Path, title: str | None = None) -> Any:
         raise UsageError(f"sweeps with the same name ({', '.join(names)}): their rows could not be told apart")
 
     from analysis.report import build_report  # noqa: PLC0415
-    from tuner.store.export import export_best  # noqa: PLC0415  (imports Ray through tuner.run.sweep)
+    from trials.data.dataset import DatasetError  # noqa: PLC0415
+    from tuner.store.export import export_best  # noqa: PLC0415
 
     best: dict[tuple[str, str], Path] = {}
     for info in infos:
@@ -63,8 +64,8 @@ def write_report(paths: list[Path], out: Path, title: str | None = None) -> Any:
             target = out / "configs" / f"best-{info.name}-{stem}.yaml"
             try:
                 written = export_best(info.root, target, 1, stem)
-            except UsageError as exc:  # no completed trial yet: the report says so instead
-                print(f"note: {exc}")
+            except (UsageError, DatasetError) as exc:  # no completed trial yet, or the dataset is elsewhere
+                print(f"note: best configuration of {stem} not exported: {exc}")
                 continue
             best[(info.name, stem)] = written[0]
     return build_report([i.root for i in infos], out, best, title=title)
