@@ -55,7 +55,7 @@ class StudyEta(tune.Callback):
         say(eta_line(Path(self.folder)))
 
 
-def _generate(spec: StudySpec, ds: StudyDataset, folder: Path, base: dict[str, Any]) -> bool:
+def _generate(spec: StudySpec, ds: StudyDataset, folder: Path) -> bool:
     from trials.data.dataset import DatasetError, load_dataset, save_hdf5  # noqa: PLC0415
     from trials.envs import get_env_spec  # noqa: PLC0415
     from trials.generation.generate import GenerateConfig, generate  # noqa: PLC0415
@@ -86,7 +86,7 @@ def _generate(spec: StudySpec, ds: StudyDataset, folder: Path, base: dict[str, A
     return True
 
 
-def _sweep(spec: StudySpec, ds: StudyDataset, folder: Path, base: dict[str, Any]) -> bool:
+def _sweep(spec: StudySpec, ds: StudyDataset, folder: Path) -> bool:
     from tuner.run.sweep import new_spec, run_sweep  # noqa: PLC0415
     from tuner.store.compare_plan import fresh_seeds  # noqa: PLC0415
     from tuner.store.presets import resolve_space  # noqa: PLC0415
@@ -105,7 +105,7 @@ def _sweep(spec: StudySpec, ds: StudyDataset, folder: Path, base: dict[str, Any]
         sweep = new_spec(name=root.name, storage=str(root.parent), space_file=resolve_space(spec.space),
                          datasets=[ds.path], trials=spec.trials, concurrency=spec.concurrency, seeds=list(spec.seeds),
                          searcher=spec.searcher, num_init_trials=spec.init_trials, early_stop="none",
-                         baselines=spec.baselines, warm_start=[], base=base, overrides={},
+                         baselines=spec.baselines, warm_start=[], base=spec.base_config(), overrides={},
                          search_seed=spec.search_seed)
         run_sweep(sweep, callbacks=[StudyEta(folder)], spare_pool_seeds=spare)
     missing = sweep_missing(spec, ds, folder)
@@ -114,7 +114,7 @@ def _sweep(spec: StudySpec, ds: StudyDataset, folder: Path, base: dict[str, Any]
     return missing is None
 
 
-def _compare(spec: StudySpec, ds: StudyDataset, folder: Path, base: dict[str, Any]) -> bool:
+def _compare(spec: StudySpec, ds: StudyDataset, folder: Path) -> bool:
     """Run the comparison's missing runs; once none is left, write its table beside them and print it."""
     from analysis.compare import format_comparison, write_comparison  # noqa: PLC0415
     from tuner.run.compare import pending_runs, run_compare  # noqa: PLC0415
@@ -134,11 +134,13 @@ def _compare(spec: StudySpec, ds: StudyDataset, folder: Path, base: dict[str, An
     return True
 
 
-def _calibrate(spec: StudySpec, ds: StudyDataset, folder: Path, base: dict[str, Any]) -> bool:
+def _calibrate(spec: StudySpec, ds: StudyDataset, folder: Path) -> bool:
     from search_spaces.parse import load_space  # noqa: PLC0415
     from tuner.run.outputs import calibrate_to  # noqa: PLC0415
-    from tuner.run.sweep import trial_base  # noqa: PLC0415
-    from tuner.store.spec import SweepSpec  # noqa: PLC0415
+    from tuner.store.spec import (
+        SweepSpec,  # noqa: PLC0415
+        trial_base,  # noqa: PLC0415
+    )
 
     root = sweep_dir(folder, ds)
     sweep = SweepSpec.load(root)
@@ -149,7 +151,7 @@ def _calibrate(spec: StudySpec, ds: StudyDataset, folder: Path, base: dict[str, 
     return True
 
 
-def _confirm(spec: StudySpec, ds: StudyDataset, folder: Path, base: dict[str, Any]) -> bool:
+def _confirm(spec: StudySpec, ds: StudyDataset, folder: Path) -> bool:
     """Run the confirmation's missing runs (``tuner.run.confirm``); once none is left, write and print its table."""
     from analysis.confirm import format_confirmation, write_confirmation  # noqa: PLC0415
     from tuner.run.confirm import pending_runs, run_confirm  # noqa: PLC0415
@@ -171,7 +173,7 @@ def _confirm(spec: StudySpec, ds: StudyDataset, folder: Path, base: dict[str, An
 
 
 #: Stage -> its runner, in the order a dataset goes through them (``confirm`` only with a confirm block).
-STAGES: dict[str, Callable[[StudySpec, StudyDataset, Path, dict[str, Any]], bool]] = {
+STAGES: dict[str, Callable[[StudySpec, StudyDataset, Path], bool]] = {
     "generate": _generate, "sweep": _sweep, "compare": _compare, "calibrate": _calibrate, "confirm": _confirm}
 assert tuple(STAGES) == STAGE_NAMES, "tuner.store.study_folder.STAGE_NAMES lists the stages status reads"
 #: Study keys that may change between runs of one study: a confirm block added or changed only adds runs
@@ -219,7 +221,7 @@ def _located_nowhere(datasets: Any) -> Any:
 def run_study(file: str | Path) -> int:
     """Run or resume the study of ``file``; returns the exit code (0: every stage complete)."""
     spec = load_study_file(file)
-    base = check_study(spec, str(file))
+    check_study(spec, str(file))
     folder = spec.folder()
     folder.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(folder / ".study.lock"))
@@ -230,12 +232,12 @@ def run_study(file: str | Path) -> int:
                          f"{folder / '.study.lock'})") from None
     try:
         _stored_spec(folder, spec, str(file))
-        return _run_stages(spec, folder, base)
+        return _run_stages(spec, folder)
     finally:
         lock.release()
 
 
-def _run_stages(spec: StudySpec, folder: Path, base: dict[str, Any]) -> int:
+def _run_stages(spec: StudySpec, folder: Path) -> int:
     stages = Stages(folder)
     start = time.perf_counter()
     say(f"{spec.name}: {len(spec.datasets)} datasets x {spec.trials} trials, folder {folder}")
@@ -253,7 +255,7 @@ def _run_stages(spec: StudySpec, folder: Path, base: dict[str, Any]) -> int:
             stages.record(key, 0.0, False)  # `mbrl-tune status` shows it as started
             t0 = time.perf_counter()
             try:
-                ok = runner(spec, ds, folder, base)
+                ok = runner(spec, ds, folder)
             except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the stage saved its state; stop the study here
                 seconds = time.perf_counter() - t0
                 stages.record(key, seconds, False)

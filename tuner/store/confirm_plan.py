@@ -9,7 +9,7 @@ the budget a user will train with. Per dataset of the sweep (``mbrl-tune confirm
   ``best1`` .. ``bestK``, the sweep's K best distinct configurations by their sweep score; with
   ``--top-k all``, every finished trial's configuration (``trial-0004`` ...) on the sweep's own seeds, to
   measure how the whole ranking transfers;
-- seeds: the comparison's fresh seeds (``tuner.run.compare.fresh_seeds``), so their pools are the ones the
+- seeds: the comparison's fresh seeds (``tuner.store.compare_plan.fresh_seeds``), so their pools are the ones the
   comparison trained (a pool is keyed by dataset, seed and architecture, never by the budget: none is
   trained twice);
 - each (arm, seed) runs twice: at the search budget (the sweep's base config) and at the confirm budget

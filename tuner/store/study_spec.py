@@ -30,8 +30,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from trials.config import apply_overrides
 from trials.files import read_yaml_mapping
 from tuner.errors import UsageError
+from tuner.store.presets import load_preset, resolve_space
 
 
 class StudyError(UsageError):
@@ -146,6 +148,11 @@ class StudySpec(_Strict):
     def folder(self) -> Path:
         return Path(self.storage) / self.name
 
+    def base_config(self) -> dict[str, Any]:
+        """The sweeps' base trial config (without dataset): the budget's preset with its overrides, as a
+        sweep spec stores it (``check_study`` validates it as a trial config first)."""
+        return apply_overrides(load_preset(self.budget.preset), self.budget.set)
+
 
 def _one_line(exc: ValidationError) -> str:
     err = exc.errors()[0]
@@ -181,18 +188,17 @@ def evaluations(epochs: int, eval_every: int) -> int:
     return epochs // eval_every + (epochs % eval_every != 0)
 
 
-def check_study(spec: StudySpec, source: str) -> dict[str, Any]:
+def check_study(spec: StudySpec, source: str) -> None:
     """Every check that needs no work: datasets present or generatable, baselines for each, the budget
-    a valid trial config that can fill its score window, the space and searcher known. Returns the base
-    trial config (without dataset). Raises :class:`StudyError` with one line."""
+    a valid trial config that can fill its score window, the space and searcher known.
+    Raises :class:`StudyError` with one line."""
     from search_spaces.parse import load_space  # noqa: PLC0415
     from search_spaces.space import SearchSpaceError  # noqa: PLC0415
-    from trials.config import ConfigError, TrialConfig, apply_overrides, has_key  # noqa: PLC0415
+    from trials.config import ConfigError, TrialConfig, has_key  # noqa: PLC0415
     from trials.data.baselines import baseline_sources, hand_tuned  # noqa: PLC0415
     from trials.data.dataset import DatasetError, load_dataset  # noqa: PLC0415
     from trials.envs import DATASET_ENVS  # noqa: PLC0415
     from trials.generation.generate import LEVELS  # noqa: PLC0415
-    from tuner.store.presets import load_preset, resolve_space  # noqa: PLC0415
     from tuner.store.spec import SEARCHER_KINDS  # noqa: PLC0415
 
     if spec.searcher not in SEARCHER_KINDS:
@@ -206,7 +212,7 @@ def check_study(spec: StudySpec, source: str) -> dict[str, Any]:
         raise StudyError(f"{source}: key 'calibrate.horizons': model steps must be 1 or more, got "
                          f"{spec.calibrate.horizons}")
     try:
-        base = apply_overrides(load_preset(spec.budget.preset), spec.budget.set)
+        base = spec.base_config()
         space = load_space(resolve_space(spec.space))
     except (UsageError, SearchSpaceError) as exc:
         raise StudyError(f"{source}: {exc}") from None
@@ -250,7 +256,6 @@ def check_study(spec: StudySpec, source: str) -> dict[str, Any]:
             raise StudyError(f"{source}: space {spec.space}: parameter '{key}' is not a trial config field")
     if spec.confirm is not None:
         _check_confirm(spec.confirm, cfg, source)
-    return base
 
 
 def _check_confirm(confirm: StudyConfirm, search: Any, source: str) -> None:
