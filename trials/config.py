@@ -9,6 +9,7 @@ the field, the value and what is allowed. Defaults are MOPO's published settings
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -75,6 +76,31 @@ class SACConfig(BaseModel):
 
 class ConfigError(ValueError):
     """An invalid config; the message is one line."""
+
+
+#: Devices a trial config may name: ``cpu``, ``cuda``, ``cuda:N``, ``mps``.
+DEVICE_PATTERN = r"^(cpu|cuda(:\d+)?|mps)$"
+
+
+def torch_device(text: str) -> Any:
+    """``text`` as a ``torch.device`` that exists on this machine; :class:`ConfigError` (one line) for one
+    that does not (CUDA without a GPU or a CUDA build of torch, an index past the last GPU, MPS off a Mac)."""
+    import torch  # noqa: PLC0415  (reading a config needs no torch)
+
+    if not re.match(DEVICE_PATTERN, text):
+        raise ConfigError(f"device {text!r}: not a device; allowed: cpu, cuda, cuda:N, mps")
+    device = torch.device(text)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            built = "without CUDA" if torch.version.cuda is None else f"with CUDA {torch.version.cuda}, no GPU seen"
+            raise ConfigError(f"device {text!r}: no CUDA device on this machine (torch {torch.__version__} {built}); "
+                              f"use device=cpu")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ConfigError(f"device {text!r}: this machine has {torch.cuda.device_count()} CUDA device(s), "
+                              f"cuda:0..cuda:{torch.cuda.device_count() - 1}")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"device {text!r}: MPS is not available on this machine; use device=cpu")
+    return device
 
 
 class _Strict(BaseModel):
@@ -191,9 +217,17 @@ class TrialConfig(_Strict):
     seed: int = 0
     """Seed of everything random in the trial, pool training included."""
     device: str = "cpu"
-    """Torch device (``cpu``, ``cuda``, ``cuda:1``...)."""
+    """Torch device (``cpu``, ``cuda``, ``cuda:1``, ``mps``); checked against this machine when a run
+    starts (:func:`torch_device`), not when a config is read (a GPU sweep is read on any machine)."""
     pool_dir: str | None = None
     """Folder of shared dynamics pools; None means a ``pools/`` folder beside the dataset."""
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        if not re.match(DEVICE_PATTERN, value):
+            raise ValueError("not a device; allowed: cpu, cuda, cuda:N, mps")
+        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> TrialConfig:

@@ -145,3 +145,58 @@ def test_a_bad_input_path_is_one_line(leaf: tuple[str, tuple[str, ...], argparse
     _one_line(done)
     assert str(path.name) in done.stderr or "absent" in done.stderr or "folder" in done.stderr, done.stderr
     assert not any(out.iterdir()), f"{argv}: wrote {list(out.iterdir())}"
+
+
+#: Values a run's config can hold that this machine or the config's rules refuse: each must be one line,
+#: exit 2, whichever command meets it first (``--device`` of dataset generation, ``--set`` of the others).
+BAD_CONFIG_VALUES = ["device=tpu", "device=cuda:7", "epochs=0", "sac.gamma=abc", "num_models=0"]
+#: The other inputs (valid) of each command that takes config values; ``confirm``'s ``--set`` is its
+#: budget, checked against a real sweep in tests/tuner/test_confirm.py.
+VALID_INPUTS = {
+    "datasets generate": ["--env", "hopper", "--level", "random", "--size", "10", "--out", "{out}/d.hdf5"],
+    "train": ["--config", "{config}", "--out", "{out}/train"],
+    "sweep": ["--space", "quick", "--dataset", "{data}", "--trials", "2", "--name", "s", "--storage", "{out}",
+              "--preset", "tiny"],
+    "calibrate": ["--dataset", "{data}", "--pool-dir", "{pools}", "--out", "{out}/cal"],
+}
+
+
+def _config_value_cases() -> list[tuple[str, tuple[str, ...], str]]:
+    """(command, its words, bad value) for every command with ``--set`` or ``--device``, from the parser."""
+    cases = []
+    for words, parser in leaves(build_parser()):
+        dests = {a.dest for a in _value_actions(parser)}
+        name = " ".join(words)
+        if not {"set", "device"} & dests or name == "confirm":
+            continue
+        assert name in VALID_INPUTS, f"{name}: takes config values; give it valid inputs in VALID_INPUTS"
+        for value in BAD_CONFIG_VALUES:
+            if "set" in dests or value.startswith("device="):
+                cases.append((name, words, value))
+    return cases
+
+
+CONFIG_VALUE_CASES = _config_value_cases()
+
+
+@pytest.mark.skipif(__import__("torch").cuda.device_count() > 7, reason="this machine has a cuda:7")
+@pytest.mark.parametrize("case", CONFIG_VALUE_CASES, ids=[f"{c[0]} {c[2]}" for c in CONFIG_VALUE_CASES])
+def test_a_bad_config_value_is_one_line(case: tuple[str, tuple[str, ...], str], tmp_path: Path,
+                                        hopper_random_file: Path, monkeypatch: pytest.MonkeyPatch,
+                                        cli: Callable[..., subprocess.CompletedProcess]) -> None:
+    """A device this machine lacks, a value out of range or of the wrong type, given to every command that
+    takes config values, with its other inputs valid: refused in one line before anything is written."""
+    name, words, value = case
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "outputs"
+    out.mkdir()
+    config = tmp_path / "trial.yaml"
+    config.write_text(f"dataset: {hopper_random_file}\npool_dir: {tmp_path / 'pools'}\n")
+    fill = {"out": str(out), "config": str(config), "data": str(hopper_random_file), "pools": str(tmp_path / "pools")}
+    argv = [arg.format(**fill) for arg in VALID_INPUTS[name]]
+    key, _, raw = value.partition("=")
+    argv += ["--device", raw] if name == "datasets generate" else ["--set", value]
+    done = cli(*words, *argv)
+    _one_line(done)
+    assert raw in done.stderr or key in done.stderr, done.stderr
+    assert not any(p.is_file() for p in out.rglob("*")), f"{words}: wrote {list(out.rglob('*'))}"

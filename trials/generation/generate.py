@@ -37,6 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tqdm import tqdm
 
 from trials.agent.sac import LOG_STD_MAX, LOG_STD_MIN, SAC, Actor, SACConfig
+from trials.config import torch_device
 from trials.data.dataset import GENERATOR_VERSION, Dataset, DatasetMeta, concatenate
 from trials.envs import EnvSpec, get_state
 from trials.files import DamagedFileError, atomic_write, read_torch
@@ -267,4 +268,5 @@ def generate(spec: EnvSpec, level: str, size: int, seed: int, cfg: GenerateConfi
     """Make a dataset of ``level`` (see module docstring); nothing is written here."""
     if level not in LEVELS:
         raise ValueError(f"unknown level '{level}'; known: {', '.join(LEVELS)}")
+    torch_device(cfg.device)  # a device this machine lacks fails here, in one line, before any work
     return LEVELS[level](spec, size, seed, cfg, policy_dir, progress)

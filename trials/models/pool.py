@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from filelock import FileLock
 
-from trials.config import DynamicsConfig
+from trials.config import DynamicsConfig, torch_device
 from trials.data.dataset import Dataset
 from trials.files import TORCH_READ_ERRORS, atomic_write
 from trials.models.dynamics import EnsembleDynamics, FitResult, fit
@@ -96,7 +96,7 @@ def load_or_train_pool(ds: Dataset, seed: int, cfg: DynamicsConfig, pool_dir: Pa
                        device: torch.device | str = "cpu") -> tuple[EnsembleDynamics, PoolInfo]:
     """The pool for (dataset, seed, cfg): loaded if stored, otherwise trained and stored (atomically,
     under a lock). The stored key is checked on load."""
-    device = torch.device(device)
+    device = torch_device(device)
     dataset_hash = ds.content_hash()
     key = pool_key(dataset_hash, seed, cfg)
     pool_dir.mkdir(parents=True, exist_ok=True)

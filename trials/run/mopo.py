@@ -28,7 +28,7 @@ import torch
 
 from trials.agent.mobile import bellman_penalty
 from trials.agent.sac import SAC, SACStats
-from trials.config import UPDATE_TIME_PENALTIES, TrialConfig
+from trials.config import UPDATE_TIME_PENALTIES, TrialConfig, torch_device
 from trials.data.dataset import Dataset
 from trials.measure.evaluation import evaluate
 from trials.models.dynamics import EnsembleDynamics
@@ -62,7 +62,7 @@ class MOPOTrainer:
                  pool_info: PoolInfo) -> None:
         self.cfg = cfg
         self.spec = dataset.spec
-        self.device = torch.device(cfg.device)
+        self.device = torch_device(cfg.device)
         with seeded(cfg.seed, self.device):  # the networks' initial weights, from the trial's seed
             self._build(dataset, pool, pool_info)
 

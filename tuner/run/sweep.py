@@ -317,7 +317,11 @@ def new_spec(name: str, storage: str, space_file: str, datasets: list[str], tria
     except SearchSpaceError as exc:
         raise SweepError(str(exc)) from None
     merged = apply_overrides(with_source_agent(base, baselines), overrides)
-    check_space_fits(space, TrialConfig.from_dict({**merged, "dataset": datasets[0]}, "sweep base config"))
+    cfg = TrialConfig.from_dict({**merged, "dataset": datasets[0]}, "sweep base config")
+    check_space_fits(space, cfg)
+    if cfg.device.startswith("cuda") and gpus_per_trial <= 0:  # Ray would run them where no GPU is visible
+        raise SweepError(f"--set device={cfg.device}: give the trials a GPU with --gpus-per-trial (1, or 0.5 to "
+                         f"share one between two trials)")
     root = Path(storage).resolve() / name
     if (root / SPEC_FILE).exists():
         raise SweepError(f"{root}: a sweep of that name exists; resume it with 'mbrl-tune resume {root}' "
