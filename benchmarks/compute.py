@@ -11,7 +11,7 @@ from benchmarks.report import Row, time_speedup
 from benchmarks.sizes import HOPPER_ACT, HOPPER_OBS, Sizes
 from benchmarks.timing import Timing, measure, measure_interleaved
 from trials.agent.sac import SAC, SACConfig
-from trials.config import DynamicsConfig, RolloutPrecision
+from trials.config import DynamicsConfig, Precision
 from trials.envs import hopper_terminated
 from trials.models.dynamics import EnsembleDynamics, _decay_loss
 from trials.rollouts.penalties import PENALTIES
@@ -172,7 +172,7 @@ def rollout_rounds(sizes: Sizes) -> list[Row]:
     stats: dict[str, object] = {}
 
     def round_fn(name: str, ensemble: EnsembleDynamics | LoopEnsemble, penalty: str,
-                 precision: RolloutPrecision = "float32") -> None:
+                 precision: Precision = "float32") -> None:
         stats[name] = rollout(ensemble, elites, agent, start, sizes.rollout_horizon,  # type: ignore[arg-type]
                               hopper_terminated, PENALTIES[penalty], 1.0, buffer, gen, precision=precision)
 

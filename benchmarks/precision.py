@@ -1,6 +1,6 @@
 """What ``rollout.precision=bfloat16`` changes, on a real pool and real dataset states: the ensemble's
 predictions and every penalty in bfloat16 against float32, next to the model's own error, how far
-autocast's bfloat16 and ``trials.rollouts.precision.Bfloat16Rounding`` (bfloat16 numerics in float32 arithmetic, what
+autocast's bfloat16 and ``trials.models.precision.Bfloat16Rounding`` (bfloat16 numerics in float32 arithmetic, what
 rollouts use on CPUs without bfloat16 units) differ, and the predict time of one rollout chunk in each
 format (1 thread)::
 
@@ -24,8 +24,8 @@ import torch
 from trials.config import DynamicsConfig
 from trials.data.dataset import load_dataset
 from trials.models.pool import load_or_train_pool, select_members
+from trials.models.precision import Bfloat16Rounding, native_bfloat16, precision_context
 from trials.rollouts.penalties import PENALTIES
-from trials.rollouts.precision import Bfloat16Rounding, native_bfloat16, precision_context
 from trials.rollouts.rollout import DEFAULT_CHUNK
 
 

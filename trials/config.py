@@ -22,8 +22,8 @@ PenaltyName = Literal["none", "max_aleatoric", "max_pairwise_diff", "ensemble_st
                       "ll_var", "loo_kl", "mobile"]
 #: Where rollouts come from: the learned ensemble, or the real simulator (the edge-of-reach test).
 DynamicsKind = Literal["learned", "true"]
-#: Floating-point formats the rollout's ensemble forward can run its matrix multiplies in.
-RolloutPrecision = Literal["float32", "bfloat16"]
+#: Floating-point formats an ensemble's matrix multiplies can run in (pool training, rollouts).
+Precision = Literal["float32", "bfloat16"]
 #: Penalties that compare members, so need at least two of them.
 MULTI_MEMBER_PENALTIES = ("max_pairwise_diff", "ensemble_std", "ensemble_var", "ll_var", "loo_kl")
 #: Penalties computed at SAC update time from the critics and the model (``trials.agent.mobile``); the rollout
@@ -147,6 +147,13 @@ class DynamicsConfig(_Strict):
     epoch), as MOPO's ``bnn.py`` and OfflineRL-Kit's ``EnsembleDynamics.train`` do; without it every member
     sees the same rows (only initialisation and order differ), so the members agree more and every
     heuristic that compares members reads lower."""
+    precision: Precision = "float32"
+    """Format of the matrix multiplies while the pool trains (``trials.models.precision``): ``bfloat16``
+    runs each member's forward and backward products in bfloat16 under autocast, with float32 master
+    weights, loss, optimiser state, and holdout errors (so elites and early stopping do not move on a
+    number-format artefact). Where the CPU lacks native bfloat16 it computes the forward's bfloat16 numbers
+    in float32 arithmetic at float32's speed. Part of the pool's key (a float32 pool keeps the key it had
+    before this field existed)."""
     normalize_targets: bool = False
     """Standardise the targets ``[delta_s, r]`` too (inputs always are). False, as in both references: the
     Gaussian NLL, the learned log-variance bounds and the holdout MSE that ranks members live in the data's
@@ -165,8 +172,8 @@ class RolloutConfig(_Strict):
     """SAC updates between rollout rounds."""
     retain_epochs: int = Field(5, ge=1)
     """Epochs a model transition is kept in the model buffer."""
-    precision: RolloutPrecision = "float32"
-    """Format of the ensemble's matrix multiplies during rollouts (``trials.rollouts.precision``; normalisation,
+    precision: Precision = "float32"
+    """Format of the ensemble's matrix multiplies during rollouts (``trials.models.precision``; normalisation,
     sampling, penalties and the stored transitions stay float32). ``bfloat16`` runs the rollout ~2.4x faster
     on CPUs with AVX512-BF16 or AMX and on GPUs (autocast); other CPUs compute the same bfloat16 numbers in
     float32 arithmetic at float32's speed (their autocast fallback is ~17x slower). On the 100k

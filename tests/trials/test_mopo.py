@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from ray import tune
 
 from trials.config import TrialConfig
 from trials.data.dataset import load_hdf5
@@ -18,6 +19,7 @@ from trials.rollouts.replay import ReplayBuffer
 from trials.rollouts.rollout import rollout
 from trials.run.build import build_trainer
 from trials.run.mopo import DIVERGED, FINISHED
+from trials.run.trainable import CHECKPOINT_FILE, read_checkpoint
 
 
 def tiny_config(dataset: Path, pool_dir: Path, **overrides: object) -> TrialConfig:
@@ -54,11 +56,18 @@ def test_resume_from_state_gives_identical_results(hopper_random_file: Path, tmp
 
     first = build_trainer(cfg, ds)
     first.run_epoch()
-    path = tmp_path / "state.pt"
-    torch.save(first.state_dict(), path)
+    saved = tmp_path / "checkpoint"
+    saved.mkdir()
+    torch.save({cfg.seed: first.state_dict()}, saved / CHECKPOINT_FILE)  # as the Tune trainable saves it
     torch.manual_seed(12345)  # whatever happened in between must not matter
     resumed = build_trainer(cfg, ds)
-    resumed.load_state_dict(torch.load(path, weights_only=False))
+    states = read_checkpoint(tune.Checkpoint.from_directory(str(saved)))
+    assert states is not None
+    # Read onto the CPU whatever the trial's device: a load mapped to CUDA moved the generator states there,
+    # and torch restores generators only from CPU byte tensors (every CUDA trial failed to resume).
+    for key in ("gen", "agent_gen", "torch_rng"):
+        assert states[cfg.seed][key].device.type == "cpu" and states[cfg.seed][key].dtype == torch.uint8
+    resumed.load_state_dict(states[cfg.seed])
     while not resumed.done:
         resumed.run_epoch()
 

@@ -7,12 +7,15 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+import pytest
 import torch
 
 from trials.config import DynamicsConfig
 from trials.data.dataset import load_hdf5
 from trials.models.dynamics import saved_fit_epoch
 from trials.models.pool import load_or_train_pool, pool_key, trainings_in_progress
+from trials.models.precision import EMULATE_VARIABLE, native_bfloat16
 
 CFG = DynamicsConfig(pool_size=4, hidden=32, layers=2, max_epochs=60, patience=1000)
 TRAIN = ("import sys, torch; torch.set_num_threads(1); from trials.config import DynamicsConfig; "
@@ -99,3 +102,40 @@ def test_a_damaged_or_swapped_training_progress_starts_over_with_one_line(hopper
         assert f"pool training progress {progress}: " in line and "the training starts over" in line, line
         assert info.epochs == 6 and all(torch.equal(a, b) for a, b in zip(straight.state_dict().values(),
                                                                            pool.state_dict().values(), strict=True))
+
+
+def test_the_pool_precision_is_part_of_the_key_and_float32_keeps_the_old_keys() -> None:
+    """``dynamics.precision``: validated, in the key when bfloat16; a float32 pool's key is the one it had
+    before the field existed (recorded from the code of 2026-12-05 at 5251ee6), so stored pools stay valid."""
+    assert pool_key("0123456789abcdef", 3, DynamicsConfig()) == "pool-0123456789abcdef-s3-4319cba3ad61"
+    assert pool_key("0123456789abcdef", 3, DynamicsConfig(precision="bfloat16")) != pool_key(
+        "0123456789abcdef", 3, DynamicsConfig())
+    with pytest.raises(ValueError, match="precision"):
+        DynamicsConfig(precision="float16")
+
+
+@pytest.mark.parametrize("path", ["native", "emulate"])
+def test_a_bfloat16_pool_trains_loads_and_ranks_its_members_in_float32(
+        path: str, hopper_random_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pool training in bfloat16 (autocast where the CPU has it; forced to the float32-arithmetic path with
+    ``MBRL_TUNE_BFLOAT16=emulate``): it trains, is stored under its own key, loads back as the same weights,
+    and its holdout errors (float32) are close to a float32 pool's on the same seed."""
+    if path == "emulate":
+        monkeypatch.setenv(EMULATE_VARIABLE, "emulate")
+    elif not native_bfloat16(torch.device("cpu")):
+        pytest.skip("this CPU has no native bfloat16 (AVX512-BF16 or AMX)")
+    ds = load_hdf5(hopper_random_file)
+    small = DynamicsConfig(pool_size=3, hidden=32, layers=2, max_epochs=8, patience=1000)
+    pools = {}
+    for precision in ("float32", "bfloat16"):
+        cfg = small.model_copy(update={"precision": precision})
+        pool, info = load_or_train_pool(ds, 0, cfg, tmp_path)
+        again, info2 = load_or_train_pool(ds, 0, cfg, tmp_path)
+        assert info.trained_here and not info2.trained_here and info.key == info2.key
+        assert all(torch.equal(a, b) for a, b in zip(pool.state_dict().values(), again.state_dict().values(),
+                                                     strict=True))
+        assert all(v.dtype != torch.bfloat16 for v in pool.state_dict().values())  # float32 master weights
+        pools[precision] = info
+    assert pools["float32"].key != pools["bfloat16"].key
+    f32, bf16 = np.array(pools["float32"].holdout_mse), np.array(pools["bfloat16"].holdout_mse)
+    assert np.all(np.isfinite(bf16)) and np.allclose(bf16, f32, rtol=0.25), (f32, bf16)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 from trials.models.dynamics import EnsembleDynamics
-from trials.rollouts.precision import Bfloat16Rounding, native_bfloat16, precision_context
+from trials.models.precision import Bfloat16Rounding, native_bfloat16, precision_context
 
 
 def _ensemble() -> tuple[EnsembleDynamics, torch.Tensor, torch.Tensor]:

@@ -200,3 +200,19 @@ def test_a_bad_config_value_is_one_line(case: tuple[str, tuple[str, ...], str], 
     _one_line(done)
     assert raw in done.stderr or key in done.stderr, done.stderr
     assert not any(p.is_file() for p in out.rglob("*")), f"{words}: wrote {list(out.rglob('*'))}"
+
+
+@pytest.mark.parametrize(("extra", "named"), [
+    (["--set", "device=cuda"], "--gpus-per-trial"),
+    (["--gpus-per-trial", "1"], "sit idle"),
+    (["--gpus-per-trial", "0.5", "--set", "device=cuda:1"], "cuda:0"),
+], ids=["cuda without a GPU reserved", "a GPU reserved for a cpu trial", "a GPU index under Ray"])
+def test_a_sweeps_device_and_reserved_gpus_must_agree(extra: list[str], named: str, tmp_path: Path,
+                                                      hopper_random_file: Path,
+                                                      cli: Callable[..., subprocess.CompletedProcess]) -> None:
+    """Checked on the driver, before Ray starts (a driver need not have the GPUs its trials reserve)."""
+    done = cli("sweep", "--space", "quick", "--dataset", str(hopper_random_file), "--trials", "2", "--name", "g",
+               "--storage", str(tmp_path), "--preset", "tiny", *extra)
+    _one_line(done)
+    assert named in done.stderr, done.stderr
+    assert not (tmp_path / "g").exists()

@@ -5,6 +5,8 @@
   ``DynamicsConfig.normalize_targets`` (off by default, as in MOPO and OfflineRL-Kit). Predictions are
   returned in original units either way.
 - Log-variances are soft-bounded by learned ``max_logvar``/``min_logvar`` (Chua et al. 2018).
+- Training runs its matrix multiplies in ``DynamicsConfig.precision`` (bfloat16 under autocast where
+  asked; the loss, the optimiser and the holdout errors always in float32).
 - Training: a holdout set (``holdout_ratio``, at most ``max_holdout`` rows) is split off first; each
   member then trains on its own bootstrap resample of the remaining rows (``bootstrap``; reshuffled every
   epoch), by Gaussian NLL with L2 weight decay per layer. Training stops when no member improved its
@@ -29,6 +31,7 @@ from torch import nn
 from trials.config import DynamicsConfig
 from trials.files import TORCH_READ_ERRORS, atomic_write
 from trials.models.nets import EnsembleLinear
+from trials.models.precision import precision_context
 
 
 def bound_logvar(logvar: torch.Tensor, max_logvar: torch.Tensor, min_logvar: torch.Tensor) -> torch.Tensor:
@@ -140,7 +143,7 @@ def _read_progress(path: Path | None, quiet: bool = False) -> dict[str, Any] | N
     if path is None or not path.is_file():
         return None
     try:
-        saved = torch.load(path, weights_only=False)
+        saved = torch.load(path, map_location="cpu", weights_only=False)  # moved to the fit's device there
     except TORCH_READ_ERRORS as exc:
         why = f"unreadable ({type(exc).__name__})"
     else:
@@ -190,9 +193,10 @@ def fit(model: EnsembleDynamics, obs: torch.Tensor, act: torch.Tensor, rew: torc
     if saved is not None:  # everything above is a deterministic function of the seed; the rest was saved
         model.load_state_dict(saved["model"])
         opt.load_state_dict(saved["opt"])
-        best, best_state = saved["best"].to(best.device), saved["best_state"]
+        best = saved["best"].to(best.device)
+        best_state = {k: v.to(obs.device) for k, v in saved["best_state"].items()}
         epochs_since, epoch, nll_value = saved["epochs_since"], saved["epoch"], saved["nll_value"]
-        gen.set_state(saved["gen"])
+        gen.set_state(saved["gen"].cpu())
     while True:
         epoch += 1
         order = rows.gather(1, torch.argsort(torch.rand(members, n_train, generator=gen, device=obs.device), dim=1))
@@ -200,7 +204,9 @@ def fit(model: EnsembleDynamics, obs: torch.Tensor, act: torch.Tensor, rew: torc
         steps = 0
         for start in range(0, n_train, cfg.batch_size):
             idx = order[:, start:start + cfg.batch_size]  # [M, b]: each member its own rows and order
-            mean, logvar = model.forward_normalized(x_train[idx])
+            with precision_context(cfg.precision, obs.device):  # the products; the loss below in float32
+                mean, logvar = model.forward_normalized(x_train[idx])
+            mean, logvar = mean.float(), logvar.float()
             target = y_train[idx]
             nll = (((mean - target) ** 2) * torch.exp(-logvar) + logvar).mean(dim=(1, 2)).sum()
             loss = nll + 0.01 * (model.max_logvar.sum() - model.min_logvar.sum()) + _decay_loss(

@@ -33,8 +33,10 @@ from trials.models.nets import seeded
 
 def pool_key(dataset_hash: str, seed: int, cfg: DynamicsConfig) -> str:
     """The artifact key: dataset content hash, seed, and every architecture/training setting (``kind``
-    excepted: it says whether a pool is used at all, and leaving it out keeps the keys of stored pools)."""
-    blob = json.dumps([dataset_hash, seed, cfg.model_dump(mode="json", exclude={"kind"})], sort_keys=True)
+    excepted: it says whether a pool is used at all; ``precision`` only when it is not float32: leaving both
+    out keeps the keys of the pools stored before they existed)."""
+    excluded = {"kind"} | ({"precision"} if cfg.precision == "float32" else set())
+    blob = json.dumps([dataset_hash, seed, cfg.model_dump(mode="json", exclude=excluded)], sort_keys=True)
     return f"pool-{dataset_hash}-s{seed}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
 
 

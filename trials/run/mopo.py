@@ -41,6 +41,15 @@ from trials.rollouts.true_dynamics import Simulator, true_rollout
 
 RUNNING, FINISHED, DIVERGED = "running", "finished", "diverged"
 
+def device_clock(device: torch.device) -> float:
+    """``time.perf_counter()`` once the device's queued work is done: CUDA kernels run asynchronously, so
+    a clock read without synchronising times their launch, not their work. Read at phase boundaries only
+    (a rollout round, an evaluation, an epoch's updates), never per update."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
+
+
 
 @dataclass
 class _Epoch:
@@ -140,34 +149,36 @@ class MOPOTrainer:
     def next_batch(self) -> tuple[torch.Tensor, ...]:
         """The next update's batch, after a rollout round when one is due (MOBILE's penalty applied)."""
         if self.rollout_due:
-            start = time.perf_counter()
+            start = device_clock(self.device)
             self._ep.rollouts.append(self._rollout_round())
-            self.phase_seconds["rollout"] += time.perf_counter() - start
-        start = time.perf_counter()
+            self.phase_seconds["rollout"] += device_clock(self.device) - start
         batch, n_real = self._batch()
         if self.cfg.penalty in UPDATE_TIME_PENALTIES and n_real < len(batch[0]):
             u = self._mobile_penalty(batch, n_real)
             self._ep.update_penalty[0] += u.sum()
             self._ep.update_penalty[1] = torch.maximum(self._ep.update_penalty[1], u.max())
             self._ep.penalised_rows += len(batch[0]) - n_real
-        self._ep.sac_seconds += time.perf_counter() - start
         return batch
 
-    def count_update(self, losses: dict[str, torch.Tensor], seconds: float) -> None:
-        """Record one update made for this seed by a batched learner (its losses, its share of the time)."""
+    def count_update(self, losses: dict[str, torch.Tensor]) -> None:
+        """Record one update made for this seed by a batched learner (its losses)."""
         self._ep.stats.add(losses["critic_loss"], losses["actor_loss"], losses["q_mean"], losses["alpha"])
-        self._ep.sac_seconds += seconds
         self.updates += 1
+
+    def add_sac_seconds(self, seconds: float) -> None:
+        """This epoch's time in SAC: its updates and their batches (the rollout rounds between them excluded)."""
+        self._ep.sac_seconds += seconds
 
     def run_epoch(self) -> dict[str, Any]:
         """Train one epoch, evaluate if due; returns the epoch's metrics (also kept in ``history``)."""
         self.start_epoch()
+        rollout_before = self.phase_seconds["rollout"]
+        start = device_clock(self.device)
         for _ in range(self.cfg.steps_per_epoch):
             batch = self.next_batch()
-            start = time.perf_counter()
             self.agent.update(*batch, stats=self._ep.stats)
-            self._ep.sac_seconds += time.perf_counter() - start
             self.updates += 1
+        self.add_sac_seconds(device_clock(self.device) - start - (self.phase_seconds["rollout"] - rollout_before))
         return self.finish_epoch()
 
     def finish_epoch(self) -> dict[str, Any]:
@@ -184,9 +195,9 @@ class MOPOTrainer:
             self.status = DIVERGED
         elif self.epoch % cfg.eval_every == 0 or self.epoch == cfg.epochs:
             evaluated = True
-            start = time.perf_counter()
+            start = device_clock(self.device)
             returns = evaluate(self.agent, self.spec, cfg.eval_episodes, seed=cfg.seed * 100_003 + self.epoch * 101)
-            self.phase_seconds["eval"] += time.perf_counter() - start
+            self.phase_seconds["eval"] += device_clock(self.device) - start
             ret = float(returns.mean())
             metrics["episode_returns"] = [float(r) for r in returns]  # the learning curve's raw data
             self.last_eval = {"return_mean": ret, "return_std": float(returns.std()),
@@ -266,11 +277,12 @@ class MOPOTrainer:
         for name in ("obs", "act", "rew", "next_obs", "done"):
             getattr(mb, name)[:n] = saved[name].to(self.device)
         mb.ptr, mb.size = saved["ptr"], n
-        self.gen.set_state(state["gen"])
-        self.agent.gen.set_state(state["agent_gen"])
-        torch.set_rng_state(state["torch_rng"])
+        # Generator states are CPU byte tensors whatever the device (a state mapped elsewhere comes back).
+        self.gen.set_state(state["gen"].cpu())
+        self.agent.gen.set_state(state["agent_gen"].cpu())
+        torch.set_rng_state(state["torch_rng"].cpu())
         if state["cuda_rng"]:
-            torch.cuda.set_rng_state_all(state["cuda_rng"])
+            torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda_rng"]])
         self.epoch, self.updates, self.status = state["epoch"], state["updates"], state["status"]
         self.last_eval, self.history = state["last_eval"], state["history"]
         self.phase_seconds = defaultdict(float, state["phase_seconds"])

@@ -15,14 +15,13 @@ critics mid-epoch); other trials run their seeds one after another.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import torch
 
 from trials.agent.seed_batch import SeedBatchedSAC
 from trials.config import UPDATE_TIME_PENALTIES, TrialConfig
-from trials.run.mopo import MOPOTrainer
+from trials.run.mopo import MOPOTrainer, device_clock
 
 
 class SeedGroup:
@@ -54,17 +53,20 @@ class SeedGroup:
         for t in live:
             t.start_epoch()
         self.learner.set_actor_lr_for_epoch(first.epoch, first.cfg.epochs)
+        rollouts_before = sum(t.phase_seconds["rollout"] for t in live)
+        start = device_clock(first.device)
         for _ in range(first.cfg.steps_per_epoch):
             if first.rollout_due:
                 self._write_back()  # rollouts act with the current policy
             batches = {id(t): t.next_batch() for t in live}
             parts = [batches.get(id(t), batches[id(first)]) for t in trainers]
-            start = time.perf_counter()
             losses = self.learner.update(*(torch.stack(p) for p in zip(*parts, strict=True)))
-            share = (time.perf_counter() - start) / len(live)
             for i, t in enumerate(trainers):
                 if not t.done:
-                    t.count_update({k: v[i] for k, v in losses.items()}, share)
+                    t.count_update({k: v[i] for k, v in losses.items()})
+        updates = device_clock(first.device) - start - (sum(t.phase_seconds["rollout"] for t in live) - rollouts_before)
+        for t in live:  # each seed's share of the updates' time (the rollout rounds are each seed's own)
+            t.add_sac_seconds(updates / len(live))
         self._write_back()  # evaluations and checkpoints read each seed's agent
         return {seed: t.finish_epoch() for seed, t in self.trainers.items() if t in live}
 

@@ -56,12 +56,14 @@ def combine(per_seed: dict[int, dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def _read_checkpoint(checkpoint: Any, device: str) -> dict[Any, Any] | None:
-    """The seeds' states in a Tune checkpoint, or None when it cannot be read (a crash or a full disk cut
-    it short): the trial then starts over, which loses only its own unfinished epochs."""
+def read_checkpoint(checkpoint: Any) -> dict[Any, Any] | None:
+    """The seeds' states in a Tune checkpoint, on the CPU (each trainer copies its weights and buffers to
+    its own device; generator states must stay CPU byte tensors, which a load mapped to CUDA would move),
+    or None when it cannot be read (a crash or a full disk cut it short): the trial then starts over,
+    which loses only its own unfinished epochs."""
     try:
         with checkpoint.as_directory() as d:
-            return torch.load(Path(d) / CHECKPOINT_FILE, map_location=device, weights_only=False)
+            return torch.load(Path(d) / CHECKPOINT_FILE, map_location="cpu", weights_only=False)
     except (OSError, EOFError, RuntimeError, pickle.UnpicklingError) as exc:
         print(f"checkpoint {checkpoint.path} unreadable ({type(exc).__name__}); the trial starts over", flush=True)
         return None
@@ -82,7 +84,7 @@ def tune_trainable(config: dict[str, Any], dataset: Dataset | None = None, pool_
     ds = dataset if dataset is not None else load_dataset(cfg.dataset, cfg.env)
     trainers = {s: build_trainer(cfg.with_overrides({"seed": s}), ds) for s in seeds}
     checkpoint = tune.get_checkpoint()
-    states = _read_checkpoint(checkpoint, cfg.device) if checkpoint is not None else None
+    states = read_checkpoint(checkpoint) if checkpoint is not None else None
     if states is not None:
         for seed, trainer in trainers.items():
             trainer.load_state_dict(states[seed])

@@ -291,6 +291,20 @@ def _run_experiment(spec: SweepSpec, dataset_path: str, dataset: Dataset, base: 
     return exp_dir
 
 
+def check_devices(device: str, gpus_per_trial: float) -> None:
+    """The trials' device against the GPUs Ray reserves for each (:class:`SweepError`, one line): Ray shows a
+    trial only the GPUs it reserved, numbered from ``cuda:0``, and none without a reservation."""
+    if device.startswith("cuda") and gpus_per_trial <= 0:
+        raise SweepError(f"--set device={device}: give the trials a GPU with --gpus-per-trial (1, or 0.5 to "
+                         f"share one between two trials)")
+    if device.startswith("cuda:") and device != "cuda:0":
+        raise SweepError(f"--set device={device}: under Ray a trial sees only the GPU it reserved, as cuda:0; "
+                         f"use device=cuda")
+    if gpus_per_trial > 0 and not device.startswith("cuda"):
+        raise SweepError(f"--gpus-per-trial {gpus_per_trial:g} with device={device}: the reserved GPUs would sit "
+                         f"idle; add --set device=cuda, or leave --gpus-per-trial out")
+
+
 def with_source_agent(base: dict[str, Any], source: str) -> dict[str, Any]:
     """``base`` with the baseline source's agent settings (``sac.*``) for every key ``base`` leaves unset:
     the sweep's trials then run the agent the baseline was published with, so its first trial is the
@@ -319,9 +333,7 @@ def new_spec(name: str, storage: str, space_file: str, datasets: list[str], tria
     merged = apply_overrides(with_source_agent(base, baselines), overrides)
     cfg = TrialConfig.from_dict({**merged, "dataset": datasets[0]}, "sweep base config")
     check_space_fits(space, cfg)
-    if cfg.device.startswith("cuda") and gpus_per_trial <= 0:  # Ray would run them where no GPU is visible
-        raise SweepError(f"--set device={cfg.device}: give the trials a GPU with --gpus-per-trial (1, or 0.5 to "
-                         f"share one between two trials)")
+    check_devices(cfg.device, gpus_per_trial)
     root = Path(storage).resolve() / name
     if (root / SPEC_FILE).exists():
         raise SweepError(f"{root}: a sweep of that name exists; resume it with 'mbrl-tune resume {root}' "

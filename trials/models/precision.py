@@ -1,4 +1,5 @@
-"""The number format of the rollout's ensemble forward (``rollout.precision``).
+"""The number format of an ensemble's matrix multiplies: the rollout's forward (``rollout.precision``) and
+pool training (``dynamics.precision``).
 
 ``bfloat16`` means: the matrix multiplies take bfloat16 operands, accumulate in float32 and return
 bfloat16, as ``torch.autocast`` does; everything between them (activations, the log-variance bounds,
@@ -10,10 +11,13 @@ computes the same numbers in float32: it rounds each operand to bfloat16, multip
 product of two bfloat16 values is exact in float32, and the sum accumulates in float32 as the native
 kernels do) and rounds the result to bfloat16. The two agree except where summation order moves a result
 across a rounding boundary (0.4% of the outputs, by one bfloat16 step; tests/trials/test_precision.py).
+In training only the forward's products are rounded that way (the backward's run in float32).
+``MBRL_TUNE_BFLOAT16=emulate`` in the environment takes that path on any CPU (to measure or test it).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
@@ -22,8 +26,10 @@ import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
-from trials.config import RolloutPrecision
+from trials.config import Precision
 
+#: Set to ``emulate``: a CPU computes bfloat16 in float32 arithmetic even where it has native bfloat16.
+EMULATE_VARIABLE = "MBRL_TUNE_BFLOAT16"
 #: The calls that autocast runs in its lower precision on CPU and that an ensemble forward can make.
 LOWERED: frozenset[Callable[..., Any]] = frozenset({
     torch.baddbmm, torch.bmm, torch.mm, torch.addmm, torch.matmul, F.linear,
@@ -36,6 +42,8 @@ def native_bfloat16(device: torch.device) -> bool:
     that supports bfloat16)."""
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
+    if os.environ.get(EMULATE_VARIABLE) == "emulate":
+        return False
     if device.type != "cpu":
         return True
     return bool(getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)()
@@ -62,7 +70,7 @@ class Bfloat16Rounding(TorchFunctionMode):
         return out.to(torch.bfloat16)
 
 
-def precision_context(precision: RolloutPrecision, device: torch.device) -> AbstractContextManager[Any]:
+def precision_context(precision: Precision, device: torch.device) -> AbstractContextManager[Any]:
     """The context to run the ensemble's forward in for ``precision`` on ``device``."""
     if precision == "float32":
         return nullcontext()
