@@ -21,6 +21,8 @@ Groups (``--only`` takes these; the matmul peak is always measured):
 - ``ray``: Ray Tune's overhead per no-op trial, reuse_actors False/True
 - ``sweeps``: trials per hour of real sweeps at concurrency 1 and 2, and the K-trial sweep cost with the
   shared pool vs a pool per trial
+- ``pool``: a pool-training epoch on 100k transitions and a whole pool to early stopping (20k by default,
+  ``--pool-stop-size``), float32 against bfloat16 (``benchmarks/pool.py``)
 
 A full run takes about 10-15 minutes; ``--quick`` shrinks every size (a smoke test, well under a minute
 for the groups without Ray; its numbers say nothing about speed).
@@ -29,6 +31,7 @@ for the groups without Ray; its numbers say nothing about speed).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import platform
 import shutil
@@ -43,12 +46,12 @@ from typing import Any
 
 import torch
 
-from benchmarks import compute, engine, methods, seeds, tuning
+from benchmarks import compute, engine, methods, pool, seeds, tuning
 from benchmarks.data import DEFAULT_DATA_DIR, hopper_random
 from benchmarks.report import Row, format_notes, format_table, write_json
 from benchmarks.sizes import Sizes, full, quick
 
-GROUPS = ("sac", "ensemble", "rollout", "epoch", "methods", "seeds", "ax", "ray", "sweeps")
+GROUPS = ("sac", "ensemble", "rollout", "epoch", "methods", "seeds", "pool", "ax", "ray", "sweeps")
 RAY_GROUPS = ("ray", "sweeps")
 
 
@@ -62,6 +65,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR),
                    help="where the hopper-random datasets are found or generated")
     p.add_argument("--keep-work", action="store_true", help="keep the work folder (pools, sweeps, logs)")
+    p.add_argument("--pool-stop-size", type=int, help="transitions of the pool the 'pool' group trains to early "
+                   "stopping (default 20,000; a study's 100,000 takes 1-2 h per format)")
     return p.parse_args(argv)
 
 
@@ -119,6 +124,7 @@ def run_groups(sizes: Sizes, groups: list[str], data_dir: Path, work_dir: Path) 
         "epoch": lambda: engine.epoch_group(sizes, hopper_random(data_dir, sizes.dataset_size), work_dir, measured),
         "methods": lambda: methods.method_rows(sizes, data_dir),
         "seeds": lambda: [*seeds.seed_rows(sizes), *seeds.rollout_stack_rows(sizes)],
+        "pool": lambda: pool.pool_rows(sizes, data_dir),
         "ax": lambda: tuning.ax_proposals(sizes),
     }
     _progress(peak)
@@ -151,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     quiet_warnings()
     sizes = quick() if args.quick else full()
+    if args.pool_stop_size:
+        sizes = dataclasses.replace(sizes, pool_stop_size=args.pool_stop_size)
     groups = list(args.only) if args.only else list(GROUPS)
     groups = [g for g in GROUPS if g in groups]
     meta = run_meta(sizes, groups)

@@ -57,6 +57,12 @@ class Sizes:
     sweep_cost_k: int = 20
     mopo_pool_epochs: int = 20
     """Pool epochs assumed for the MOPO-scale sweep-cost estimate (the demo preset's cap)."""
+    # 11. pool training, float32 against bfloat16
+    pool_epoch_size: int = 100_000
+    pool_epoch_repeats: int = 3
+    pool_stop_size: int = 20_000
+    """Transitions of the pool trained to early stopping (``--pool-stop-size 100000``: a study's, ~1-2 h each)."""
+    pool_overrides: dict[str, Any] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
@@ -82,4 +88,6 @@ def quick() -> Sizes:
         ax_spaces=("quick",), ax_completed=(5, 8), ax_init_trials=3, ax_repeats=1,
         ray_trials=2,
         sweep_dataset_size=5000, sweep_preset="tiny", sweep_trials=2, sweep_cost_k=20, mopo_pool_epochs=2,
+        pool_epoch_size=3000, pool_epoch_repeats=1, pool_stop_size=3000,
+        pool_overrides={"hidden": 32, "layers": 2, "max_epochs": 3},
     )
