@@ -87,6 +87,11 @@ class Dataset:
         sums = np.cumsum(self.rewards, dtype=np.float64)[ends]
         return np.diff(np.concatenate([[0.0], sums]))
 
+    def initial_states(self) -> np.ndarray:
+        """Row indices where an episode starts: the first row and each row after a terminal or a timeout."""
+        starts = np.concatenate([[0], np.flatnonzero(self.terminals | self.timeouts) + 1])
+        return starts[starts < len(self)]
+
     def content_hash(self) -> str:
         """sha256 over the transition arrays: the identity of the data, whatever the file is called."""
         h = hashlib.sha256()
