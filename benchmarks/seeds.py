@@ -125,3 +125,33 @@ def rollout_stack_rows(sizes: Sizes) -> list[Row]:
             baseline_value=t["separate"].median, speedup=time_speedup(t["stacked"].median, t["separate"].median),
             details=t["stacked"].summary()))
     return rows
+
+
+def precision_rows(sizes: Sizes) -> list[Row]:
+    """Group ``seeds_bf16`` (issue 25, item 3): the seed-batched SAC update (S = 1, 2, 4) with its matrix
+    multiplies in bfloat16 under autocast against float32, interleaved. A measurement only: the product's
+    SAC update runs in float32 (bfloat16 would change what is learned; whether it pays is what this asks)."""
+    updates = 1000 if not sizes.quick else 20
+    block = max(updates // 20, 1)
+    dims = (sizes.sac_batch, sizes.sac_hidden, sizes.sac_layers, sizes.sac_buffer)
+    rows = []
+    for seeds in SEED_COUNTS:
+        f32 = _setup(seeds, True, *dims)
+        b16 = _setup(seeds, True, *dims)
+
+        def in_bf16(step=b16) -> None:
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                step()
+
+        t = measure_interleaved({"bfloat16": in_bf16, "float32": f32}, updates, warmup=block, block=block)
+        rows.append(Row(
+            f"seeds[S={seeds},bfloat16]", "seeds_bf16", t["bfloat16"].median, "s/update", t["bfloat16"].repeats,
+            f"one update of trials.agent.seed_batch.SeedBatchedSAC for {seeds} seed(s) (batch {sizes.sac_batch} "
+            f"each, {sizes.sac_layers}x{sizes.sac_hidden}, twin critics, fused Adam) under "
+            f"torch.autocast('cpu', bfloat16): forward and backward products in bfloat16, weights and Adam in "
+            f"float32",
+            baseline="float32", baseline_what="the same update in float32, interleaved",
+            baseline_value=t["float32"].median, speedup=time_speedup(t["bfloat16"].median, t["float32"].median),
+            details={"bfloat16": t["bfloat16"].summary(), "float32": t["float32"].summary()},
+        ))
+    return rows
