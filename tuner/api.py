@@ -3,7 +3,7 @@
 
 - **Configure**: :func:`new_sweep`, :func:`load_sweep`, :func:`trial_config`, :func:`calibration_config`.
 - **Run**: :func:`generate_dataset`, :func:`train`, :func:`run_sweep`, :func:`compare`, :func:`confirm`,
-  :func:`calibrate`, :func:`run_study`.
+  :func:`calibrate`, :func:`estimate`, :func:`run_study`.
 - **Read**: :func:`dataset_summary`, :func:`sweep_status`, :func:`is_study`, :func:`study_status`.
 - **Export**: :func:`export_best`, :func:`write_report`.
 
@@ -49,7 +49,7 @@ __all__ = [
     "DATASET_ENVS", "INPUT_ERRORS", "LEVELS", "PRESETS", "GenerateConfig", "Interrupted", "StorageFullError",
     "SweepError", "SweepSpec", "UsageError", "full_filesystem_line", "parse_overrides",
     "new_sweep", "load_sweep", "trial_config", "calibration_config",
-    "generate_dataset", "train", "run_sweep", "compare", "confirm", "calibrate", "run_study",
+    "generate_dataset", "train", "run_sweep", "compare", "confirm", "calibrate", "estimate", "run_study",
     "dataset_summary", "SweepStatus", "sweep_status", "is_study", "study_status",
     "export_best", "write_report",
 ]
@@ -200,6 +200,14 @@ def calibrate(cfg: TrialConfig, out: str | Path, horizons: Sequence[int] = (1, 5
     if not horizons or horizons[0] < 1:
         raise UsageError(f"--horizons {' '.join(map(str, horizons))}: horizons are model steps, 1 or more")
     return calibrate_to(cfg, Path(out), horizons, states, policy, policy_file)
+
+
+def estimate(sweep: str | Path, *, fqe_steps: int = 20_000, only: list[str] | None = None) -> dict[str, Path]:
+    """Offline estimates of every finished trial's final policy (FQE and the return in an independent pool)
+    beside its simulator score, with each estimator's rank agreement; returns the JSON file per dataset."""
+    from tuner.run.estimate import EstimateSettings, estimate_sweep  # noqa: PLC0415
+
+    return estimate_sweep(Path(sweep), EstimateSettings(fqe_steps=fqe_steps), only)
 
 
 def run_study(file: str | Path) -> int:

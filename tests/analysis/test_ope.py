@@ -3,7 +3,11 @@ and regret@k, on cases whose answers are known."""
 
 from __future__ import annotations
 
+import json
 import math
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -41,3 +45,22 @@ def test_noise_widens_the_interval_and_missing_values_are_left_out() -> None:
     assert out.spearman_low < out.spearman < out.spearman_high and out.spearman_high - out.spearman_low > 0.1
     assert agreement(true, noisy, samples=2000, seed=1) == out  # the same seed, the same interval
     assert math.isnan(agreement([1.0, 2.0], [2.0, 1.0]).spearman)  # too few trials to rank
+
+
+def test_estimate_values_a_real_sweeps_trials_offline(sweep_dir: Path,
+                                                      cli: Callable[..., subprocess.CompletedProcess]) -> None:
+    """``mbrl-tune estimate`` on the package's real 3-trial sweep: every finished trial's final policy gets
+    a finite FQE value and a model value in the pool of a seed no trial trained against, beside its score."""
+    done = cli("estimate", str(sweep_dir), "--fqe-steps", "300")
+    assert done.returncode == 0, done.stderr
+    result = json.loads((sweep_dir / "estimates" / "hopper-random.json").read_text())
+    assert result["judge_pool_seed"] == 1 and len(result["rows"]) == 3 and not result["without_checkpoint"]
+    for row in result["rows"]:
+        assert row["seeds"] == [0] and all(math.isfinite(row[k]) for k in ("score", "fqe", "model"))
+    assert set(result["agreement"]) == {"fqe", "model"} and result["agreement"]["fqe"]["n"] == 3
+    assert "fqe: Spearman" in done.stdout and "wrote" in done.stdout
+    again = cli("estimate", str(sweep_dir), "--fqe-steps", "300")  # the same seeds, the same estimates
+    assert again.returncode == 0
+    values = lambda rows: [(r["trial"], r["fqe"], r["model"]) for r in rows]  # noqa: E731
+    assert values(json.loads((sweep_dir / "estimates" / "hopper-random.json").read_text())["rows"]) == values(
+        result["rows"])

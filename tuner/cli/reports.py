@@ -64,6 +64,25 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- estimate
+def cmd_estimate(args: argparse.Namespace) -> int:
+    import json  # noqa: PLC0415
+
+    for path in api.estimate(args.path, fqe_steps=args.fqe_steps, only=args.dataset).values():
+        result = json.loads(path.read_text())
+        print(f"{result['experiment']}: {len(result['rows'])} trials (judge pool: seed {result['judge_pool_seed']})")
+        print(f"  {'trial':<22} {'score':>8} {'fqe':>10} {'model':>10}")
+        for row in result["rows"]:
+            print(f"  {row['trial']:<22} {row['score']:>8.2f} {row['fqe']:>10.2f} {row['model']:>10.2f}")
+        for name, a in result["agreement"].items():
+            print(f"  {name}: Spearman {a['spearman']:.2f} [{a['spearman_low']:.2f}, {a['spearman_high']:.2f}] "
+                  f"over {a['n']} trials; regret@1 {a['regret']['1']:.2f}, regret@3 {a['regret']['3']:.2f}")
+        if result["without_checkpoint"]:
+            print(f"  left out (no checkpoint kept): {', '.join(result['without_checkpoint'])}")
+        print(f"wrote {path}")
+    return 0
+
+
 # ---------------------------------------------------------------- report
 def cmd_report(args: argparse.Namespace) -> int:
     files = api.write_report(args.paths, args.out)
@@ -117,6 +136,15 @@ def add_analysis_commands(sub: argparse._SubParsersAction) -> None:
                            help="override the trial config (dynamics.hidden=64, num_models=5); repeatable")
     calibrate.add_argument("--out", required=True, help="output folder (use <sweep>/calibration for the report)")
     calibrate.set_defaults(func=cmd_calibrate)
+
+    estimate = add_command(sub, "estimate", "value each finished trial's final policy offline (FQE, an independent "
+                           "pool) beside its simulator score, and how well each estimate ranks the trials",
+                           "mbrl-tune estimate runs/sweeps/hopper-paper --fqe-steps 20000")
+    estimate.add_argument("path", help="the sweep folder (<storage>/<name>)")
+    estimate.add_argument("--fqe-steps", type=positive_int, default=20_000, help="critic updates per FQE (DOPE: "
+                          "up to 1,000,000)")
+    estimate.add_argument("--dataset", nargs="+", help="only these datasets (file stems) of the sweep")
+    estimate.set_defaults(func=cmd_estimate)
 
     report = add_command(sub, "report", "HTML and Markdown report of one or more sweeps",
                          "mbrl-tune report runs/sweeps/hopper-paper runs/sweeps/hopper-random --out runs/report")

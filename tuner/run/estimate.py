@@ -1,0 +1,125 @@
+"""Offline estimates of a sweep's trials (issue 27): each finished trial's final policy (the weights in its
+last checkpoint) valued from the dataset alone, beside the simulator score the sweep recorded, and how well
+each estimate ranks the trials (``analysis.ope``).
+
+- ``fqe``: fitted Q evaluation on the dataset (``trials.measure.fqe``);
+- ``model``: the discounted return in an independent dynamics pool (``trials.measure.model_value``): the pool
+  of the comparison's first fresh seed (``max(sweep seeds) + 1``), which no sweep trial trained against;
+  trained here if it is not stored yet.
+
+A trial of several seeds is estimated per seed and averaged, as its score is. Written to
+``<sweep>/estimates/<experiment>.json`` (the rows, each estimator's cost, and the agreement). Runs in this
+process, no Ray: estimating is read-only on the sweep's trials.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from analysis.ope import agreement
+from trials.agent.sac import SAC
+from trials.data.dataset import Dataset, load_dataset
+from trials.files import atomic_write_text
+from trials.measure.fqe import FQEConfig, fqe
+from trials.measure.model_value import ModelValueConfig, model_value
+from trials.models.pool import load_or_train_pool, pool_key
+from trials.run.trainable import CHECKPOINT_FILE
+from tuner.errors import UsageError
+from tuner.store.compare_plan import fresh_seeds
+from tuner.store.records import RAN_OUT, TrialRecord, read_trials
+from tuner.store.spec import SweepSpec
+
+ESTIMATES_DIR = "estimates"
+ESTIMATORS = ("fqe", "model")
+
+
+@dataclass(frozen=True)
+class EstimateSettings:
+    """What ``mbrl-tune estimate`` computes."""
+
+    fqe_steps: int = 20_000
+    """Critic updates of each FQE (DOPE runs up to 1M; the cost is reported)."""
+    gamma: float = 0.99
+    """Discount of both estimates."""
+    seed: int = 0
+    """Seed of the estimators' own randomness."""
+
+
+def _final_states(record: TrialRecord) -> dict[int, dict[str, Any]] | None:
+    """The trial's last checkpoint (``{seed: trainer state}``), or None when it kept none."""
+    checkpoints = sorted(record.path.glob("checkpoint_*"))
+    if not checkpoints or not (checkpoints[-1] / CHECKPOINT_FILE).is_file():
+        return None
+    states = torch.load(checkpoints[-1] / CHECKPOINT_FILE, map_location="cpu", weights_only=False)
+    return {k: v for k, v in states.items() if isinstance(k, int)}
+
+
+def _policy(record: TrialRecord, state: dict[str, Any], data: Dataset) -> Any:
+    cfg = record.trial_config()
+    agent = SAC(data.spec.obs_dim, data.spec.act_dim, cfg.sac, "cpu")
+    agent.load_state_dict(state["agent"])
+    agent.requires_grad_(False)
+    return lambda obs: agent.act(obs, deterministic=True)
+
+
+def estimate_experiment(spec: SweepSpec, dataset: str, settings: EstimateSettings) -> dict[str, Any]:
+    """Estimate every finished trial of one dataset's experiment; returns what is written."""
+    data = load_dataset(dataset)
+    spec.verify_dataset(dataset, data.content_hash())
+    digest = data.content_hash()
+    judge = fresh_seeds(spec.seeds, 1)[0]
+    rows, skipped = [], []
+    for record in read_trials(spec.experiment_dir(dataset)):
+        if record.status not in RAN_OUT or not isinstance(record.last.get("score"), (int, float)):
+            continue
+        states = _final_states(record)
+        if not states:
+            skipped.append(record.name)
+            continue
+        cfg = record.trial_config()
+        pool, info = load_or_train_pool(data, judge, cfg.dynamics, spec.pool_dir, "cpu")
+        per_seed: dict[str, list[float]] = {e: [] for e in ESTIMATORS}
+        seconds = dict.fromkeys(ESTIMATORS, 0.0)
+        for seed, state in sorted(states.items()):
+            policy = _policy(record, state, data)
+            start = time.perf_counter()
+            per_seed["fqe"].append(fqe(policy, data, FQEConfig(steps=settings.fqe_steps, gamma=settings.gamma),
+                                       seed=settings.seed).value)
+            seconds["fqe"] += time.perf_counter() - start
+            start = time.perf_counter()
+            per_seed["model"].append(model_value(
+                policy, data, pool, info.key, trained_on=pool_key(digest, seed, cfg.dynamics),
+                cfg=ModelValueConfig(gamma=settings.gamma, elites=cfg.num_elites), seed=settings.seed).discounted)
+            seconds["model"] += time.perf_counter() - start
+        rows.append({"trial": record.name, "score": float(record.last["score"]), "seeds": sorted(states),
+                     **{e: float(np.mean(v)) for e, v in per_seed.items()},
+                     **{f"{e}_seconds": round(s, 2) for e, s in seconds.items()}})
+    scores = [r["score"] for r in rows]
+    return {"experiment": spec.experiment_name(dataset), "settings": asdict(settings), "judge_pool_seed": judge,
+            "rows": rows, "without_checkpoint": skipped,
+            "agreement": {e: asdict(agreement(scores, [r[e] for r in rows])) for e in ESTIMATORS}}
+
+
+def estimate_sweep(sweep_dir: Path, settings: EstimateSettings, only: list[str] | None = None) -> dict[str, Path]:
+    """Estimate the trials of every dataset of the sweep (``only``: file stems); returns the files written."""
+    if not (Path(sweep_dir) / "sweep.json").is_file():
+        raise UsageError(f"{sweep_dir}: not a sweep folder (no sweep.json)")
+    spec = SweepSpec.load(sweep_dir)
+    datasets = [d for d in spec.datasets if not only or Path(d).stem in only]
+    if not datasets:
+        raise UsageError(f"--dataset {' '.join(only or [])}: not in this sweep; it has "
+                         f"{', '.join(Path(d).stem for d in spec.datasets)}")
+    out = {}
+    for dataset in datasets:
+        result = estimate_experiment(spec, dataset, settings)
+        path = spec.root / ESTIMATES_DIR / f"{result['experiment']}.json"
+        atomic_write_text(path, json.dumps(result, indent=2))
+        out[dataset] = path
+    return out
