@@ -83,7 +83,7 @@ def sac_update(sizes: Sizes) -> Row:
     )
 
 
-def _nll_step(model: EnsembleDynamics | LoopEnsemble, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
+def nll_step(model: EnsembleDynamics | LoopEnsemble, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
               decay: torch.Tensor) -> None:
     """The loss and update of one step of ``trials.models.dynamics.fit`` (Gaussian NLL per member, log-variance
     bound penalty, L2 decay), for either ensemble implementation."""
@@ -118,10 +118,10 @@ def ensemble_step(sizes: Sizes) -> Row:
         return x_train[idx], y_train[idx]
 
     def step_ours() -> None:
-        _nll_step(ours, opt_ours, *batch("ours"), _decay_loss(ours, decays))
+        nll_step(ours, opt_ours, *batch("ours"), _decay_loss(ours, decays))
 
     def step_loop() -> None:
-        _nll_step(loop, opt_loop, *batch("loop"), loop.decay_loss(decays))
+        nll_step(loop, opt_loop, *batch("loop"), loop.decay_loss(decays))
 
     t = measure_interleaved({"ours": step_ours, "loop": step_loop}, sizes.ens_repeats, warmup=sizes.ens_block,
                             block=sizes.ens_block)

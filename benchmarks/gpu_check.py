@@ -36,6 +36,7 @@ from typing import Any
 
 import torch
 
+from benchmarks.compute import nll_step
 from trials.config import TrialConfig, torch_device
 from trials.data.dataset import Dataset, load_hdf5, save_hdf5
 from trials.envs import ENVS
@@ -132,13 +133,8 @@ def host_syncs(data: Path, work: Path, ds: Dataset, device: torch.device) -> dic
     x = torch.randn(model.members, cfg.dynamics.batch_size, model.obs_dim + model.act_dim, device=device)
     y = torch.randn(model.members, cfg.dynamics.batch_size, model.out_dim, device=device)
 
-    def dynamics_step() -> None:  # what trials.models.dynamics.fit does per batch
-        mean, logvar = model.forward_normalized(x)
-        loss = (((mean - y) ** 2) * torch.exp(-logvar) + logvar).mean(dim=(1, 2)).sum() + _decay_loss(
-            model, cfg.dynamics.weight_decay)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+    def dynamics_step() -> None:  # one batch of trials.models.dynamics.fit
+        nll_step(model, opt, x, y, _decay_loss(model, cfg.dynamics.weight_decay))
 
     for name, step in {
         "sac_update[S=1]": lambda: one.agent.update(*one.next_batch()),

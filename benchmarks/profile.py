@@ -50,7 +50,7 @@ def ensemble_step() -> Callable[[], None]:
 
     def step() -> None:
         idx = torch.randint(0, sizes.ens_rows, (sizes.ens_members, sizes.ens_batch), generator=gen)
-        compute._nll_step(model, opt, x[idx], y[idx], _decay_loss(model, decays))
+        compute.nll_step(model, opt, x[idx], y[idx], _decay_loss(model, decays))
 
     return step
 

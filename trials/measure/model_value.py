@@ -21,6 +21,7 @@ import torch
 from trials.data.dataset import Dataset
 from trials.measure.fqe import Policy
 from trials.models.dynamics import EnsembleDynamics
+from trials.models.pool import select_members
 
 
 class SamePoolError(ValueError):
@@ -72,7 +73,8 @@ def model_value(policy: Policy, data: Dataset, pool: EnsembleDynamics, pool_key:
     device = pool.in_mean.device
     gen = torch.Generator(device=device).manual_seed(seed)
     horizon = cfg.horizon or episode_length(data)
-    elites = torch.argsort(pool.holdout_loss)[: min(cfg.elites, pool.members)]
+    k = min(cfg.elites, pool.members)
+    model, elites = select_members(pool, k, k)  # the pool's k best by holdout error, as a trial picks them
     starts = torch.as_tensor(data.initial_states(), device=device).repeat(cfg.repeats)
     obs = torch.as_tensor(data.observations, device=device)[starts]
     n = obs.shape[0]
@@ -84,7 +86,7 @@ def model_value(policy: Policy, data: Dataset, pool: EnsembleDynamics, pool_key:
     length = torch.zeros(n, device=device)
     for t in range(horizon):
         act = policy(obs)
-        mean, std = pool.predict(obs, act)
+        mean, std = model.predict(obs, act)
         k = elites[torch.randint(0, elites.shape[0], (n,), generator=gen, device=device)]
         sample = torch.addcmul(mean[k, rows], std[k, rows], torch.randn(mean.shape[1:], generator=gen, device=device))
         next_obs, reward = obs + sample[:, :-1], sample[:, -1]
@@ -94,8 +96,9 @@ def model_value(policy: Policy, data: Dataset, pool: EnsembleDynamics, pool_key:
         disc += cfg.gamma ** t * reward
         total += reward
         length += live.float()
-        alive = live & ~terminated(torch.where(finite.unsqueeze(-1), next_obs, obs))
-        obs = torch.where(live.unsqueeze(-1), next_obs, obs)
+        next_obs = torch.where(live.unsqueeze(-1), next_obs, obs)  # a row that ended keeps its last state
+        alive = live & ~terminated(next_obs)
+        obs = next_obs
         if not bool(alive.any()):
             break
 

@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from trials.config import TrialConfig
 from trials.data.dataset import Dataset, load_dataset
 from trials.run.build import build_trainer
 from trials.run.mopo import DIVERGED, FINISHED
@@ -26,13 +25,6 @@ from trials.run.seed_group import SeedGroup
 CHECKPOINT_FILE = "trial_state.pt"
 #: Key of the seed group's learner state in a checkpoint (beside the per-seed states keyed by seed).
 GROUP_KEY = "seed_group"
-
-
-def config_from_tune(config: dict[str, Any]) -> tuple[TrialConfig, list[int]]:
-    """The trial config and seeds a Tune config describes."""
-    params = TuneParams.from_tune(config)
-    cfg = params.trial_config()
-    return cfg, params.seeds or [cfg.seed]
 
 
 def combine(per_seed: dict[int, dict[str, Any]]) -> dict[str, Any]:
@@ -76,9 +68,10 @@ def tune_trainable(config: dict[str, Any], dataset: Dataset | None = None, pool_
     import ray  # noqa: PLC0415  (Ray is only needed inside a Tune run)
     from ray import tune  # noqa: PLC0415
 
-    torch.set_num_threads(TuneParams.from_tune(config).threads)
+    params = TuneParams.from_tune(config)
+    torch.set_num_threads(params.threads)
     node_id = ray.get_runtime_context().get_node_id()  # which cluster node ran the trial
-    cfg, seeds = config_from_tune(config)
+    cfg, seeds = params.trial_config(), params.run_seeds
     if pool_dir is not None:
         cfg = cfg.with_overrides({"pool_dir": pool_dir})
     ds = dataset if dataset is not None else load_dataset(cfg.dataset, cfg.env)

@@ -25,10 +25,12 @@ import torch
 
 from analysis.ope import agreement
 from trials.agent.sac import SAC
+from trials.config import TrialConfig
 from trials.data.dataset import Dataset, load_dataset
 from trials.files import atomic_write_text
 from trials.measure.fqe import FQEConfig, fqe
 from trials.measure.model_value import ModelValueConfig, model_value
+from trials.models.dynamics import EnsembleDynamics
 from trials.models.pool import load_or_train_pool, pool_key
 from trials.run.trainable import CHECKPOINT_FILE
 from tuner.errors import UsageError
@@ -61,8 +63,7 @@ def _final_states(record: TrialRecord) -> dict[int, dict[str, Any]] | None:
     return {k: v for k, v in states.items() if isinstance(k, int)}
 
 
-def _policy(record: TrialRecord, state: dict[str, Any], data: Dataset) -> Any:
-    cfg = record.trial_config()
+def _policy(cfg: TrialConfig, state: dict[str, Any], data: Dataset) -> Any:
     agent = SAC(data.spec.obs_dim, data.spec.act_dim, cfg.sac, "cpu")
     agent.load_state_dict(state["agent"])
     agent.requires_grad_(False)
@@ -72,9 +73,10 @@ def _policy(record: TrialRecord, state: dict[str, Any], data: Dataset) -> Any:
 def estimate_experiment(spec: SweepSpec, dataset: str, settings: EstimateSettings) -> dict[str, Any]:
     """Estimate every finished trial of one dataset's experiment; returns what is written."""
     data = load_dataset(dataset)
-    spec.verify_dataset(dataset, data.content_hash())
     digest = data.content_hash()
+    spec.verify_dataset(dataset, digest)
     judge = fresh_seeds(spec.seeds, 1)[0]
+    judges: dict[str, EnsembleDynamics] = {}  # the judge's pool per architecture (by its key), loaded once
     rows, skipped = [], []
     for record in read_trials(spec.experiment_dir(dataset)):
         if record.status not in RAN_OUT or not isinstance(record.last.get("score"), (int, float)):
@@ -84,18 +86,21 @@ def estimate_experiment(spec: SweepSpec, dataset: str, settings: EstimateSetting
             skipped.append(record.name)
             continue
         cfg = record.trial_config()
-        pool, info = load_or_train_pool(data, judge, cfg.dynamics, spec.pool_dir, "cpu")
+        judge_key = pool_key(digest, judge, cfg.dynamics)
+        if judge_key not in judges:
+            judges[judge_key] = load_or_train_pool(data, judge, cfg.dynamics, spec.pool_dir, "cpu")[0]
+        pool = judges[judge_key]
         per_seed: dict[str, list[float]] = {e: [] for e in ESTIMATORS}
         seconds = dict.fromkeys(ESTIMATORS, 0.0)
         for seed, state in sorted(states.items()):
-            policy = _policy(record, state, data)
+            policy = _policy(cfg, state, data)
             start = time.perf_counter()
             per_seed["fqe"].append(fqe(policy, data, FQEConfig(steps=settings.fqe_steps, gamma=settings.gamma),
                                        seed=settings.seed).value)
             seconds["fqe"] += time.perf_counter() - start
             start = time.perf_counter()
             per_seed["model"].append(model_value(
-                policy, data, pool, info.key, trained_on=pool_key(digest, seed, cfg.dynamics),
+                policy, data, pool, judge_key, trained_on=pool_key(digest, seed, cfg.dynamics),
                 cfg=ModelValueConfig(gamma=settings.gamma, elites=cfg.num_elites), seed=settings.seed).discounted)
             seconds["model"] += time.perf_counter() - start
         rows.append({"trial": record.name, "score": float(record.last["score"]), "seeds": sorted(states),
