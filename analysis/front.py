@@ -13,6 +13,7 @@ from analysis.calibration import read_calibration
 from analysis.compare import sources_compared, write_comparison
 from analysis.confirm import cell, transfer_summary, write_confirmation
 from analysis.document import Paragraph, Section, Table
+from analysis.ope import AGREEMENT_HEADER, AGREEMENT_TEXT, agreement_row, sweep_estimates
 from trials.models.pool import read_pool
 from tuner.store.confirm_plan import stored_plans
 from tuner.store.spec import SweepSpec
@@ -68,6 +69,9 @@ def front_section(sweeps: list[SweepSpec]) -> Section | None:
                              _setting(r["baseline_config"], differ), _setting(r["best_config"], differ),
                              _setting(r["baseline_config"], shared), ranking])
     transfer = confirm_blocks(sweeps)
+    offline = [agreement_row(est, e) for info in sweeps for est in sweep_estimates(info) for e in est.agreement]
+    if offline:
+        transfer += [Paragraph("Choosing offline. " + AGREEMENT_TEXT), Table(AGREEMENT_HEADER, offline)]
     if not rows and not transfer:
         return None
     intro = Paragraph(

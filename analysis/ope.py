@@ -9,12 +9,20 @@ measures of Paine et al. (2020) and the DOPE benchmark (Fu et al. 2021), against
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy import stats
+
+from trials.config import ESTIMATORS
+from tuner.store.spec import SweepSpec
+
+#: Folder of a sweep where ``mbrl-tune estimate`` writes (``tuner.run.estimate``).
+ESTIMATES_DIR = "estimates"
 
 BOOTSTRAP_SAMPLES = 10_000
 CONFIDENCE = 0.95
@@ -61,3 +69,81 @@ def agreement(true: Sequence[float], estimate: Sequence[float], ks: Sequence[int
     alpha = (1 - CONFIDENCE) / 2
     low, high = (np.quantile(boot, [alpha, 1 - alpha]) if boot else (math.nan, math.nan))
     return EstimatorAgreement(n, rho, float(low), float(high), {k: regret_at(t, e, min(k, n)) for k in ks})
+
+
+# ---------------------------------------------------------------- a sweep's estimates, as the report reads them
+@dataclass(frozen=True)
+class SweepEstimates:
+    """One dataset's trials of one sweep with their simulator score and offline estimates."""
+
+    sweep: str
+    experiment: str
+    source: str
+    """``mbrl-tune estimate`` (its file) or ``the trials' own reports`` (an ``--objective fqe|model`` sweep)."""
+    rows: list[dict[str, float | str]]
+    """Per finished trial: ``trial``, ``score`` and one value per estimator present."""
+    agreement: dict[str, EstimatorAgreement]
+    seconds: dict[str, float]
+    """Estimator -> mean seconds per trial (its cost)."""
+    objective: str
+    """What the sweep optimised (``simulator``, ``fqe``, ``model``)."""
+
+
+def sweep_estimates(spec: SweepSpec) -> list[SweepEstimates]:
+    """Per dataset of the sweep: the estimates ``mbrl-tune estimate`` wrote into ``<sweep>/estimates/``, or
+    else those its trials reported themselves; datasets with neither are left out."""
+    from tuner.store.records import RAN_OUT, read_trials  # noqa: PLC0415
+
+    out = []
+    for dataset in spec.datasets:
+        experiment = spec.experiment_name(dataset)
+        path = spec.root / ESTIMATES_DIR / f"{experiment}.json"
+        rows: list[dict[str, Any]]
+        if path.is_file():
+            stored = json.loads(path.read_text())
+            rows, source = stored["rows"], "mbrl-tune estimate"
+            seconds = {e: float(np.mean([r[f"{e}_seconds"] for r in rows])) for e in ESTIMATORS
+                       if rows and all(f"{e}_seconds" in r for r in rows)}
+        else:
+            rows, source = [], "the trials' own reports"
+            for record in read_trials(spec.experiment_dir(dataset)):
+                last = record.last
+                if record.status in RAN_OUT and any(f"score_{e}" in last for e in ESTIMATORS):
+                    rows.append({"trial": record.name, "score": float(last.get("score", math.nan)),
+                                 **{e: float(last[f"score_{e}"]) for e in ESTIMATORS if f"score_{e}" in last},
+                                 **{f"{e}_seconds": float(last[f"{e}_seconds"]) for e in ESTIMATORS
+                                    if f"{e}_seconds" in last}})
+            seconds = {e: float(np.mean([r[f"{e}_seconds"] for r in rows if f"{e}_seconds" in r]))
+                       for e in ESTIMATORS if any(f"{e}_seconds" in r for r in rows)}
+        if not rows:
+            continue
+        present = [e for e in ESTIMATORS if all(e in r for r in rows)]
+        scores = [float(r["score"]) for r in rows]
+        out.append(SweepEstimates(spec.name, experiment, source, rows,
+                                  {e: agreement(scores, [float(r[e]) for r in rows]) for e in present},
+                                  seconds, spec.objective))
+    return out
+
+
+def agreement_row(est: SweepEstimates, estimator: str) -> list[str]:
+    """One table row: the estimator's rank agreement and regrets on one sweep's dataset, and its cost."""
+    a = est.agreement[estimator]
+
+    def num(x: float) -> str:
+        return "-" if math.isnan(x) else f"{x:.2f}"
+
+    chosen = " (objective)" if est.objective == estimator else ""
+    cost = est.seconds.get(estimator)
+    return [f"{est.sweep} / {est.experiment}", f"{estimator}{chosen}", str(a.n),
+            f"{num(a.spearman)} [{num(a.spearman_low)}, {num(a.spearman_high)}]",
+            num(a.regret.get(1, math.nan)), num(a.regret.get(3, math.nan)),
+            num(max(float(r["score"]) for r in est.rows)), "-" if cost is None else f"{cost:.3g}", est.source]
+
+
+AGREEMENT_HEADER = ["sweep / dataset", "estimator", "trials", "Spearman [95% CI]", "regret@1", "regret@3",
+                    "best true score", "seconds per trial", "from"]
+AGREEMENT_TEXT = ("How well each offline estimate of the trials' final policies (no simulator: fqe, fitted Q "
+                  "evaluation on the dataset; model, the discounted return in another seed's dynamics pool) ranks "
+                  "them against their simulator score: Spearman's rho with a bootstrap 95% interval over trials, "
+                  "and regret@k, the best true score minus the best true score among the estimate's top k "
+                  "(D4RL-normalised; 0: its top k hold the best trial).")

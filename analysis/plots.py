@@ -7,6 +7,7 @@ returns its path, or None when there is nothing to draw (e.g. no trial has a sco
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -242,6 +243,22 @@ def plot_online_budget(curve: pd.DataFrame, true_scores: dict[str, float], basel
     ax.set(title=title, xlabel="online episodes spent choosing", ylabel="normalised score of the choice")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def plot_estimates(rows: list[dict[str, Any]], estimators: dict[str, str], title: str, path: Path) -> Path | None:
+    """Each offline estimate of the trials' final policies against their simulator score, a panel per
+    estimator (``estimators``: key -> the panel's label, e.g. its Spearman)."""
+    if not rows or not estimators:
+        return None
+    fig, axes = plt.subplots(1, len(estimators), figsize=(4.2 * len(estimators), 3.6), squeeze=False)
+    score = np.array([float(r["score"]) for r in rows])
+    for ax, (key, label) in zip(axes[0], estimators.items(), strict=True):
+        value = np.array([float(r[key]) for r in rows])
+        ax.scatter(value, score, s=18, alpha=0.8)
+        ax.set(xlabel=f"{key} estimate (discounted return)", ylabel="simulator score (normalised)", title=label)
+        ax.grid(alpha=0.3)
+    fig.suptitle(title, fontsize=9)
     return _save(fig, path)
 
 

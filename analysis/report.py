@@ -4,6 +4,8 @@ Sections (HTML anchors): ``front`` (when a comparison exists: the result per dat
 ``analysis.front``), ``summary`` (datasets, trials, searcher, budget), ``best`` (the best
 configuration of each sweep and dataset, with the train-ready YAML ``tuner.store.export.export_best`` wrote),
 ``comparison`` (best found vs hand-tuned, if ``mbrl-tune compare`` results are cached in the sweep),
+``confirm`` (learning curves and the online budget of ``mbrl-tune confirm``), ``offline`` (offline estimates
+against the simulator score: ``mbrl-tune estimate`` or an ``--objective fqe|model`` sweep),
 ``calibration`` (if ``mbrl-tune calibrate --out <sweep>/calibration`` ran), ``plots`` (best so far per
 trial, learning curves, score vs each searched parameter, score by penalty, parallel coordinates),
 ``importance`` (per-parameter importance) and ``trials`` (every trial). Figures are PNG files in
@@ -29,6 +31,7 @@ from analysis.document import Code, Image, Paragraph, Section, Table, render_htm
 from analysis.front import front_section
 from analysis.importance import importance
 from analysis.online_budget import ucb_curve
+from analysis.ope import AGREEMENT_HEADER, AGREEMENT_TEXT, agreement_row, sweep_estimates
 from analysis.results import COMPLETED, SweepResults, load_sweeps
 from trials.files import atomic_write_text
 from tuner.store.confirm_plan import finished, stored_plans
@@ -191,6 +194,25 @@ def _online_budget(episodes: dict[str, Any], entry: Any, path: Path) -> _Bandit 
     return _Bandit(drawn, text)
 
 
+def _offline(res: SweepResults, figures: Path) -> tuple[Section | None, list[Path]]:
+    """Choosing without a simulator: each offline estimator against the simulator score, per sweep and dataset
+    (``mbrl-tune estimate``, or the trials' own reports in an ``--objective fqe|model`` sweep)."""
+    rows, blocks, files = [], [], []
+    for info in res.sweeps:
+        for est in sweep_estimates(info):
+            rows += [agreement_row(est, e) for e in est.agreement]
+            labels = {e: f"{e}: Spearman {a.spearman:.2f}, n={a.n}" for e, a in est.agreement.items()}
+            path = plots.plot_estimates(est.rows, labels, f"{info.name} / {est.experiment}",
+                                        figures / f"estimates-{info.name}-{est.experiment}.png")
+            if path is not None:
+                files.append(path)
+                blocks.append(Image(path, f"offline estimates against the simulator score, {est.experiment}"))
+    if not rows:
+        return None, []
+    return Section("offline", "Choosing offline: estimates against the simulator",
+                   [Paragraph(AGREEMENT_TEXT), Table(AGREEMENT_HEADER, rows), *blocks]), files
+
+
 def _calibration(res: SweepResults, figures: Path) -> Section:
     blocks: list[Any] = [Paragraph(
         "Correlation of each uncertainty heuristic with the true one-step error of the learned model's mean "
@@ -286,8 +308,10 @@ def build_report(sweep_dirs: list[Path], out_dir: Path,
     calibration_section = _calibration(res, figures)
     front = front_section(res.sweeps)
     confirm_section, confirm_files = _confirmation(res, figures)
+    offline_section, offline_files = _offline(res, figures)
     sections = [*([front] if front else []), _summary(res), _best(res, best_configs or {}), _comparison(res),
-                *([confirm_section] if confirm_section else []), calibration_section, plot_section,
+                *([confirm_section] if confirm_section else []), *([offline_section] if offline_section else []),
+                calibration_section, plot_section,
                 importance_section, _trials(res)]
     title = title or _title(res.sweeps)
     intro = (f"Generated {time.strftime('%Y-%m-%d %H:%M:%S')} from " + ", ".join(str(i.root) for i in res.sweeps)
@@ -296,4 +320,4 @@ def build_report(sweep_dirs: list[Path], out_dir: Path,
     atomic_write_text(html_path, render_html(title, intro, sections))
     atomic_write_text(md_path, render_markdown(title, intro, sections, out_dir))
     calib = [b.path for b in calibration_section.blocks if isinstance(b, Image)]
-    return ReportFiles(html_path, md_path, [*plot_files, *importance_files, *confirm_files, *calib])
+    return ReportFiles(html_path, md_path, [*plot_files, *importance_files, *confirm_files, *offline_files, *calib])

@@ -26,6 +26,10 @@ DynamicsKind = Literal["learned", "true"]
 Precision = Literal["float32", "bfloat16"]
 #: Penalties that compare members, so need at least two of them.
 MULTI_MEMBER_PENALTIES = ("max_pairwise_diff", "ensemble_std", "ensemble_var", "ll_var", "loo_kl")
+#: Offline estimates of a trial's final policy (``trials.measure.offline``): fitted Q evaluation on the dataset,
+#: and the return in an independent dynamics pool.
+EstimatorName = Literal["fqe", "model"]
+ESTIMATORS: tuple[EstimatorName, ...] = ("fqe", "model")
 #: Penalties computed at SAC update time from the critics and the model (``trials.agent.mobile``); the rollout
 #: stores unpenalised rewards for them.
 UPDATE_TIME_PENALTIES = ("mobile",)
@@ -181,6 +185,23 @@ class RolloutConfig(_Strict):
     and ensemble_std by <1%, ll_var and loo_kl by 8-16% (``python -m benchmarks.precision``)."""
 
 
+class EstimateConfig(_Strict):
+    """Offline estimates of the trial's final policy, computed once after its last epoch and reported beside
+    the simulator score (``score_fqe``, ``score_model``): what a sweep with ``--objective fqe|model`` optimises.
+    They measure the trained policy and change nothing it learns."""
+
+    kinds: tuple[EstimatorName, ...] = ()
+    """Estimates to compute: ``fqe`` (fitted Q evaluation on the dataset, ``trials.measure.fqe``) and/or
+    ``model`` (the discounted return in another seed's dynamics pool, ``trials.measure.model_value``)."""
+    fqe_steps: int = Field(20_000, ge=1)
+    """Critic updates of the FQE (DOPE's reference runs up to 1M)."""
+    gamma: float = Field(0.99, gt=0, lt=1)
+    """Discount of both estimates (their values are discounted returns)."""
+    judge_seed: int | None = None
+    """Seed of the independent pool ``model`` rolls out in; None: one above the trial's largest seed (the
+    first fresh seed of its comparison). It must differ from every seed the trial runs."""
+
+
 class TrialConfig(_Strict):
     """One offline model-based RL run."""
 
@@ -228,6 +249,8 @@ class TrialConfig(_Strict):
     starts (:func:`torch_device`), not when a config is read (a GPU sweep is read on any machine)."""
     pool_dir: str | None = None
     """Folder of shared dynamics pools; None means a ``pools/`` folder beside the dataset."""
+    estimate: EstimateConfig = EstimateConfig()
+    """Offline estimates of the final policy (none by default)."""
 
     @field_validator("device")
     @classmethod
@@ -248,6 +271,10 @@ class TrialConfig(_Strict):
                              f"true; allowed there: none (with sac.num_critics and sac.eta for RAVL)")
         if self.dynamics.kind == "learned" and self.penalty in MULTI_MEMBER_PENALTIES and self.num_models < 2:
             raise ValueError(f"penalty '{self.penalty}' needs num_models >= 2, got {self.num_models}")
+        if self.estimate.judge_seed is not None and self.estimate.judge_seed == self.seed \
+                and "model" in self.estimate.kinds:
+            raise ValueError(f"estimate.judge_seed={self.seed} is the trial's own seed: the model estimate needs a "
+                             f"pool the policy was not trained against")
         if self.dynamics.kind == "learned" and self.penalty == "mobile" and self.num_elites < 2:
             raise ValueError(f"penalty 'mobile' (a std over elites) needs num_elites >= 2, got {self.num_elites}")
         return self

@@ -60,10 +60,11 @@ def new_sweep(*, name: str, storage: str, space: str, datasets: list[str], trial
               seeds: Sequence[int] = (0,), searcher: str = "ax", init_trials: int = 8, early_stop: str = "none",
               baselines: str = "mopo_official", warm_start: Sequence[str] = (), base_file: str | None = None,
               preset: str = "demo", overrides: dict[str, Any] | None = None, search_seed: int = 0,
-              gpus_per_trial: float = 0.0, log: str = "tensorboard") -> SweepSpec:
+              gpus_per_trial: float = 0.0, log: str = "tensorboard", objective: str = "simulator") -> SweepSpec:
     """A new sweep's spec, validated (datasets hashed, space parsed, names checked); nothing written yet.
     ``space``: a YAML file or a built-in name; the base trial config is ``base_file`` if given, else the
-    built-in ``preset``; ``log``: comma-separated trackers (``tensorboard,mlflow``, or ``none``)."""
+    built-in ``preset``; ``log``: comma-separated trackers (``tensorboard,mlflow``, or ``none``);
+    ``objective``: ``simulator``, ``fqe`` or ``model`` (what the searcher optimises)."""
     from tuner.run.sweep import new_spec  # noqa: PLC0415  (Ray import is slow)
     from tuner.run.trackers import parse_trackers  # noqa: PLC0415
 
@@ -73,7 +74,7 @@ def new_sweep(*, name: str, storage: str, space: str, datasets: list[str], trial
                     trials=trials, concurrency=concurrency, seeds=list(seeds), searcher=searcher,
                     num_init_trials=init_trials, early_stop=early_stop, baselines=baselines,
                     warm_start=list(warm_start), base=base, overrides=overrides or {}, search_seed=search_seed,
-                    gpus_per_trial=gpus_per_trial, trackers=parse_trackers(log))
+                    gpus_per_trial=gpus_per_trial, trackers=parse_trackers(log), objective=objective)
 
 
 def load_sweep(path: str | Path) -> SweepSpec:

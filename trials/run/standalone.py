@@ -13,6 +13,7 @@ from tqdm import tqdm
 from trials.config import TrialConfig, atomic_write_text
 from trials.data.dataset import load_dataset
 from trials.run.build import build_trainer
+from trials.run.trainable import offline_scores
 
 
 def run_standalone(cfg: TrialConfig, out_dir: Path, progress: bool = True) -> dict[str, Any]:
@@ -44,6 +45,7 @@ def run_standalone(cfg: TrialConfig, out_dir: Path, progress: bool = True) -> di
         "wall_seconds": time.perf_counter() - start,
         "history": trainer.history,
     }
+    results.update(offline_scores({cfg.seed: trainer}, dataset))  # score_fqe / score_model if asked for
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = out_dir / ".policy.pt.tmp"
     torch.save({"actor": trainer.agent.actor.state_dict(), "config": cfg.to_dict()}, tmp)

@@ -3,7 +3,9 @@
 Ray Tune passes a config dict ``{"base": <full TrialConfig dict>, "seeds": [0, 1], <dotted key>: value,
 ...}``: the dotted keys (the searcher's suggestion) override the base. Several seeds run in lockstep, one
 epoch each per report, their SAC updates batched into one learner where it applies
-(:mod:`trials.run.seed_group`); the reported ``score`` is their mean, ``score_seed<S>`` each seed's.
+(:mod:`trials.run.seed_group`); the reported ``score`` is their mean, ``score_seed<S>`` each seed's. A config
+with ``estimate.kinds`` adds, to its last report, the final policies' offline estimates the same way:
+``score_fqe`` / ``score_model`` (mean over seeds) and ``score_fqe_seed<S>`` / ``score_model_seed<S>``.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ import numpy as np
 import torch
 
 from trials.data.dataset import Dataset, load_dataset
+from trials.measure.offline import estimate_policy, load_judge
 from trials.run.build import build_trainer
-from trials.run.mopo import DIVERGED, FINISHED
+from trials.run.mopo import DIVERGED, FINISHED, MOPOTrainer
 from trials.run.params import TuneParams
 from trials.run.seed_group import SeedGroup
 
@@ -45,6 +48,32 @@ def combine(per_seed: dict[int, dict[str, Any]]) -> dict[str, Any]:
     out["status"] = (DIVERGED if all(s == DIVERGED for s in statuses)
                      else FINISHED if all(s in (FINISHED, DIVERGED) for s in statuses) else "running")
     out["diverged_seeds"] = sum(s == DIVERGED for s in statuses)
+    return out
+
+
+def offline_scores(trainers: dict[int, MOPOTrainer], data: Dataset) -> dict[str, float]:
+    """The final policies' offline estimates (``cfg.estimate.kinds``, :mod:`trials.measure.offline`), as
+    report metrics: ``score_<kind>`` (mean over the seeds), ``score_<kind>_seed<S>``, ``<kind>_seconds``
+    (their summed cost). Deterministic, so a trial resumed at its end reports the same values again."""
+    cfg = next(iter(trainers.values())).cfg
+    kinds = cfg.estimate.kinds
+    if not kinds:
+        return {}
+    seeds = sorted(trainers)
+    digest = data.content_hash()
+    judge = load_judge(cfg, data, seeds, digest) if "model" in kinds else None
+    out: dict[str, float] = {}
+    per_kind: dict[str, list[float]] = {k: [] for k in kinds}
+    for seed in seeds:
+        agent = trainers[seed].agent
+        values = estimate_policy(lambda obs, a=agent: a.act(obs, deterministic=True), data,
+                                 trainers[seed].cfg, seed, judge, digest)
+        for kind in kinds:
+            per_kind[kind].append(values[kind])
+            out[f"score_{kind}_seed{seed}"] = values[kind]
+            out[f"{kind}_seconds"] = out.get(f"{kind}_seconds", 0.0) + values[f"{kind}_seconds"]
+    for kind, values in per_kind.items():
+        out[f"score_{kind}"] = float(np.mean(values))
     return out
 
 
@@ -90,7 +119,7 @@ def tune_trainable(config: dict[str, Any], dataset: Dataset | None = None, pool_
     if states is not None and latest and all(t.done for t in trainers.values()):
         # Restored from the checkpoint of its last epoch, whose report a killed driver never recorded: report
         # it again, or Tune would end the trial with the epoch before as its last result.
-        tune.report({**combine(latest), "node_id": node_id})
+        tune.report({**combine(latest), **offline_scores(trainers, ds), "node_id": node_id})
     while not all(t.done for t in trainers.values()):
         if group is not None:
             latest.update(group.run_epoch())
@@ -100,6 +129,8 @@ def tune_trainable(config: dict[str, Any], dataset: Dataset | None = None, pool_
         metrics = combine(latest)
         metrics["node_id"] = node_id
         done = all(t.done for t in trainers.values())
+        if done:
+            metrics.update(offline_scores(trainers, ds))
         epoch = metrics["epoch"]
         if done or epoch % cfg.checkpoint_every == 0:
             with tempfile.TemporaryDirectory() as d:

@@ -65,7 +65,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                          searcher=args.searcher, init_trials=args.init_trials, early_stop=args.early_stop,
                          baselines=args.baselines, warm_start=args.warm_start, base_file=args.base,
                          preset=args.preset, overrides=api.parse_overrides(args.set), search_seed=args.search_seed,
-                         gpus_per_trial=args.gpus_per_trial, log=args.log)
+                         gpus_per_trial=args.gpus_per_trial, log=args.log, objective=args.objective)
     return _sweep_and_status(spec)
 
 
@@ -211,6 +211,9 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--searcher", default="ax", help="ax (Bayesian optimisation), random or optuna")
     sweep.add_argument("--init-trials", type=positive_int, default=8, help="Ax initial design size")
     sweep.add_argument("--early-stop", choices=["none", "asha"], default="none")
+    sweep.add_argument("--objective", choices=["simulator", "fqe", "model"], default="simulator",
+                       help="what the searcher optimises: the simulator score, or an offline estimate of the final "
+                            "policy, fqe or model (no simulator needed; the simulator score is still recorded)")
     sweep.add_argument("--baselines", default="mopo_official", help="hand-tuned baseline evaluated first")
     sweep.add_argument("--warm-start", nargs="*", default=[], help="earlier sweep folders to learn from")
     sweep.add_argument("--base", help="base trial config YAML (budget, architecture)")

@@ -7,6 +7,9 @@ each estimate ranks the trials (``analysis.ope``).
   of the comparison's first fresh seed (``max(sweep seeds) + 1``), which no sweep trial trained against;
   trained here if it is not stored yet.
 
+The rule is the one a trial of an ``--objective fqe|model`` sweep applies to itself at its end
+(``trials.measure.offline``), each estimator seeded by the trial's seed: on such a sweep, the same values.
+
 A trial of several seeds is estimated per seed and averaged, as its score is. Written to
 ``<sweep>/estimates/<experiment>.json`` (the rows, each estimator's cost, and the agreement). Runs in this
 process, no Ray: estimating is read-only on the sweep's trials.
@@ -15,7 +18,6 @@ process, no Ray: estimating is read-only on the sweep's trials.
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -23,23 +25,18 @@ from typing import Any
 import numpy as np
 import torch
 
-from analysis.ope import agreement
+from analysis.ope import ESTIMATES_DIR, agreement
 from trials.agent.sac import SAC
-from trials.config import TrialConfig
+from trials.config import ESTIMATORS, EstimateConfig, TrialConfig
 from trials.data.dataset import Dataset, load_dataset
 from trials.files import atomic_write_text
-from trials.measure.fqe import FQEConfig, fqe
-from trials.measure.model_value import ModelValueConfig, model_value
-from trials.models.dynamics import EnsembleDynamics
-from trials.models.pool import load_or_train_pool, pool_key
+from trials.measure.offline import Judge, estimate_policy, load_judge
+from trials.models.pool import pool_key
 from trials.run.trainable import CHECKPOINT_FILE
 from tuner.errors import UsageError
 from tuner.store.compare_plan import fresh_seeds
 from tuner.store.records import RAN_OUT, TrialRecord, read_trials
 from tuner.store.spec import SweepSpec
-
-ESTIMATES_DIR = "estimates"
-ESTIMATORS = ("fqe", "model")
 
 
 @dataclass(frozen=True)
@@ -50,8 +47,6 @@ class EstimateSettings:
     """Critic updates of each FQE (DOPE runs up to 1M; the cost is reported)."""
     gamma: float = 0.99
     """Discount of both estimates."""
-    seed: int = 0
-    """Seed of the estimators' own randomness."""
 
 
 def _final_states(record: TrialRecord) -> dict[int, dict[str, Any]] | None:
@@ -75,8 +70,10 @@ def estimate_experiment(spec: SweepSpec, dataset: str, settings: EstimateSetting
     data = load_dataset(dataset)
     digest = data.content_hash()
     spec.verify_dataset(dataset, digest)
-    judge = fresh_seeds(spec.seeds, 1)[0]
-    judges: dict[str, EnsembleDynamics] = {}  # the judge's pool per architecture (by its key), loaded once
+    judge_at = fresh_seeds(spec.seeds, 1)[0]
+    estimate = EstimateConfig(kinds=ESTIMATORS, fqe_steps=settings.fqe_steps, gamma=settings.gamma,
+                              judge_seed=judge_at)
+    judges: dict[str, Judge] = {}  # the judge's pool per architecture (by its key), loaded once
     rows, skipped = [], []
     for record in read_trials(spec.experiment_dir(dataset)):
         if record.status not in RAN_OUT or not isinstance(record.last.get("score"), (int, float)):
@@ -85,29 +82,23 @@ def estimate_experiment(spec: SweepSpec, dataset: str, settings: EstimateSetting
         if not states:
             skipped.append(record.name)
             continue
-        cfg = record.trial_config()
-        judge_key = pool_key(digest, judge, cfg.dynamics)
+        cfg = record.trial_config().model_copy(update={"estimate": estimate, "device": "cpu",
+                                                       "pool_dir": str(spec.pool_dir)})
+        judge_key = pool_key(digest, judge_at, cfg.dynamics)
         if judge_key not in judges:
-            judges[judge_key] = load_or_train_pool(data, judge, cfg.dynamics, spec.pool_dir, "cpu")[0]
-        pool = judges[judge_key]
+            judges[judge_key] = load_judge(cfg, data, sorted(states), digest)
         per_seed: dict[str, list[float]] = {e: [] for e in ESTIMATORS}
         seconds = dict.fromkeys(ESTIMATORS, 0.0)
         for seed, state in sorted(states.items()):
-            policy = _policy(cfg, state, data)
-            start = time.perf_counter()
-            per_seed["fqe"].append(fqe(policy, data, FQEConfig(steps=settings.fqe_steps, gamma=settings.gamma),
-                                       seed=settings.seed).value)
-            seconds["fqe"] += time.perf_counter() - start
-            start = time.perf_counter()
-            per_seed["model"].append(model_value(
-                policy, data, pool, judge_key, trained_on=pool_key(digest, seed, cfg.dynamics),
-                cfg=ModelValueConfig(gamma=settings.gamma, elites=cfg.num_elites), seed=settings.seed).discounted)
-            seconds["model"] += time.perf_counter() - start
+            values = estimate_policy(_policy(cfg, state, data), data, cfg, seed, judges[judge_key], digest)
+            for e in ESTIMATORS:
+                per_seed[e].append(values[e])
+                seconds[e] += values[f"{e}_seconds"]
         rows.append({"trial": record.name, "score": float(record.last["score"]), "seeds": sorted(states),
                      **{e: float(np.mean(v)) for e, v in per_seed.items()},
                      **{f"{e}_seconds": round(s, 2) for e, s in seconds.items()}})
     scores = [r["score"] for r in rows]
-    return {"experiment": spec.experiment_name(dataset), "settings": asdict(settings), "judge_pool_seed": judge,
+    return {"experiment": spec.experiment_name(dataset), "settings": asdict(settings), "judge_pool_seed": judge_at,
             "rows": rows, "without_checkpoint": skipped,
             "agreement": {e: asdict(agreement(scores, [r[e] for r in rows])) for e in ESTIMATORS}}
 

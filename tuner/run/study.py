@@ -106,7 +106,7 @@ def _sweep(spec: StudySpec, ds: StudyDataset, folder: Path) -> bool:
                          datasets=[ds.path], trials=spec.trials, concurrency=spec.concurrency, seeds=list(spec.seeds),
                          searcher=spec.searcher, num_init_trials=spec.init_trials, early_stop="none",
                          baselines=spec.baselines, warm_start=[], base=spec.base_config(), overrides={},
-                         search_seed=spec.search_seed)
+                         search_seed=spec.search_seed, objective=spec.objective)
         run_sweep(sweep, callbacks=[StudyEta(folder)], spare_pool_seeds=spare)
     missing = sweep_missing(spec, ds, folder)
     if missing is not None:

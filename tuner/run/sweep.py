@@ -33,6 +33,7 @@ from search_spaces.space import SearchSpace, SearchSpaceError
 from trials.config import TrialConfig, apply_overrides, has_key
 from trials.data.baselines import agent_settings, hand_tuned
 from trials.data.dataset import Dataset, dataset_path, load_dataset
+from trials.measure.offline import judge_seed
 from trials.models.pool import is_stored
 from trials.run.params import searched, tune_space
 from trials.run.trainable import tune_trainable
@@ -44,9 +45,9 @@ from tuner.run.pools import PoolJob, collect_spare, train_pools
 from tuner.run.trackers import tracker_callbacks, tune_settings
 from tuner.search.registry import SEARCHERS, WarmStartPoint, make_searcher
 from tuner.store.records import STOPPED, mark_stopped, read_trials, restore_missing_checkpoints, trial_dirname
-from tuner.store.spec import SPEC_FILE, SweepSpec, trial_base
+from tuner.store.spec import OBJECTIVES, SPEC_FILE, SweepSpec, trial_base
 
-METRIC, MODE = "score", "max"
+MODE = "max"
 
 
 def check_space_fits(space: SearchSpace, base: TrialConfig) -> None:
@@ -67,8 +68,8 @@ def _flat_keys(data: dict[str, Any], prefix: str = "") -> list[str]:
 
 
 def warm_start_points(spec: SweepSpec, dataset: Dataset, space: SearchSpace) -> list[WarmStartPoint]:
-    """The hand-tuned baseline (projected into the space, unscored, evaluated first), then the scored
-    trials of earlier sweeps on the same dataset content."""
+    """The hand-tuned baseline (projected into the space, unscored, evaluated first), then the trials of
+    earlier sweeps on the same dataset content scored by this sweep's objective."""
     points: list[WarmStartPoint] = []
     name = f"{dataset.meta.env}-{dataset.meta.level}"
     try:
@@ -78,12 +79,14 @@ def warm_start_points(spec: SweepSpec, dataset: Dataset, space: SearchSpace) -> 
     else:
         points.append((space.project(baseline), None))
     for previous in spec.warm_start:
-        points.extend(previous_results(Path(previous), dataset, space))
+        points.extend(previous_results(Path(previous), dataset, space, spec.metric))
     return points
 
 
-def previous_results(sweep_dir: Path, dataset: Dataset, space: SearchSpace) -> list[WarmStartPoint]:
-    """Scored, finished trials of an earlier sweep on the same dataset content that lie in ``space``."""
+def previous_results(sweep_dir: Path, dataset: Dataset, space: SearchSpace,
+                     metric: str = "score") -> list[WarmStartPoint]:
+    """Finished trials of an earlier sweep on the same dataset content that lie in ``space``, with their
+    ``metric`` (those that did not report it are left out)."""
     old = SweepSpec.load(sweep_dir)
     digest = dataset.content_hash()
     points: list[WarmStartPoint] = []
@@ -91,7 +94,7 @@ def previous_results(sweep_dir: Path, dataset: Dataset, space: SearchSpace) -> l
         if load_dataset(ds_path).content_hash() != digest:
             continue
         for record in read_trials(old.root / old.experiment_name(ds_path)):
-            score = record.last.get(METRIC)
+            score = record.last.get(metric)
             if record.last.get("status") != "finished" or score is None or not math.isfinite(score):
                 continue
             try:
@@ -104,7 +107,7 @@ def previous_results(sweep_dir: Path, dataset: Dataset, space: SearchSpace) -> l
 
 def _scheduler(spec: SweepSpec, base: TrialConfig) -> TrialScheduler:
     if spec.early_stop == "asha":
-        return ASHAScheduler(time_attr="epoch", metric=METRIC, mode=MODE, max_t=base.epochs,
+        return ASHAScheduler(time_attr="epoch", metric=spec.metric, mode=MODE, max_t=base.epochs,
                              grace_period=max(1, base.epochs // 8), reduction_factor=3)
     return FIFOScheduler()
 
@@ -113,8 +116,8 @@ class ProgressPrinter(tune.Callback):
     """One line per finished trial with the best score so far, under a progress bar over the trials
     (on a terminal; logs get the lines only)."""
 
-    def __init__(self, label: str, total: int) -> None:
-        self.label, self.total = label, total
+    def __init__(self, label: str, total: int, metric: str = "score") -> None:
+        self.label, self.total, self.metric = label, total, metric
         self.done = 0
         self.best: tuple[float, dict[str, Any]] | None = None
         self._bar: tqdm | None = None
@@ -146,16 +149,18 @@ class ProgressPrinter(tune.Callback):
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.done += 1
         result = trial.last_result or {}
-        score = result.get(METRIC, float("nan"))
+        score = result.get("score", float("nan"))
+        objective = getattr(self, "metric", "score")  # a callback restored from an older sweep has none
         # Over every trial Tune holds, not only those this run saw end: a resumed sweep's best may be older.
         for t in {id(t): t for t in [*trials, trial]}.values():
-            value = (t.last_result or {}).get(METRIC)
+            value = (t.last_result or {}).get(objective)
             if (t is trial or t.status == "TERMINATED") and isinstance(value, int | float) and math.isfinite(value) \
                     and (self.best is None or value > self.best[0]):
                 self.best = (float(value), searched(t.config))
         best = f"{self.best[0]:.1f} {self.best[1]}" if self.best else "-"
         status = STOPPED if _stopped_early(result) else result.get("status", "ended")
-        self._line(f"[{self.label}] trial {trial.trial_id} {status}: score {score:.1f} "
+        estimate = "" if objective == "score" else f", {objective} {result.get(objective, float('nan')):.4g}"
+        self._line(f"[{self.label}] trial {trial.trial_id} {status}: score {score:.1f}{estimate} "
                    f"(epoch {result.get('epoch', 0)}) | best so far {best}")
         self._progress(trials)
 
@@ -195,7 +200,7 @@ def run_sweep(spec: SweepSpec, resume: bool = False, callbacks: list[tune.Callba
     ``callbacks`` are extra Tune callbacks of a new experiment (a restored one keeps those it started with,
     as Ray Tune stores them with the experiment). ``spare_pool_seeds``: seeds of pools a later stage will
     load, trained on task slots the sweep's own pool trainings leave idle (:mod:`tuner.run.pools`)."""
-    with tune_settings():
+    with tune_settings(final_metric=spec.metric != "score"):
         return _run_sweep(spec, resume, callbacks, spare_pool_seeds)
 
 
@@ -226,9 +231,10 @@ def _run_sweep(spec: SweepSpec, resume: bool, callbacks: list[tune.Callback] | N
         for base in bases.values():
             check_space_fits(space, base)
         refs = {d: ray.put(ds) for d, ds in datasets.items()}
-        spare = train_pools([PoolJob(refs[d], seed, bases[d]) for d in spec.datasets for seed in spec.seeds],
+        seeds = [*spec.seeds, *judge_seeds(spec, bases)]
+        spare = train_pools([PoolJob(refs[d], seed, bases[d]) for d in spec.datasets for seed in seeds],
                             [PoolJob(refs[d], seed, bases[d]) for d in spec.datasets for seed in spare_pool_seeds
-                             if seed not in spec.seeds and not is_stored(datasets[d], seed, bases[d].dynamics,
+                             if seed not in seeds and not is_stored(datasets[d], seed, bases[d].dynamics,
                                                                          spec.pool_dir)],
                             spec.gpus_per_trial)
         out = {}
@@ -244,7 +250,7 @@ def _run_experiment(spec: SweepSpec, dataset_path: str, dataset: Dataset, base: 
                     space: SearchSpace, resume: bool, callbacks: list[tune.Callback]) -> Path:
     exp_dir = spec.root / spec.experiment_name(dataset_path)
     label = spec.experiment_name(dataset_path)
-    printer = ProgressPrinter(label, spec.trials)
+    printer = ProgressPrinter(label, spec.trials, spec.metric)
     start = time.perf_counter()
     repaired: list[Path] = []
     if resume and exp_dir.is_dir():
@@ -260,7 +266,7 @@ def _run_experiment(spec: SweepSpec, dataset_path: str, dataset: Dataset, base: 
         tuner = tune.Tuner.restore(str(exp_dir), trainable=_trainable(dataset, spec.gpus_per_trial, spec.pool_dir),
                                    resume_errored=True, storage_filesystem=storage)
     else:
-        searcher = make_searcher(spec.searcher, space, METRIC, MODE, seed=spec.search_seed,
+        searcher = make_searcher(spec.searcher, space, spec.metric, MODE, seed=spec.search_seed,
                                  num_init_trials=spec.num_init_trials,
                                  warm_start=warm_start_points(spec, dataset, space),
                                  max_concurrent=spec.concurrency)
@@ -289,6 +295,28 @@ def _run_experiment(spec: SweepSpec, dataset_path: str, dataset: Dataset, base: 
     print(f"[{label}] {spec.trials} trials in {time.perf_counter() - start:.0f} s; results in {exp_dir}",
           flush=True)
     return exp_dir
+
+
+def judge_seeds(spec: SweepSpec, bases: dict[str, TrialConfig]) -> list[int]:
+    """Seeds of the pools the trials' model estimate rolls out in (``trials.measure.offline``): trained
+    with the sweep's own pools, before any trial needs one."""
+    return sorted({judge_seed(b.estimate, spec.seeds) for b in bases.values() if "model" in b.estimate.kinds})
+
+
+def with_objective(base: dict[str, Any], objective: str, early_stop: str) -> dict[str, Any]:
+    """``base`` with the offline estimate the objective reads added to ``estimate.kinds`` (others set with
+    ``--set estimate.kinds=[fqe,model]`` are kept, and reported too). :class:`SweepError` when the
+    objective cannot be used with ``early_stop``."""
+    if objective not in OBJECTIVES:
+        raise SweepError(f"--objective {objective}: unknown; allowed: {', '.join(OBJECTIVES)}")
+    if objective == "simulator":
+        return base
+    if early_stop != "none":
+        raise SweepError(f"--early-stop {early_stop} with --objective {objective}: early stopping reads the "
+                         f"objective at every epoch, and an offline estimate exists only after a trial's last; "
+                         f"use --early-stop none")
+    kinds = list((base.get("estimate") or {}).get("kinds") or [])
+    return apply_overrides(base, {"estimate.kinds": sorted({*kinds, objective})})
 
 
 def check_devices(device: str, gpus_per_trial: float) -> None:
@@ -320,7 +348,8 @@ def with_source_agent(base: dict[str, Any], source: str) -> dict[str, Any]:
 def new_spec(name: str, storage: str, space_file: str, datasets: list[str], trials: int, concurrency: int,
              seeds: list[int], searcher: str, num_init_trials: int, early_stop: str, baselines: str,
              warm_start: list[str], base: dict[str, Any], overrides: dict[str, Any], search_seed: int,
-             gpus_per_trial: float = 0.0, trackers: list[str] | None = None) -> SweepSpec:
+             gpus_per_trial: float = 0.0, trackers: list[str] | None = None,
+             objective: str = "simulator") -> SweepSpec:
     """Validate the CLI's inputs into a spec (no files written)."""
     if searcher not in SEARCHERS:
         raise SweepError(f"--searcher {searcher}: unknown; known: {', '.join(SEARCHERS)}")
@@ -330,8 +359,13 @@ def new_spec(name: str, storage: str, space_file: str, datasets: list[str], tria
         space = load_space(space_file)
     except SearchSpaceError as exc:
         raise SweepError(str(exc)) from None
-    merged = apply_overrides(with_source_agent(base, baselines), overrides)
+    merged = with_objective(apply_overrides(with_source_agent(base, baselines), overrides), objective, early_stop)
     cfg = TrialConfig.from_dict({**merged, "dataset": datasets[0]}, "sweep base config")
+    if cfg.estimate.kinds:
+        try:
+            judge_seed(cfg.estimate, seeds)
+        except ValueError as exc:
+            raise SweepError(str(exc)) from None
     check_space_fits(space, cfg)
     check_devices(cfg.device, gpus_per_trial)
     root = Path(storage).resolve() / name
@@ -345,4 +379,5 @@ def new_spec(name: str, storage: str, space_file: str, datasets: list[str], tria
                      concurrency=concurrency, seeds=seeds, searcher=searcher, num_init_trials=num_init_trials,
                      early_stop=early_stop, baselines=baselines, warm_start=warm_start, base=merged,
                      search_seed=search_seed, gpus_per_trial=gpus_per_trial, dataset_hashes=hashes,
+                     objective=objective,
                      trackers=["tensorboard"] if trackers is None else trackers)

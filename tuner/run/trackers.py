@@ -65,12 +65,15 @@ def tracker_callbacks(kinds: list[str], sweep_root: Path, experiment: str) -> li
 
 
 @contextlib.contextmanager
-def tune_settings() -> Iterator[None]:
+def tune_settings(final_metric: bool = False) -> Iterator[None]:
     """Ray Tune's settings for a run of this package, put back as they were when it ends (library code
     leaves no process-wide state behind): its console boxes and TensorBoard hint off (the CLI prints its
     own lines), its automatic loggers off (the sweep passes them explicitly, :func:`tracker_callbacks`), its
-    snapshot-frequency warning off (tiny trials checkpoint every few seconds), and Ax's info logs quiet."""
-    forced = {"TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1"}
+    snapshot-frequency warning off (tiny trials checkpoint every few seconds), and Ax's info logs quiet.
+    ``final_metric``: the searcher's metric is in a trial's last report only (an offline estimate), so Tune
+    must not demand it in every report."""
+    forced = {"TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
+              **({"TUNE_DISABLE_STRICT_METRIC_CHECKING": "1"} if final_metric else {})}
     defaults = {"RAY_AIR_NEW_OUTPUT": "0", "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0"}
     before = {k: os.environ.get(k) for k in (*forced, *defaults)}
     ax = logging.getLogger("ax")

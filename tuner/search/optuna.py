@@ -69,3 +69,8 @@ class SpaceOptunaSearch(OptunaSearch):
         config = super().suggest(trial_id)
         # Ray merges Optuna's raw suggestions (``lam__max_aleatoric``) into the returned dict.
         return {k: v for k, v in config.items() if k in self._override_keys} if config else config
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        # An offline objective is in a trial's last report only: earlier reports carry no intermediate value.
+        if self.metric in result:
+            super().on_trial_result(trial_id, result)

@@ -94,13 +94,17 @@ def compare_dir(sweep_dir: Path, source: str) -> Path:
 #: Trial-config fields that say where things are, not what runs: a sweep folder moved or unpacked elsewhere
 #: must still find its runs (the dataset's identity is pinned by its content hash in ``sweep.json``).
 LOCATION_FIELDS = ("dataset", "pool_dir")
+#: Trial-config fields that measure the trained policy and change nothing it learns: a sweep trial that also
+#: reported offline estimates is the same run as a comparison's run of its configuration without them.
+MEASURE_FIELDS = ("estimate",)
 
 
 def run_key(config: dict[str, Any]) -> str:
     """The identity of a run: its full trial config, normalised (defaults filled, key order fixed), less
-    the :data:`LOCATION_FIELDS`."""
+    the :data:`LOCATION_FIELDS` and :data:`MEASURE_FIELDS`."""
     full = TrialConfig.from_dict(config, "compare run").to_dict()
-    return json.dumps({k: v for k, v in full.items() if k not in LOCATION_FIELDS}, sort_keys=True)
+    return json.dumps({k: v for k, v in full.items() if k not in (*LOCATION_FIELDS, *MEASURE_FIELDS)},
+                      sort_keys=True)
 
 
 def arm_run_config(arm: CompareArm, seed: int) -> dict[str, Any]:
@@ -204,13 +208,13 @@ def plan_compare(sweep_dir: Path, source: str, fresh: int, only: list[str] | Non
         spec.verify_dataset(path, data.content_hash())
         meta = data.meta
         name = f"{meta.env}-{meta.level}"
-        base = trial_base(spec, path, space)
+        base = trial_base(spec, path, space, estimates=False)
         try:
             published = hand_tuned(source, name)
         except ValueError as exc:
             plan.skipped[path] = str(exc)
             continue
-        best = best_trials(read_trials(spec.root / spec.experiment_name(path)), 1)
+        best = best_trials(read_trials(spec.root / spec.experiment_name(path)), 1, spec.metric)
         if not best:
             plan.skipped[path] = "no completed trial in the sweep yet"
             continue

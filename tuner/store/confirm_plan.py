@@ -215,10 +215,10 @@ def plan_confirm(sweep_dir: Path, source: str, top_k: int | None, seeds: int, ov
         data = load_dataset(path)
         spec.verify_dataset(path, data.content_hash())
         name = f"{data.meta.env}-{data.meta.level}"
-        base = trial_base(spec, path, space)
+        base = trial_base(spec, path, space, estimates=False)
         plan.overrides = confirm_overrides(base, overrides)
         records = read_trials(spec.experiment_dir(path))
-        ranked = best_trials(records, len(records)) if top_k is not None else sorted(
+        ranked = best_trials(records, len(records), spec.metric) if top_k is not None else sorted(
             (r for r in records if r.status in RAN_OUT and isinstance(r.last.get("score"), (int, float))),
             key=lambda r: r.order)
         distinct: dict[str, TrialRecord] = {}

@@ -28,7 +28,7 @@ def export_best(sweep_dir: Path, out: Path, top: int, dataset: str | None = None
         chosen = matches[0]
     if spec.dataset_hashes:  # the configs name the file: it must still hold the data they were found on
         spec.verify_dataset(chosen, load_dataset(chosen).content_hash())
-    best = best_trials(read_trials(spec.root / spec.experiment_name(chosen)), top)
+    best = best_trials(read_trials(spec.root / spec.experiment_name(chosen)), top, spec.metric)
     if not best:
         raise UsageError(f"{sweep_dir}: no completed trial to export yet")
     written = []
@@ -37,6 +37,8 @@ def export_best(sweep_dir: Path, out: Path, top: int, dataset: str | None = None
         doc = {
             "sweep": {"name": spec.name, "trial": record.trial_id, "rank": rank,
                       "score": record.last["score"], "status": record.status,
+                      **({"objective": spec.objective, spec.metric: record.last[spec.metric]}
+                         if spec.objective != "simulator" else {}),
                       "seed_scores": {s: record.last.get(f"score_seed{s}") for s in record.seeds},
                       "searched": record.overrides},
             # The dataset and pool folder where the sweep is now (a moved sweep's trials stored the old ones).

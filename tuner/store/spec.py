@@ -21,6 +21,10 @@ if TYPE_CHECKING:
 SPEC_FILE = "sweep.json"
 #: The searchers a sweep can use (``tuner.search.registry.SEARCHERS`` builds them).
 SEARCHER_KINDS = ("ax", "random", "optuna")
+#: What a sweep can optimise, and the report key each is read from: the simulator score, or an offline
+#: estimate of the final policy (``trials.measure.offline``), for data without a simulator.
+OBJECTIVES = {"simulator": "score", "fqe": "score_fqe", "model": "score_model"}
+Objective = Literal["simulator", "fqe", "model"]
 
 
 class SweepSpec(BaseModel):
@@ -60,6 +64,11 @@ class SweepSpec(BaseModel):
     """GPUs Ray reserves per trial (e.g. 0.5 to share one GPU between two trials); set with device=cuda."""
     trackers: list[str] = ["tensorboard"]
     """Experiment trackers (``tuner.run.trackers``): tensorboard, mlflow, wandb."""
+    objective: Objective = "simulator"
+    """What the searcher optimises and trials are ranked by (best, export, compare's and confirm's top
+    configurations): ``simulator`` (the score in the real environment), ``fqe`` or ``model`` (an offline
+    estimate of the final policy, reported after a trial's last epoch). The simulator score is recorded
+    either way."""
     dataset_hashes: dict[str, str] = {}
     """Content hash of each dataset when the sweep started (``Dataset.content_hash``): ``resume``,
     ``compare`` and ``export`` refuse a file whose content changed. Empty for sweeps older than this."""
@@ -71,6 +80,11 @@ class SweepSpec(BaseModel):
         """The sweep folder: where it was loaded from (it may have moved, or be mounted elsewhere on
         another node), else ``<storage>/<name>``."""
         return self._dir if self._dir is not None else Path(self.storage).resolve() / self.name
+
+    @property
+    def metric(self) -> str:
+        """The report key of :attr:`objective` (``score``, ``score_fqe``, ``score_model``)."""
+        return OBJECTIVES[self.objective]
 
     @property
     def pool_dir(self) -> Path:
@@ -131,11 +145,15 @@ def _absolute(path: str, root: Path) -> str:
     return str((root / path).resolve())
 
 
-def trial_base(spec: SweepSpec, dataset: str, space: SearchSpace) -> TrialConfig:
+def trial_base(spec: SweepSpec, dataset: str, space: SearchSpace, estimates: bool = True) -> TrialConfig:
     """The base trial config of one dataset: the sweep's base with its dataset, pool folder, and a pool
-    large enough for the largest ``num_models`` the space can propose."""
-    base = TrialConfig.from_dict({**spec.base, "dataset": str(Path(dataset).resolve()),
-                                  "pool_dir": str(spec.pool_dir)}, "sweep base config")
+    large enough for the largest ``num_models`` the space can propose. ``estimates=False`` leaves out the
+    offline estimates (``estimate``): ``compare`` and ``confirm`` measure their runs in the simulator, and
+    their fresh seeds include the model estimate's judge."""
+    data = {**spec.base, "dataset": str(Path(dataset).resolve()), "pool_dir": str(spec.pool_dir)}
+    if not estimates:
+        data.pop("estimate", None)
+    base = TrialConfig.from_dict(data, "sweep base config")
     largest = max([base.num_models, *_upper_bounds(space, "num_models")])
     if largest > base.dynamics.pool_size:
         base = base.with_overrides({"dynamics.pool_size": largest})

@@ -22,11 +22,14 @@ def status_table(sweep_dir: Path) -> str:
     has left at its pace so far, score, per-seed scores, searched values), then the count against the
     target and the best trial."""
     spec = SweepSpec.load(sweep_dir)
-    lines = [f"sweep {spec.name}: searcher {spec.searcher}, {spec.trials} trials per dataset, seeds {spec.seeds}"]
+    objective = "" if spec.objective == "simulator" else f", objective {spec.objective} ({spec.metric})"
+    lines = [f"sweep {spec.name}: searcher {spec.searcher}, {spec.trials} trials per dataset, seeds {spec.seeds}"
+             f"{objective}"]
+    extra = [] if spec.objective == "simulator" else [spec.metric]
     for dataset in spec.datasets:
         records = read_trials(spec.root / spec.experiment_name(dataset))
         keys = sorted({k for r in records for k in r.overrides})
-        header = ["trial", "status", "epoch", "eta", "score", *[f"seed{s}" for s in spec.seeds], *keys]
+        header = ["trial", "status", "epoch", "eta", "score", *[f"seed{s}" for s in spec.seeds], *extra, *keys]
         rows = [header]
         done = completion(spec.trials, records)
         gone = done.superseded
@@ -34,14 +37,16 @@ def status_table(sweep_dir: Path) -> str:
             rows.append([r.name, "superseded" if r.path in gone else r.status, epoch_progress(r),
                          "-" if r.path in gone else _eta(r), _fmt(r.last.get("score", "-")),
                          *[_fmt(r.last.get(f"score_seed{s}", "-")) for s in spec.seeds],
+                         *[_fmt(r.last.get(k, "-")) for k in extra],
                          *[_fmt(r.overrides.get(k, "-")) for k in keys]])
         widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
         lines.append(f"\n{dataset}")
         lines += ["  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) for row in rows]
         lines.append("  " + done.line())
-        best = best_trials(records, 1)
+        best = best_trials(records, 1, spec.metric)
         if best:
-            lines.append(f"  best: {best[0].name} score {_fmt(best[0].last['score'])} {best[0].overrides}")
+            by = "" if spec.objective == "simulator" else f" by {spec.metric} {_fmt(best[0].last[spec.metric])},"
+            lines.append(f"  best:{by} {best[0].name} score {_fmt(best[0].last['score'])} {best[0].overrides}")
     return "\n".join(lines)
 
 
@@ -134,9 +139,10 @@ def sweep_completion(sweep_dir: Path) -> dict[str, Completion]:
     return {d: completion(spec.trials, read_trials(spec.root / spec.experiment_name(d))) for d in spec.datasets}
 
 
-def best_trials(records: list[TrialRecord], k: int) -> list[TrialRecord]:
-    """The ``k`` best finished trials by final score. Diverged trials are left out: their score (the last
-    finite evaluation) tells the searcher the region is bad, but a diverging configuration is no answer."""
+def best_trials(records: list[TrialRecord], k: int, metric: str = "score") -> list[TrialRecord]:
+    """The ``k`` best finished trials by ``metric`` of their last report (the sweep's objective:
+    ``SweepSpec.metric``). Diverged trials are left out: their score (the last finite evaluation) tells the
+    searcher the region is bad, but a diverging configuration is no answer."""
     scored = [r for r in records if r.status == "finished"
-              and isinstance(r.last.get("score"), (int, float)) and math.isfinite(r.last["score"])]
-    return sorted(scored, key=lambda r: -r.last["score"])[:k]
+              and isinstance(r.last.get(metric), (int, float)) and math.isfinite(r.last[metric])]
+    return sorted(scored, key=lambda r: -r.last[metric])[:k]

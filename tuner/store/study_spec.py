@@ -9,6 +9,7 @@ datasets:                            # generated if missing (env, level, size, s
   - {path: /data/d4rl/hopper_medium-v2.hdf5}
 space: paper                         # a built-in space name or a YAML path
 searcher: ax
+objective: simulator                 # or fqe / model: an offline estimate (issue 27)
 trials: 16                           # per dataset, the hand-tuned baseline first
 init_trials: 8
 concurrency: 1
@@ -121,6 +122,9 @@ class StudySpec(_Strict):
     """Search space: a built-in name or a YAML path."""
     searcher: str = "ax"
     """ax, random or optuna."""
+    objective: Literal["simulator", "fqe", "model"] = "simulator"
+    """What the sweeps optimise: the simulator score, or an offline estimate of the final policy
+    (``fqe``, ``model``); the simulator score is recorded either way (``SweepSpec.objective``)."""
     trials: int = Field(ge=1)
     """Trials per dataset, the hand-tuned baseline first."""
     init_trials: int = Field(8, ge=1)

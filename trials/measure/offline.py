@@ -1,0 +1,75 @@
+"""Offline estimates of one trained policy, from the dataset alone (issue 27): what a trial reports after its
+last epoch when its config asks (``estimate.kinds``), and what ``mbrl-tune estimate`` computes for a sweep's
+finished trials. One rule for both, so the two agree.
+
+- ``fqe``: fitted Q evaluation on the dataset's transitions (:mod:`trials.measure.fqe`);
+- ``model``: the discounted return in an independent pool, the *judge* (:mod:`trials.measure.model_value`):
+  the pool of seed :func:`judge_seed` of the same data and architecture, which the policy was not trained
+  against.
+
+Both are discounted returns from the dataset's initial states, in the data's reward units (not
+D4RL-normalised): they rank policies of one dataset, which is what a search needs of them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from trials.config import EstimateConfig, TrialConfig
+from trials.data.dataset import Dataset
+from trials.measure.fqe import FQEConfig, Policy, fqe
+from trials.measure.model_value import ModelValueConfig, model_value
+from trials.models.dynamics import EnsembleDynamics
+from trials.models.pool import load_or_train_pool, pool_key
+
+
+@dataclass(frozen=True)
+class Judge:
+    """The independent pool of the model estimate, with its key."""
+
+    pool: EnsembleDynamics
+    key: str
+    seed: int
+
+
+def judge_seed(cfg: EstimateConfig, seeds: Sequence[int]) -> int:
+    """The judge pool's seed for a trial that runs ``seeds``: the configured one, else one above the largest
+    (the first fresh seed of the sweep's comparison). Raises ``ValueError`` when it is one of ``seeds``."""
+    seed = cfg.judge_seed if cfg.judge_seed is not None else max(seeds) + 1
+    if seed in seeds:
+        raise ValueError(f"estimate.judge_seed={seed} is one of the trial's seeds {list(seeds)}: the model estimate "
+                         f"needs a pool the policy was not trained against")
+    return seed
+
+
+def load_judge(cfg: TrialConfig, data: Dataset, seeds: Sequence[int], digest: str | None = None) -> Judge:
+    """The judge pool of a trial of ``cfg`` on ``data`` running ``seeds`` (trained and stored if missing;
+    the pool file lock keeps two trainers of it from both training it)."""
+    seed = judge_seed(cfg.estimate, seeds)
+    pool, _ = load_or_train_pool(data, seed, cfg.dynamics, cfg.resolved_pool_dir, cfg.device)
+    key = pool_key(digest or data.content_hash(), seed, cfg.dynamics)
+    return Judge(pool, key, seed)
+
+
+def estimate_policy(policy: Policy, data: Dataset, cfg: TrialConfig, seed: int, judge: Judge | None,
+                    digest: str | None = None) -> dict[str, float]:
+    """``cfg.estimate.kinds`` of ``policy`` (trained by the trial's ``seed``): ``{kind: value,
+    kind_seconds: cost}``. ``judge`` is needed for ``model``."""
+    est = cfg.estimate
+    out: dict[str, float] = {}
+    if "fqe" in est.kinds:
+        start = time.perf_counter()
+        out["fqe"] = fqe(policy, data, FQEConfig(steps=est.fqe_steps, gamma=est.gamma), seed=seed,
+                         device=cfg.device).value
+        out["fqe_seconds"] = time.perf_counter() - start
+    if "model" in est.kinds:
+        if judge is None:
+            raise ValueError("the model estimate needs the judge pool (load_judge)")
+        start = time.perf_counter()
+        trained_on = pool_key(digest or data.content_hash(), seed, cfg.dynamics)
+        out["model"] = model_value(policy, data, judge.pool, judge.key, trained_on=trained_on,
+                                   cfg=ModelValueConfig(gamma=est.gamma, elites=cfg.num_elites), seed=seed).discounted
+        out["model_seconds"] = time.perf_counter() - start
+    return out
