@@ -22,6 +22,7 @@ Groups (``--only`` takes these; the matmul peak is always measured):
 - ``sweeps``: trials per hour of real sweeps at concurrency 1 and 2, and the K-trial sweep cost with the
   shared pool vs a pool per trial
 - ``seeds_bf16``: the seed-batched SAC update (S = 1, 2, 4) under bfloat16 autocast against float32
+- ``seeds_compile``: the same update compiled whole with ``torch.compile`` against eager
 - ``pool``: a pool-training epoch on 100k transitions and a whole pool to early stopping (20k by default,
   ``--pool-stop-size``), float32 against bfloat16 (``benchmarks/pool.py``)
 
@@ -52,7 +53,8 @@ from benchmarks.data import DEFAULT_DATA_DIR, hopper_random
 from benchmarks.report import Row, format_notes, format_table, write_json
 from benchmarks.sizes import Sizes, full, quick
 
-GROUPS = ("sac", "ensemble", "rollout", "epoch", "methods", "seeds", "seeds_bf16", "pool", "ax", "ray", "sweeps")
+GROUPS = ("sac", "ensemble", "rollout", "epoch", "methods", "seeds", "seeds_bf16", "seeds_compile", "pool", "ax", "ray",
+          "sweeps")
 RAY_GROUPS = ("ray", "sweeps")
 
 
@@ -126,6 +128,7 @@ def run_groups(sizes: Sizes, groups: list[str], data_dir: Path, work_dir: Path) 
         "methods": lambda: methods.method_rows(sizes, data_dir),
         "seeds": lambda: [*seeds.seed_rows(sizes), *seeds.rollout_stack_rows(sizes)],
         "seeds_bf16": lambda: seeds.precision_rows(sizes),
+        "seeds_compile": lambda: seeds.compile_rows(sizes),
         "pool": lambda: pool.pool_rows(sizes, data_dir),
         "ax": lambda: tuning.ax_proposals(sizes),
     }

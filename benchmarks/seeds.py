@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 
 import torch
 
@@ -153,5 +154,39 @@ def precision_rows(sizes: Sizes) -> list[Row]:
             baseline="float32", baseline_what="the same update in float32, interleaved",
             baseline_value=t["float32"].median, speedup=time_speedup(t["bfloat16"].median, t["float32"].median),
             details={"bfloat16": t["bfloat16"].summary(), "float32": t["float32"].summary()},
+        ))
+    return rows
+
+
+def compile_rows(sizes: Sizes) -> list[Row]:
+    """Group ``seeds_compile`` (issue 25, item 3): the seed-batched SAC update (S = 1, 2, 4) compiled whole
+    with ``torch.compile`` (inductor, static shapes) against the eager update, interleaved, each S after a
+    dynamo reset (its own compilation). A measurement only: the product runs the eager update unless this
+    shows a gain (on the 2-core AMD EPYC of 2026-12-06 it lost: docs/results.md)."""
+    updates = 300 if not sizes.quick else 10
+    block = max(updates // 30, 1)
+    dims = (sizes.sac_batch, sizes.sac_hidden, sizes.sac_layers, sizes.sac_buffer)
+    rows = []
+    for seeds in SEED_COUNTS if not sizes.quick else SEED_COUNTS[:1]:  # quick: one compilation (~40 s)
+        torch._dynamo.reset()
+        eager = _setup(seeds, True, *dims)
+        compiled = _setup(seeds, True, *dims)
+        learner = next(c.cell_contents for c in compiled.__closure__ or ()
+                       if isinstance(c.cell_contents, SeedBatchedSAC))
+        learner.update = torch.compile(learner.update, dynamic=False)  # type: ignore[method-assign]
+        start = time.perf_counter()
+        for _ in range(3):  # the first calls compile (and recompile once the optimiser state exists)
+            compiled()
+        compile_seconds = time.perf_counter() - start
+        t = measure_interleaved({"compiled": compiled, "eager": eager}, updates, warmup=block, block=block)
+        rows.append(Row(
+            f"seeds[S={seeds},compiled]", "seeds_compile", t["compiled"].median, "s/update", t["compiled"].repeats,
+            f"one update of trials.agent.seed_batch.SeedBatchedSAC for {seeds} seed(s) (batch {sizes.sac_batch} "
+            f"each, {sizes.sac_layers}x{sizes.sac_hidden}, twin critics, fused Adam), the whole update under "
+            f"torch.compile (inductor, dynamic=False); compiling took {compile_seconds:.0f} s",
+            baseline="eager", baseline_what="the same update eager, interleaved",
+            baseline_value=t["eager"].median, speedup=time_speedup(t["compiled"].median, t["eager"].median),
+            details={"compiled": t["compiled"].summary(), "eager": t["eager"].summary(),
+                     "compile_seconds": compile_seconds},
         ))
     return rows

@@ -69,6 +69,14 @@ def test_quick_run_of_the_kernel_and_trial_groups(tmp_path: Path, data_dir: Path
     assert "QUICK" in stdout and "ensemble_step" in stdout  # the table is printed
 
 
+def test_quick_run_of_the_compile_group(tmp_path: Path, data_dir: Path) -> None:
+    """torch.compile of the seed-batched update (one S in quick mode): compiled and eager both timed."""
+    report, _ = run_bench(tmp_path, data_dir, "seeds_compile")
+    check_rows(report, {"peak_matmul", "seeds[S=1,compiled]"})
+    row = {r["name"]: r for r in report["rows"]}["seeds[S=1,compiled]"]
+    assert row["baseline"] == "eager" and row["details"]["compile_seconds"] > 0
+
+
 @pytest.mark.slow
 def test_quick_run_of_the_ray_groups(tmp_path: Path, data_dir: Path) -> None:
     report, _ = run_bench(tmp_path, data_dir, "ray", "sweeps")
