@@ -77,6 +77,8 @@ class SweepEstimates:
     """One dataset's trials of one sweep with their simulator score and offline estimates."""
 
     sweep: str
+    dataset: str
+    """The dataset's path, as the sweep names it."""
     experiment: str
     source: str
     """``mbrl-tune estimate`` (its file) or ``the trials' own reports`` (an ``--objective fqe|model`` sweep)."""
@@ -119,7 +121,7 @@ def sweep_estimates(spec: SweepSpec) -> list[SweepEstimates]:
             continue
         present = [e for e in ESTIMATORS if all(e in r for r in rows)]
         scores = [float(r["score"]) for r in rows]
-        out.append(SweepEstimates(spec.name, experiment, source, rows,
+        out.append(SweepEstimates(spec.name, dataset, experiment, source, rows,
                                   {e: agreement(scores, [float(r[e]) for r in rows]) for e in present},
                                   seconds, spec.objective))
     return out
@@ -147,3 +149,42 @@ AGREEMENT_TEXT = ("How well each offline estimate of the trials' final policies 
                   "them against their simulator score: Spearman's rho with a bootstrap 95% interval over trials, "
                   "and regret@k, the best true score minus the best true score among the estimate's top k "
                   "(D4RL-normalised; 0: its top k hold the best trial).")
+
+
+def trial_episodes(spec: SweepSpec, dataset: str) -> tuple[dict[str, np.ndarray], float | None]:
+    """Per finished trial of the sweep's ``experiment``: the D4RL-normalised episode scores of its final
+    policies (every episode of the last ``score_window`` evaluations of each seed, what its score averages),
+    and the first trial's score (the hand-tuned setting a sweep starts from), for the online-budget curve.
+    ``dataset``: one of the sweep's dataset paths."""
+    from trials.data.dataset import DatasetError, dataset_env  # noqa: PLC0415
+    from trials.envs import get_env_spec  # noqa: PLC0415
+    from tuner.store.records import RAN_OUT, read_trials  # noqa: PLC0415
+
+    out: dict[str, np.ndarray] = {}
+    first: float | None = None
+    for record in read_trials(spec.experiment_dir(dataset)):
+        if record.status not in RAN_OUT:
+            continue
+        cfg = record.trial_config()
+        try:
+            env = get_env_spec(cfg.env or dataset_env(dataset))
+        except DatasetError:  # the file is gone: its env is unknown, so are its normalised scores
+            return {}, None
+        scores = [float(env.normalized_score(r)) for seed in record.seeds or [cfg.seed]
+                  for returns in [h[f"episode_returns_seed{seed}"] for h in record.history
+                                  if f"episode_returns_seed{seed}" in h][-cfg.score_window:] for r in returns]
+        if scores:
+            out[record.name] = np.array(scores)
+            if record.order == 1:
+                first = float(np.mean(scores))
+    return out, first
+
+
+def offline_picks(est: SweepEstimates) -> dict[str, float]:
+    """Estimator -> the simulator score of the trial it ranks first (a choice made with no online episode)."""
+    out = {}
+    for e in est.agreement:
+        rows = [r for r in est.rows if math.isfinite(float(r[e])) and math.isfinite(float(r["score"]))]
+        if rows:
+            out[e] = float(max(rows, key=lambda r: float(r[e]))["score"])
+    return out

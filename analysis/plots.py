@@ -227,9 +227,10 @@ def plot_confirm_curves(curves: pd.DataFrame, search_updates: int, title: str, p
 
 
 def plot_online_budget(curve: pd.DataFrame, true_scores: dict[str, float], baseline: float | None, title: str,
-                       path: Path) -> Path | None:
+                       path: Path, marks: dict[str, float] | None = None) -> Path | None:
     """The UCB bandit's expected true score against online episodes spent (``analysis.online_budget``),
-    with a 95% band over repeats, each candidate's true score, and the hand-tuned baseline's."""
+    with a 95% band over repeats, each candidate's true score, the hand-tuned baseline's, and ``marks``
+    (label -> true score of a choice made with no episode, e.g. an offline estimator's top trial)."""
     if curve.empty:
         return None
     fig, ax = plt.subplots(figsize=(6.5, 3.8))
@@ -240,6 +241,8 @@ def plot_online_budget(curve: pd.DataFrame, true_scores: dict[str, float], basel
         ax.text(curve["pulls"].iloc[-1], score, f" {name}", fontsize=7, va="center")
     if baseline is not None:
         ax.axhline(baseline, color="black", lw=1, ls="--", label="hand-tuned baseline")
+    for (label, score), colour in zip((marks or {}).items(), ("tab:red", "tab:green", "tab:purple"), strict=False):
+        ax.axhline(score, color=colour, lw=1.2, ls="-.", label=label)
     ax.set(title=title, xlabel="online episodes spent choosing", ylabel="normalised score of the choice")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)

@@ -31,7 +31,15 @@ from analysis.document import Code, Image, Paragraph, Section, Table, render_htm
 from analysis.front import front_section
 from analysis.importance import importance
 from analysis.online_budget import ucb_curve
-from analysis.ope import AGREEMENT_HEADER, AGREEMENT_TEXT, agreement_row, sweep_estimates
+from analysis.ope import (
+    AGREEMENT_HEADER,
+    AGREEMENT_TEXT,
+    SweepEstimates,
+    agreement_row,
+    offline_picks,
+    sweep_estimates,
+    trial_episodes,
+)
 from analysis.results import COMPLETED, SweepResults, load_sweeps
 from trials.files import atomic_write_text
 from tuner.store.confirm_plan import finished, stored_plans
@@ -207,10 +215,37 @@ def _offline(res: SweepResults, figures: Path) -> tuple[Section | None, list[Pat
             if path is not None:
                 files.append(path)
                 blocks.append(Image(path, f"offline estimates against the simulator score, {est.experiment}"))
+            bandit = _online_vs_offline(info, est, figures / f"online-vs-offline-{info.name}-{est.experiment}.png")
+            if bandit is not None:
+                files.append(bandit.path)
+                blocks += [Paragraph(bandit.text), Image(bandit.path, f"online budget, {est.experiment}")]
     if not rows:
         return None, []
     return Section("offline", "Choosing offline: estimates against the simulator",
                    [Paragraph(AGREEMENT_TEXT), Table(AGREEMENT_HEADER, rows), *blocks]), files
+
+
+def _online_vs_offline(info: SweepSpec, est: SweepEstimates, path: Path) -> _Bandit | None:
+    """The UCB bandit choosing among the sweep's finished trials by episodes of their final policies, beside
+    what each offline estimator's top trial scores with no episode at all."""
+    episodes, first = trial_episodes(info, est.dataset)
+    if len(episodes) < 2:
+        return None
+    result = ucb_curve(episodes)
+    picks = offline_picks(est)
+    drawn = plots.plot_online_budget(result.curve, {}, first, f"{info.name} / {est.experiment}: online or offline",
+                                     path, marks={f"{e}'s top trial (no episode)": v for e, v in picks.items()})
+    if drawn is None:
+        return None
+    at = {n: float(result.curve["expected"].iloc[n - 1]) for n in (len(episodes), 50, 200) if n <= len(result.curve)}
+    text = (f"Online or offline, {info.name} / {est.experiment}: the UCB bandit (alpha 2) choosing among the "
+            f"{len(episodes)} finished trials by episodes of their final policies (their last evaluations' "
+            f"{sum(map(len, episodes.values()))} recorded episodes); expected true score of its choice after "
+            + ", ".join(f"{n} episodes {v:.2f}" for n, v in at.items())
+            + f" (best trial {max(result.true_scores.values()):.2f}"
+            + (f", the first, hand-tuned trial {first:.2f}" if first is not None else "") + "). With no episode: "
+            + ", ".join(f"{e}'s top trial scores {v:.2f}" for e, v in picks.items()) + ".")
+    return _Bandit(drawn, text)
 
 
 def _calibration(res: SweepResults, figures: Path) -> Section:

@@ -91,6 +91,9 @@ def test_estimate_recomputes_what_the_trials_reported(fqe_sweep: tuple[Path, str
     text = (out / "report.md").read_text()
     assert "Choosing offline" in text and "fqe (objective)" in text and "| model |" in text.replace("  ", " ")
     assert (out / "figures" / f"estimates-ope-{hopper_random_file.stem}.png").is_file()
+    # Beside it, the online budget: the bandit over the trials' recorded episodes, each estimator's pick marked.
+    assert "Online or offline" in text and "fqe's top trial scores" in text
+    assert (out / "figures" / f"online-vs-offline-ope-{hopper_random_file.stem}.png").is_file()
 
 
 def test_objective_bad_input_is_one_line(hopper_random_file: Path, tmp_path: Path) -> None:

@@ -165,6 +165,17 @@ def _infer_env(path: Path, attrs: dict, env: str | None) -> str:
                        f"{', '.join(DATASET_ENVS)}; pass --env")
 
 
+def dataset_env(path: str | Path) -> str:
+    """The env of an HDF5 dataset file from its attributes (or its name) alone, without reading its arrays."""
+    path = Path(path)
+    try:
+        with h5py.File(path, "r") as f:
+            attrs = dict(f.attrs)
+    except OSError as exc:
+        raise DatasetError(f"{path}: not a readable HDF5 file ({exc.__class__.__name__})") from None
+    return _infer_env(path, attrs, None)
+
+
 def load_hdf5(path: str | Path, env: str | None = None) -> Dataset:
     """Load and validate a D4RL-schema HDF5 file (ours or D4RL's own)."""
     path = Path(path)
