@@ -98,6 +98,10 @@ def confirm_blocks(sweeps: list[SweepSpec]) -> list[Paragraph | Table]:
                 u = row["updates"]
                 which = "every finished trial, the sweep's seeds" if plan.top_k is None else \
                     f"hand-tuned and the {plan.top_k} best distinct, fresh seeds"
+                if not any(a["confirm"]["n"] for a in row["arms"]):  # planned, nothing at the larger budget yet
+                    blocks.append(Paragraph(f"Fidelity transfer, {row['dataset']} ({which} {row['seeds']}): no run "
+                                            f"at {u['confirm']:,} updates has finished yet."))
+                    continue
                 blocks.append(Paragraph(f"Fidelity transfer, {row['dataset']} ({which} {row['seeds']}): "
                                         + transfer_summary(row)))
                 blocks.append(Table(["arm", "configuration", "sweep score", f"{u['search']:,} updates",

@@ -5,11 +5,12 @@ bootstrap through timeouts."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from trials.data.dataset import Dataset, DatasetMeta
 from trials.envs import ENVS
-from trials.measure.fqe import FQEConfig, discounted_returns, fqe
+from trials.measure.fqe import FQEConfig, discounted_returns, fqe, fqe_batch
 
 SPEC = ENVS["hopper"]
 #: Small and fast: a soft target rate of 0.05 lets the bootstrapped value converge within the steps (the
@@ -48,22 +49,46 @@ def test_fqe_finds_the_value_of_the_policy_evaluated_not_of_the_data() -> None:
     assert abs(truth - behaviour) > 0.1  # the two differ, so the test tells them apart
 
 
+def positional(n: int, length: int, **ends: np.ndarray) -> Dataset:
+    """Episodes of ``length`` steps of reward 1 whose observations say the step (one-hot in the first
+    ``length`` dimensions, noise elsewhere), so that each step's value is a function a critic can learn."""
+    data = dataset(n, **ends)
+    step = np.arange(n) % length
+    for obs, at in ((data.observations, step), (data.next_observations, (step + 1) % length)):
+        obs[:, :length] = np.eye(length, dtype=np.float32)[at]
+        obs[:, length:] *= 0.1
+    return data
+
+
 def test_fqe_stops_at_terminals_and_bootstraps_through_timeouts() -> None:
-    """Reward 1 every step in episodes of 5 steps: ending in a terminal the value is (1 - g^5)/(1 - g); cut
-    by a timeout the episode goes on, and the value is 1/(1 - g)."""
+    """Reward 1 every step in episodes of 5 steps: ending in a terminal the value from the first step is
+    (1 - g^5)/(1 - g); cut by a timeout the episode goes on (the next state is a first step again), and
+    the value is 1/(1 - g). Two seeds each, batched into one run (``fqe_batch``)."""
     n, length, g = 2000, 5, CFG.gamma
     ends = (np.arange(n) % length) == length - 1
-    terminal = dataset(n, terminals=ends)
-    timeout = dataset(n, timeouts=ends)
+    terminal = positional(n, length, terminals=ends)
+    timeout = positional(n, length, timeouts=ends)
     assert np.allclose(discounted_returns(terminal, g), (1 - g ** length) / (1 - g))
     policy = lambda s: torch.zeros(len(s), SPEC.act_dim)  # noqa: E731
-    ended = fqe(policy, terminal, CFG, seed=0)
-    cut = fqe(policy, timeout, CFG, seed=0)
-    assert ended.initial_states == n // length
-    # Across steps, the first-visit states' next states are random: the critic fits the mean over them.
-    assert abs(ended.value - (1 - g ** length) / (1 - g)) < 0.3, ended.value
-    assert abs(cut.value - 1 / (1 - g)) < 0.6, cut.value
-    assert cut.target_bounds == (0.0, 1 / (1 - g))
+    ended = fqe_batch([policy, policy], terminal, CFG, seeds=[0, 1])
+    cut = fqe_batch([policy, policy], timeout, CFG, seeds=[0, 1])
+    assert ended[0].initial_states == n // length
+    for r in ended:
+        assert abs(r.value - (1 - g ** length) / (1 - g)) < 0.1, r.value
+    for r in cut:
+        assert abs(r.value - 1 / (1 - g)) < 0.3, r.value
+    assert cut[0].target_bounds == (0.0, 1 / (1 - g))
+
+
+def test_batched_fqe_is_each_policys_own() -> None:
+    """Policies batched into one ensemble of critics get what each gets alone, from its own seed."""
+    data = dataset(500, terminals=(np.arange(500) % 4) == 3)
+    policies = [lambda s, k=k: torch.tanh(s[:, : SPEC.act_dim] * k) for k in (1.0, -2.0, 0.5)]
+    cfg = FQEConfig(steps=50, hidden=32, layers=2)
+    batched = fqe_batch(policies, data, cfg, seeds=[3, 4, 5])
+    alone = [fqe(p, data, cfg, seed=s) for p, s in zip(policies, [3, 4, 5], strict=True)]
+    assert [b.value for b in batched] == pytest.approx([a.value for a in alone], rel=1e-5)
+    assert len({round(b.value, 4) for b in batched}) == 3  # three different policies, three values
 
 
 def test_fqe_is_reproducible() -> None:

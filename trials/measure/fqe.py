@@ -12,16 +12,17 @@ soft target 0.005, discount 0.99, up to 1M updates; :class:`FQEConfig` holds the
 
 from __future__ import annotations
 
+import copy
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+from torch import nn
 
 from trials.data.dataset import Dataset
-from trials.models.nets import mlp, seeded
+from trials.models.nets import EnsembleMLP, mlp, seeded
 
 #: A deterministic policy: observations ``[B, obs]`` -> actions ``[B, act]``, on the estimator's device.
 Policy = Callable[[torch.Tensor], torch.Tensor]
@@ -63,43 +64,63 @@ class FQEResult:
 def fqe(policy: Policy, data: Dataset, cfg: FQEConfig = FQEConfig(), seed: int = 0,
         device: torch.device | str = "cpu") -> FQEResult:
     """Estimate ``policy``'s discounted return on ``data`` by fitted Q evaluation (see the module docstring)."""
+    return fqe_batch([policy], data, cfg, [seed], device)[0]
+
+
+def fqe_batch(policies: Sequence[Policy], data: Dataset, cfg: FQEConfig = FQEConfig(), seeds: Sequence[int] = (0,),
+              device: torch.device | str = "cpu") -> list[FQEResult]:
+    """:func:`fqe` of several policies on the same data at once: their critics are members of one ensemble
+    (``trials.models.nets.EnsembleMLP``), one optimiser step updates all. Policy ``k`` gets exactly what
+    ``fqe(policies[k], seed=seeds[k])`` computes alone (its critic initialised from its seed, its batches
+    drawn by its own generator, its loss's gradient its own; Adam is elementwise), up to the summation
+    order of the batched products. Each result's ``seconds`` is its share of the batch's wall clock."""
+    if len(policies) != len(seeds) or not policies:
+        raise ValueError(f"fqe_batch: {len(policies)} policies, {len(seeds)} seeds; one seed per policy")
     start = time.perf_counter()
     device = torch.device(device)
-    gen = torch.Generator(device=device).manual_seed(seed)
+    k = len(policies)
+    gens = [torch.Generator(device=device).manual_seed(s) for s in seeds]
     t = {name: torch.as_tensor(getattr(data, name), device=device)
          for name in ("observations", "actions", "rewards", "next_observations")}
     not_done = 1.0 - torch.as_tensor(data.terminals, device=device, dtype=torch.float32)
     obs_dim, act_dim = t["observations"].shape[1], t["actions"].shape[1]
-    with seeded(seed, device):
-        q = mlp(obs_dim + act_dim, 1, cfg.hidden, cfg.layers).to(device)
-    target = mlp(obs_dim + act_dim, 1, cfg.hidden, cfg.layers).to(device)
-    target.load_state_dict(q.state_dict())
-    target.requires_grad_(False)
-    opt = torch.optim.Adam(q.parameters(), lr=cfg.lr)
+    q = EnsembleMLP(k, obs_dim + act_dim, 1, cfg.hidden, cfg.layers).to(device)
+    with torch.no_grad():  # member k starts from the plain MLP its seed initialises, as fqe() alone would
+        for member, seed in enumerate(seeds):
+            with seeded(seed, device):
+                plain = [m for m in mlp(obs_dim + act_dim, 1, cfg.hidden, cfg.layers) if isinstance(m, nn.Linear)]
+            for layer, linear in zip([*q.hidden, q.out], plain, strict=True):
+                layer.weight[member].copy_(linear.weight.t())
+                layer.bias[member].copy_(linear.bias.unsqueeze(0))
+    target = copy.deepcopy(q).requires_grad_(False)
+    params, target_params = list(q.parameters()), list(target.parameters())
+    opt = torch.optim.Adam(params, lr=cfg.lr)
     r_min, r_max = float(data.rewards.min()), float(data.rewards.max())
     low, high = min(r_min, 0.0) / (1 - cfg.gamma), max(r_max, 0.0) / (1 - cfg.gamma)
-    with torch.no_grad():  # the policy is fixed: its actions at every next state, once
-        next_act = _batched(policy, t["next_observations"])
+    with torch.no_grad():  # the policies are fixed: each one's actions at every next state, once
+        next_act = torch.stack([_batched(policy, t["next_observations"]) for policy in policies])
     n = len(data)
+    members = torch.arange(k, device=device).unsqueeze(1)
     for _ in range(cfg.steps):
-        idx = torch.randint(0, n, (cfg.batch_size,), generator=gen, device=device)
+        idx = torch.stack([torch.randint(0, n, (cfg.batch_size,), generator=g, device=device) for g in gens])
         with torch.no_grad():
-            boot = target(torch.cat([t["next_observations"][idx], next_act[idx]], dim=-1)).squeeze(-1)
+            boot = target(torch.cat([t["next_observations"][idx], next_act[members, idx]], dim=-1)).squeeze(-1)
             y = (t["rewards"][idx] + cfg.gamma * not_done[idx] * boot).clamp(low, high)
         pred = q(torch.cat([t["observations"][idx], t["actions"][idx]], dim=-1)).squeeze(-1)
-        loss = F.mse_loss(pred, y)
+        loss = (pred - y).pow(2).mean(1).sum()  # each member's own mean squared error; gradients do not mix
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         with torch.no_grad():
-            for p, tp in zip(q.parameters(), target.parameters(), strict=True):
-                tp.lerp_(p, cfg.tau)
+            torch._foreach_lerp_(target_params, params, cfg.tau)
     starts = torch.as_tensor(data.initial_states(), device=device)
     with torch.no_grad():
         s0 = t["observations"][starts]
-        value = q(torch.cat([s0, _batched(policy, s0)], dim=-1)).mean()
-    return FQEResult(value=float(value), initial_states=int(len(starts)), steps=cfg.steps,
-                     seconds=time.perf_counter() - start, target_bounds=(low, high))
+        a0 = torch.stack([_batched(policy, s0) for policy in policies])
+        values = q(torch.cat([s0.expand(k, -1, -1), a0], dim=-1)).squeeze(-1).mean(1)
+    seconds = (time.perf_counter() - start) / k
+    return [FQEResult(value=float(v), initial_states=int(len(starts)), steps=cfg.steps, seconds=seconds,
+                      target_bounds=(low, high)) for v in values]
 
 
 def _batched(policy: Policy, obs: torch.Tensor, rows: int = 65_536) -> torch.Tensor:

@@ -19,10 +19,13 @@ from dataclasses import dataclass
 
 from trials.config import EstimateConfig, TrialConfig
 from trials.data.dataset import Dataset
-from trials.measure.fqe import FQEConfig, Policy, fqe
+from trials.measure.fqe import FQEConfig, Policy, fqe_batch
 from trials.measure.model_value import ModelValueConfig, model_value
 from trials.models.dynamics import EnsembleDynamics
 from trials.models.pool import load_or_train_pool, pool_key
+
+#: Critics trained at once by one batched FQE (more: larger products, more memory for the policies' actions).
+FQE_BATCH = 16
 
 
 @dataclass(frozen=True)
@@ -57,19 +60,34 @@ def estimate_policy(policy: Policy, data: Dataset, cfg: TrialConfig, seed: int, 
                     digest: str | None = None) -> dict[str, float]:
     """``cfg.estimate.kinds`` of ``policy`` (trained by the trial's ``seed``): ``{kind: value,
     kind_seconds: cost}``. ``judge`` is needed for ``model``."""
-    est = cfg.estimate
-    out: dict[str, float] = {}
+    return estimate_policies([policy], data, [cfg], [seed], [judge], digest)[0]
+
+
+def estimate_policies(policies: Sequence[Policy], data: Dataset, cfgs: Sequence[TrialConfig], seeds: Sequence[int],
+                      judges: Sequence[Judge | None], digest: str | None = None) -> list[dict[str, float]]:
+    """:func:`estimate_policy` of several policies of one dataset (a trial's seeds, or a sweep's trials):
+    their FQEs batched, :data:`FQE_BATCH` critics at a time (``trials.measure.fqe.fqe_batch``: each gets
+    what it would alone); the model estimates one by one. All must share one ``estimate`` config."""
+    est = cfgs[0].estimate
+    if any(c.estimate != est for c in cfgs):
+        raise ValueError("estimate_policies: the policies' estimate configs differ; estimate them apart")
+    digest = digest or data.content_hash()
+    out: list[dict[str, float]] = [{} for _ in policies]
     if "fqe" in est.kinds:
-        start = time.perf_counter()
-        out["fqe"] = fqe(policy, data, FQEConfig(steps=est.fqe_steps, gamma=est.gamma), seed=seed,
-                         device=cfg.device).value
-        out["fqe_seconds"] = time.perf_counter() - start
+        fqe_cfg = FQEConfig(steps=est.fqe_steps, gamma=est.gamma)
+        for lo in range(0, len(policies), FQE_BATCH):
+            chunk = slice(lo, lo + FQE_BATCH)
+            results = fqe_batch(policies[chunk], data, fqe_cfg, seeds[chunk], device=cfgs[0].device)
+            for values, result in zip(out[chunk], results, strict=True):
+                values["fqe"], values["fqe_seconds"] = result.value, result.seconds
     if "model" in est.kinds:
-        if judge is None:
-            raise ValueError("the model estimate needs the judge pool (load_judge)")
-        start = time.perf_counter()
-        trained_on = pool_key(digest or data.content_hash(), seed, cfg.dynamics)
-        out["model"] = model_value(policy, data, judge.pool, judge.key, trained_on=trained_on,
-                                   cfg=ModelValueConfig(gamma=est.gamma, elites=cfg.num_elites), seed=seed).discounted
-        out["model_seconds"] = time.perf_counter() - start
+        for values, policy, cfg, seed, judge in zip(out, policies, cfgs, seeds, judges, strict=True):
+            if judge is None:
+                raise ValueError("the model estimate needs the judge pool (load_judge)")
+            start = time.perf_counter()
+            trained_on = pool_key(digest, seed, cfg.dynamics)
+            values["model"] = model_value(policy, data, judge.pool, judge.key, trained_on=trained_on,
+                                          cfg=ModelValueConfig(gamma=est.gamma, elites=cfg.num_elites),
+                                          seed=seed).discounted
+            values["model_seconds"] = time.perf_counter() - start
     return out

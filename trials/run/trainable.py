@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from trials.data.dataset import Dataset, load_dataset
-from trials.measure.offline import estimate_policy, load_judge
+from trials.measure.offline import estimate_policies, load_judge
 from trials.run.build import build_trainer
 from trials.run.mopo import DIVERGED, FINISHED, MOPOTrainer
 from trials.run.params import TuneParams
@@ -64,10 +64,10 @@ def offline_scores(trainers: dict[int, MOPOTrainer], data: Dataset) -> dict[str,
     judge = load_judge(cfg, data, seeds, digest) if "model" in kinds else None
     out: dict[str, float] = {}
     per_kind: dict[str, list[float]] = {k: [] for k in kinds}
-    for seed in seeds:
-        agent = trainers[seed].agent
-        values = estimate_policy(lambda obs, a=agent: a.act(obs, deterministic=True), data,
-                                 trainers[seed].cfg, seed, judge, digest)
+    policies = [lambda obs, a=trainers[s].agent: a.act(obs, deterministic=True) for s in seeds]
+    estimates = estimate_policies(policies, data, [trainers[s].cfg for s in seeds], seeds, [judge] * len(seeds),
+                                  digest)
+    for seed, values in zip(seeds, estimates, strict=True):
         for kind in kinds:
             per_kind[kind].append(values[kind])
             out[f"score_{kind}_seed{seed}"] = values[kind]
