@@ -23,6 +23,8 @@ Groups (``--only`` takes these; the matmul peak is always measured):
   shared pool vs a pool per trial
 - ``seeds_bf16``: the seed-batched SAC update (S = 1, 2, 4) under bfloat16 autocast against float32
 - ``seeds_compile``: the same update compiled whole with ``torch.compile`` against eager
+- ``fqe``: fitted Q evaluation of K = 4 and 16 policies batched into one ensemble of critics against K
+  separate evaluations (``benchmarks/ope.py``)
 - ``pool``: a pool-training epoch on 100k transitions and a whole pool to early stopping (20k by default,
   ``--pool-stop-size``), float32 against bfloat16 (``benchmarks/pool.py``)
 
@@ -48,13 +50,13 @@ from typing import Any
 
 import torch
 
-from benchmarks import compute, engine, methods, pool, seeds, tuning
+from benchmarks import compute, engine, methods, ope, pool, seeds, tuning
 from benchmarks.data import DEFAULT_DATA_DIR, hopper_random
 from benchmarks.report import Row, format_notes, format_table, write_json
 from benchmarks.sizes import Sizes, full, quick
 
-GROUPS = ("sac", "ensemble", "rollout", "epoch", "methods", "seeds", "seeds_bf16", "seeds_compile", "pool", "ax", "ray",
-          "sweeps")
+GROUPS = ("sac", "ensemble", "rollout", "epoch", "methods", "seeds", "seeds_bf16", "seeds_compile", "pool", "fqe", "ax",
+          "ray", "sweeps")
 RAY_GROUPS = ("ray", "sweeps")
 
 
@@ -129,6 +131,7 @@ def run_groups(sizes: Sizes, groups: list[str], data_dir: Path, work_dir: Path) 
         "seeds": lambda: [*seeds.seed_rows(sizes), *seeds.rollout_stack_rows(sizes)],
         "seeds_bf16": lambda: seeds.precision_rows(sizes),
         "seeds_compile": lambda: seeds.compile_rows(sizes),
+        "fqe": lambda: ope.fqe_rows(sizes, hopper_random(data_dir, sizes.dataset_size)),
         "pool": lambda: pool.pool_rows(sizes, data_dir),
         "ax": lambda: tuning.ax_proposals(sizes),
     }

@@ -50,13 +50,14 @@ def check_rows(report: dict[str, Any], expected: set[str]) -> None:
 
 def test_quick_run_of_the_kernel_and_trial_groups(tmp_path: Path, data_dir: Path) -> None:
     report, stdout = run_bench(tmp_path, data_dir, "sac", "ensemble", "rollout", "epoch", "methods", "seeds",
-                               "seeds_bf16", "pool", "ax")
+                               "seeds_bf16", "pool", "fqe", "ax")
     expected = {"peak_matmul", "sac_update", "ensemble_step", *(f"rollout[{p}]" for p in PENALTIES),
                 "rollout[max_aleatoric,bfloat16]", "pool_train", "epoch", "epoch.rollout", "epoch.sac", "memory",
                 "epoch[bfloat16]", "sac_update[n10]", "sac_update[n10_eta1]", "mobile_update", "rollout[true]",
                 "seeds[S=1]", "seeds[S=2]", "seeds[S=4]", "seeds_rollout[S=2]", "seeds_rollout[S=4]",
                 "seeds[S=1,bfloat16]", "seeds[S=2,bfloat16]", "seeds[S=4,bfloat16]",
-                "pool_epoch[bfloat16]", "pool_to_stop[bfloat16]", "ax_proposal[quick@5]", "ax_proposal[quick@8]"}
+                "pool_epoch[bfloat16]", "pool_to_stop[bfloat16]", "fqe[K=4]", "ax_proposal[quick@5]",
+                "ax_proposal[quick@8]"}
     check_rows(report, expected)
     rows = {r["name"]: r for r in report["rows"]}
     for name in ("sac_update", "ensemble_step", "rollout[max_aleatoric]", "rollout[max_aleatoric,bfloat16]",

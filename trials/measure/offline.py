@@ -24,8 +24,11 @@ from trials.measure.model_value import ModelValueConfig, model_value
 from trials.models.dynamics import EnsembleDynamics
 from trials.models.pool import load_or_train_pool, pool_key
 
-#: Critics trained at once by one batched FQE (more: larger products, more memory for the policies' actions).
-FQE_BATCH = 16
+#: Critics trained at once by one batched FQE. ``python -m benchmarks.run --only fqe`` (2026-12-06, 2-core AMD
+#: EPYC under heavy load): 4 policies batched 1.37x faster than one after another (medians; 1.50x by
+#: minima), 16 batched 0.96x (1.20x by minima): the batched gathers of 16 policies' batches cost more than
+#: the launches they save on a CPU.
+FQE_BATCH = 4
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ each estimate ranks the trials (``analysis.ope``).
 
 The rule is the one a trial of an ``--objective fqe|model`` sweep applies to itself at its end
 (``trials.measure.offline``), each estimator seeded by the trial's seed: on such a sweep, the same values
-up to float summation order (the FQEs of all trials are batched here, 16 critics at a time; a long FQE
+up to float summation order (the FQEs of all trials are batched here, ``FQE_BATCH`` critics at a time; a long FQE
 amplifies last-bit differences, e.g. 0.2% after 1,000 updates on the test's noisy data).
 
 A trial of several seeds is estimated per seed and averaged, as its score is. Written to
