@@ -22,6 +22,7 @@ import pandas as pd
 from scipy import stats
 
 from analysis.compare import bootstrap_interval, mean_std, welch_interval
+from analysis.online_budget import final_episode_scores
 from analysis.tables import write_table
 from trials.envs import get_env_spec
 from tuner.store.compare_plan import run_key
@@ -225,12 +226,8 @@ def final_episodes(plan: ConfirmPlan, entry: ConfirmDataset, budget: str = CONFI
         scores: list[float] = []
         for seed in entry.seeds:
             record = runs.get(run_key(run_config(arm, budget, seed)))
-            if record is None:
-                continue
-            cfg = record.trial_config()
-            key = f"episode_returns_seed{seed}"
-            evaluations = [h[key] for h in record.history if key in h][-cfg.score_window:]
-            scores += [float(spec.normalized_score(r)) for returns in evaluations for r in returns]
+            if record is not None:
+                scores += final_episode_scores(record, [seed], spec)
         if scores:
             out[arm.name] = np.array(scores)
     return out

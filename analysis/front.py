@@ -13,7 +13,7 @@ from analysis.calibration import read_calibration
 from analysis.compare import sources_compared, write_comparison
 from analysis.confirm import cell, transfer_summary, write_confirmation
 from analysis.document import Paragraph, Section, Table
-from analysis.ope import AGREEMENT_HEADER, AGREEMENT_TEXT, agreement_row, sweep_estimates
+from analysis.ope import AGREEMENT_HEADER, AGREEMENT_TEXT, SweepEstimates, agreement_row, sweep_estimates
 from trials.models.pool import read_pool
 from tuner.store.confirm_plan import stored_plans
 from tuner.store.spec import SweepSpec
@@ -49,8 +49,10 @@ def calibration_ranking(sweep_dir: Path) -> str:
     return "; ".join(parts)
 
 
-def front_section(sweeps: list[SweepSpec]) -> Section | None:
-    """The front table, or None when no sweep has a comparison yet."""
+def front_section(sweeps: list[SweepSpec], estimates: dict[str, list[SweepEstimates]] | None = None
+                  ) -> Section | None:
+    """The front table, or None when no sweep has a comparison yet. ``estimates``: each sweep's offline
+    estimates by sweep name, when the caller has read them (:func:`analysis.ope.sweep_estimates`)."""
     header = ["dataset", "hand-tuned (fresh seeds)", "best found (fresh seeds)", "difference", "95% CI (Welch)",
               "95% CI (bootstrap)", "hand-tuned configuration", "best found configuration", "same in both",
               "calibration (Spearman)"]
@@ -69,7 +71,8 @@ def front_section(sweeps: list[SweepSpec]) -> Section | None:
                              _setting(r["baseline_config"], differ), _setting(r["best_config"], differ),
                              _setting(r["baseline_config"], shared), ranking])
     transfer = confirm_blocks(sweeps)
-    offline = [agreement_row(est, e) for info in sweeps for est in sweep_estimates(info) for e in est.agreement]
+    read = estimates if estimates is not None else {info.name: sweep_estimates(info) for info in sweeps}
+    offline = [agreement_row(est, e) for info in sweeps for est in read[info.name] for e in est.agreement]
     if offline:
         transfer += [Paragraph("Choosing offline. " + AGREEMENT_TEXT), Table(AGREEMENT_HEADER, offline)]
     if not rows and not transfer:

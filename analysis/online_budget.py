@@ -16,6 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from trials.envs import EnvSpec
+from tuner.store.records import TrialRecord
+
 #: Unifloral's exploration weight.
 ALPHA = 2.0
 #: Pulls (episodes) the curve goes to.
@@ -64,3 +67,18 @@ def ucb_curve(episodes: dict[str, np.ndarray], k: int | None = None, alpha: floa
                           "low": np.percentile(chosen_true, 2.5, axis=0),
                           "high": np.percentile(chosen_true, 97.5, axis=0)})
     return BanditCurve(curve, true, k)
+
+
+def final_episode_scores(record: TrialRecord, seeds: list[int], env: EnvSpec) -> list[float]:
+    """A run's final policies' episodes, the bandit's pulls: every episode of the last ``score_window``
+    evaluations of each of ``seeds`` (the ones its score averages), D4RL-normalised where ``env`` has
+    reference scores (raw returns otherwise, as the trial's own score). Runs made before episodes were
+    recorded have none."""
+    window = record.trial_config().score_window
+    scale = env.normalized_score if env.random_score is not None else (lambda r: r)
+    out: list[float] = []
+    for seed in seeds:
+        key = f"episode_returns_seed{seed}"
+        for returns in [h[key] for h in record.history if key in h][-window:]:
+            out += [float(scale(r)) for r in returns]
+    return out

@@ -18,7 +18,11 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from analysis.online_budget import final_episode_scores
 from trials.config import ESTIMATORS
+from trials.data.dataset import DatasetError, dataset_env
+from trials.envs import get_env_spec
+from tuner.store.records import RAN_OUT, read_trials
 from tuner.store.spec import SweepSpec
 
 #: Folder of a sweep where ``mbrl-tune estimate`` writes (``tuner.run.estimate``).
@@ -82,7 +86,7 @@ class SweepEstimates:
     experiment: str
     source: str
     """``mbrl-tune estimate`` (its file) or ``the trials' own reports`` (an ``--objective fqe|model`` sweep)."""
-    rows: list[dict[str, float | str]]
+    rows: list[dict[str, Any]]
     """Per finished trial: ``trial``, ``score`` and one value per estimator present."""
     agreement: dict[str, EstimatorAgreement]
     seconds: dict[str, float]
@@ -94,8 +98,6 @@ class SweepEstimates:
 def sweep_estimates(spec: SweepSpec) -> list[SweepEstimates]:
     """Per dataset of the sweep: the estimates ``mbrl-tune estimate`` wrote into ``<sweep>/estimates/``, or
     else those its trials reported themselves; datasets with neither are left out."""
-    from tuner.store.records import RAN_OUT, read_trials  # noqa: PLC0415
-
     out = []
     for dataset in spec.datasets:
         experiment = spec.experiment_name(dataset)
@@ -152,27 +154,20 @@ AGREEMENT_TEXT = ("How well each offline estimate of the trials' final policies 
 
 
 def trial_episodes(spec: SweepSpec, dataset: str) -> tuple[dict[str, np.ndarray], float | None]:
-    """Per finished trial of the sweep's ``experiment``: the D4RL-normalised episode scores of its final
-    policies (every episode of the last ``score_window`` evaluations of each seed, what its score averages),
-    and the first trial's score (the hand-tuned setting a sweep starts from), for the online-budget curve.
-    ``dataset``: one of the sweep's dataset paths."""
-    from trials.data.dataset import DatasetError, dataset_env  # noqa: PLC0415
-    from trials.envs import get_env_spec  # noqa: PLC0415
-    from tuner.store.records import RAN_OUT, read_trials  # noqa: PLC0415
-
+    """Per finished trial of one of the sweep's datasets (its path): the episode scores of its final policies
+    (:func:`analysis.online_budget.final_episode_scores`), and the first trial's mean (the hand-tuned setting
+    a sweep starts from), for the online-budget curve. Nothing when the dataset file is gone (its env, and
+    so the scores' normalisation, unknown)."""
+    try:
+        env = get_env_spec(dataset_env(dataset))
+    except DatasetError:
+        return {}, None
     out: dict[str, np.ndarray] = {}
     first: float | None = None
     for record in read_trials(spec.experiment_dir(dataset)):
         if record.status not in RAN_OUT:
             continue
-        cfg = record.trial_config()
-        try:
-            env = get_env_spec(cfg.env or dataset_env(dataset))
-        except DatasetError:  # the file is gone: its env is unknown, so are its normalised scores
-            return {}, None
-        scores = [float(env.normalized_score(r)) for seed in record.seeds or [cfg.seed]
-                  for returns in [h[f"episode_returns_seed{seed}"] for h in record.history
-                                  if f"episode_returns_seed{seed}" in h][-cfg.score_window:] for r in returns]
+        scores = final_episode_scores(record, record.seeds or [record.trial_config().seed], env)
         if scores:
             out[record.name] = np.array(scores)
             if record.order == 1:

@@ -95,11 +95,14 @@ def _summary(res: SweepResults) -> Section:
 def _best(res: SweepResults, best_configs: dict[tuple[str, str], Path]) -> Section:
     blocks: list[Any] = []
     done = res.trials[res.trials["status"].isin(COMPLETED)]
+    metric = {info.name: info.metric for info in res.sweeps}
     for (sweep, dataset), group in done.groupby(["sweep", "dataset"], sort=False):
-        top = group.sort_values("score", ascending=False).iloc[0]
+        # The sweep's best by its objective: the trial export_best wrote the config of (below).
+        top = group.sort_values("objective", ascending=False).iloc[0]
         seeds = [c for c in group.columns if c.startswith("score_seed") and pd.notna(top[c])]
         values = ", ".join(f"{p}={_f(top[p], 4)}" for p in res.params if p in top and pd.notna(top[p]))
-        blocks.append(Paragraph(f"{sweep} / {dataset}: trial {top['trial']}, score "
+        by = "" if metric[sweep] == "score" else f" (best by {metric[sweep]} {top['objective']:.4g})"
+        blocks.append(Paragraph(f"{sweep} / {dataset}{by}: trial {top['trial']}, score "
                                 f"{top['score']:.2f} (" + ", ".join(f"{c.removeprefix('score_')} {top[c]:.2f}"
                                                                    for c in seeds) + f"); {values}"))
         path = best_configs.get((sweep, dataset))
@@ -202,12 +205,13 @@ def _online_budget(episodes: dict[str, Any], entry: Any, path: Path) -> _Bandit 
     return _Bandit(drawn, text)
 
 
-def _offline(res: SweepResults, figures: Path) -> tuple[Section | None, list[Path]]:
+def _offline(res: SweepResults, figures: Path, estimates: dict[str, list[SweepEstimates]]
+             ) -> tuple[Section | None, list[Path]]:
     """Choosing without a simulator: each offline estimator against the simulator score, per sweep and dataset
     (``mbrl-tune estimate``, or the trials' own reports in an ``--objective fqe|model`` sweep)."""
     rows, blocks, files = [], [], []
     for info in res.sweeps:
-        for est in sweep_estimates(info):
+        for est in estimates[info.name]:
             rows += [agreement_row(est, e) for e in est.agreement]
             labels = {e: f"{e}: Spearman {a.spearman:.2f}, n={a.n}" for e, a in est.agreement.items()}
             path = plots.plot_estimates(est.rows, labels, f"{info.name} / {est.experiment}",
@@ -341,9 +345,10 @@ def build_report(sweep_dirs: list[Path], out_dir: Path,
     plot_section, plot_files = _plots(res, figures)
     importance_section, importance_files = _importance(res, figures)
     calibration_section = _calibration(res, figures)
-    front = front_section(res.sweeps)
+    estimates = {info.name: sweep_estimates(info) for info in res.sweeps}  # read once: the bootstraps take a while
+    front = front_section(res.sweeps, estimates)
     confirm_section, confirm_files = _confirmation(res, figures)
-    offline_section, offline_files = _offline(res, figures)
+    offline_section, offline_files = _offline(res, figures, estimates)
     sections = [*([front] if front else []), _summary(res), _best(res, best_configs or {}), _comparison(res),
                 *([confirm_section] if confirm_section else []), *([offline_section] if offline_section else []),
                 calibration_section, plot_section,

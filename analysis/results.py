@@ -79,6 +79,8 @@ def _trial_row(info: SweepSpec, dataset: str, record: TrialRecord) -> dict[str, 
         "epochs": int(last.get("epoch", 0) or 0),
         "score": _finite(last.get("score")) if record.status in COMPLETED else math.nan,
         "best_score": max(finite) if finite else math.nan,
+        # What the sweep ranks its trials by: the simulator score, or an offline estimate (``--objective``).
+        "objective": _finite(last.get(info.metric)) if record.status in COMPLETED else math.nan,
     }
     for seed in record.seeds or info.seeds:
         row[f"score_seed{seed}"] = _finite(last.get(f"score_seed{seed}"))
@@ -131,8 +133,7 @@ def load_sweeps(sweep_dirs: list[str | Path]) -> SweepResults:
     rank = {info.name: i for i, info in enumerate(infos)}
     trials = pd.DataFrame(trial_rows)
     if trials.empty:
-        trials = pd.DataFrame(columns=["sweep", "searcher", "dataset", "trial", "trial_id", "order", "status", "epochs",
-                                       "score", "best_score", "wall_s"])
+        trials = pd.DataFrame(columns=list(_FRAME_COLUMNS))
     else:
         trials = trials.sort_values(["sweep", "dataset", "order", "trial_id"], key=_by_rank(rank),
                                     kind="stable").reset_index(drop=True)
@@ -154,7 +155,7 @@ def _by_rank(rank: dict[str, int]) -> Callable[[pd.Series], pd.Series]:
 
 
 _FRAME_COLUMNS = ("sweep", "searcher", "dataset", "trial", "trial_id", "order", "status", "epochs", "score",
-                  "best_score", "wall_s")
+                  "best_score", "objective", "wall_s")
 
 
 def load_sweep(sweep_dir: str | Path) -> SweepResults:

@@ -201,6 +201,11 @@ class EstimateConfig(_Strict):
     """Seed of the independent pool ``model`` rolls out in; None: one above the trial's largest seed (the
     first fresh seed of its comparison). It must differ from every seed the trial runs."""
 
+    @field_validator("kinds")
+    @classmethod
+    def _once_each(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(value))
+
 
 class TrialConfig(_Strict):
     """One offline model-based RL run."""

@@ -31,7 +31,7 @@ from tuner.errors import StorageFullError, SweepError, UsageError
 from tuner.faults.interrupts import Interrupted
 from tuner.faults.storage import full_filesystem_line, storage_guard
 from tuner.store.presets import PRESETS, load_preset, resolve_space
-from tuner.store.spec import SweepSpec
+from tuner.store.spec import OBJECTIVES, Objective, SweepSpec
 from tuner.store.status import Completion
 
 if TYPE_CHECKING:
@@ -46,8 +46,8 @@ INPUT_ERRORS: tuple[type[Exception], ...] = (UsageError, DatasetError, ConfigErr
                                              DamagedFileError)
 
 __all__ = [
-    "DATASET_ENVS", "INPUT_ERRORS", "LEVELS", "PRESETS", "GenerateConfig", "Interrupted", "StorageFullError",
-    "SweepError", "SweepSpec", "UsageError", "full_filesystem_line", "parse_overrides",
+    "DATASET_ENVS", "INPUT_ERRORS", "LEVELS", "OBJECTIVES", "PRESETS", "GenerateConfig", "Interrupted",
+    "StorageFullError", "SweepError", "SweepSpec", "UsageError", "full_filesystem_line", "parse_overrides",
     "new_sweep", "load_sweep", "trial_config", "calibration_config",
     "generate_dataset", "train", "run_sweep", "compare", "confirm", "calibrate", "estimate", "run_study",
     "dataset_summary", "SweepStatus", "sweep_status", "is_study", "study_status",
@@ -60,7 +60,7 @@ def new_sweep(*, name: str, storage: str, space: str, datasets: list[str], trial
               seeds: Sequence[int] = (0,), searcher: str = "ax", init_trials: int = 8, early_stop: str = "none",
               baselines: str = "mopo_official", warm_start: Sequence[str] = (), base_file: str | None = None,
               preset: str = "demo", overrides: dict[str, Any] | None = None, search_seed: int = 0,
-              gpus_per_trial: float = 0.0, log: str = "tensorboard", objective: str = "simulator") -> SweepSpec:
+              gpus_per_trial: float = 0.0, log: str = "tensorboard", objective: Objective = "simulator") -> SweepSpec:
     """A new sweep's spec, validated (datasets hashed, space parsed, names checked); nothing written yet.
     ``space``: a YAML file or a built-in name; the base trial config is ``base_file`` if given, else the
     built-in ``preset``; ``log``: comma-separated trackers (``tensorboard,mlflow``, or ``none``);
@@ -203,12 +203,13 @@ def calibrate(cfg: TrialConfig, out: str | Path, horizons: Sequence[int] = (1, 5
     return calibrate_to(cfg, Path(out), horizons, states, policy, policy_file)
 
 
-def estimate(sweep: str | Path, *, fqe_steps: int = 20_000, only: list[str] | None = None) -> dict[str, Path]:
+def estimate(sweep: str | Path, *, fqe_steps: int | None = None, only: list[str] | None = None) -> dict[str, Path]:
     """Offline estimates of every finished trial's final policy (FQE and the return in an independent pool)
-    beside its simulator score, with each estimator's rank agreement; returns the JSON file per dataset."""
-    from tuner.run.estimate import EstimateSettings, estimate_sweep  # noqa: PLC0415
+    beside its simulator score, with each estimator's rank agreement; returns the JSON file per dataset.
+    ``fqe_steps``: None takes the sweep's own ``estimate.fqe_steps``."""
+    from tuner.run.estimate import estimate_sweep  # noqa: PLC0415
 
-    return estimate_sweep(Path(sweep), EstimateSettings(fqe_steps=fqe_steps), only)
+    return estimate_sweep(Path(sweep), fqe_steps, only)
 
 
 def run_study(file: str | Path) -> int:

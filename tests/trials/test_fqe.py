@@ -11,6 +11,7 @@ import torch
 from trials.data.dataset import Dataset, DatasetMeta
 from trials.envs import ENVS
 from trials.measure.fqe import FQEConfig, discounted_returns, fqe, fqe_batch
+from trials.models.nets import mlp, seeded
 
 SPEC = ENVS["hopper"]
 #: Small and fast: a soft target rate of 0.05 lets the bootstrapped value converge within the steps (the
@@ -78,6 +79,21 @@ def test_fqe_stops_at_terminals_and_bootstraps_through_timeouts() -> None:
     for r in cut:
         assert abs(r.value - 1 / (1 - g)) < 0.3, r.value
     assert cut[0].target_bounds == (0.0, 1 / (1 - g))
+
+
+def test_each_critic_starts_from_its_seeds_plain_mlp() -> None:
+    """Before any update (steps 0), the batched ensemble's value is that of the plain MLP its seed initialises
+    (``trials.models.nets.mlp`` under ``seeded``): the ensemble's weights are those, transposed right."""
+    data = dataset(300, terminals=np.ones(300, bool))
+    policies = [lambda s, k=k: torch.tanh(s[:, : SPEC.act_dim] * k) for k in (1.0, -1.0)]
+    cfg = FQEConfig(steps=0, hidden=16, layers=2)
+    s0 = torch.as_tensor(data.observations)[torch.as_tensor(data.initial_states())]
+    for result, policy, seed in zip(fqe_batch(policies, data, cfg, seeds=[7, 8]), policies, [7, 8], strict=True):
+        with seeded(seed):
+            plain = mlp(SPEC.obs_dim + SPEC.act_dim, 1, 16, 2)
+        with torch.no_grad():
+            expected = float(plain(torch.cat([s0, policy(s0)], dim=-1)).mean())
+        assert result.value == pytest.approx(expected, rel=1e-5, abs=1e-6)
 
 
 def test_batched_fqe_is_each_policys_own() -> None:

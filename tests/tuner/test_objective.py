@@ -16,6 +16,11 @@ import pytest
 import yaml
 
 from trials.config import ConfigError, TrialConfig
+from trials.data.dataset import load_dataset
+from trials.run.build import build_trainer
+from trials.run.mopo import DIVERGED
+from trials.run.trainable import offline_scores
+from tuner.store.presets import load_preset
 from tuner.store.records import read_trials
 from tuner.store.spec import SweepSpec
 from tuner.store.status import best_trials
@@ -114,3 +119,19 @@ def test_a_trial_refuses_its_own_pool_as_judge(hopper_random_file: Path) -> None
     with pytest.raises(ConfigError, match="judge_seed=2 is the trial's own seed"):
         TrialConfig.from_dict({"dataset": str(hopper_random_file), "seed": 2,
                                "estimate": {"kinds": ["model"], "judge_seed": 2}})
+
+
+def test_a_diverged_seed_is_left_out_of_the_estimate(hopper_random_file: Path, tmp_path: Path) -> None:
+    """Divergence leaves weights that are not finite: such a seed is not estimated (its FQE would be NaN and
+    spoil the trial's mean); every seed diverged gives the lowest value the estimate can take."""
+    data = load_dataset(hopper_random_file)
+    cfg = TrialConfig.from_dict({**load_preset("tiny"), "dataset": str(hopper_random_file), "pool_dir": str(tmp_path),
+                                 "estimate": {"kinds": ["fqe"], "fqe_steps": 20}})
+    trainers = {s: build_trainer(cfg.with_overrides({"seed": s}), data) for s in (0, 1)}
+    both = offline_scores(trainers, data)
+    trainers[1].status = DIVERGED
+    one = offline_scores(trainers, data)
+    assert "score_fqe_seed1" not in one and one["score_fqe"] == one["score_fqe_seed0"] == both["score_fqe_seed0"]
+    trainers[0].status = DIVERGED
+    floor = min(float(data.rewards.min()), 0.0) / (1 - 0.99)
+    assert offline_scores(trainers, data) == {"score_fqe": floor}

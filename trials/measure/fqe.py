@@ -67,7 +67,7 @@ def fqe(policy: Policy, data: Dataset, cfg: FQEConfig = FQEConfig(), seed: int =
     return fqe_batch([policy], data, cfg, [seed], device)[0]
 
 
-def fqe_batch(policies: Sequence[Policy], data: Dataset, cfg: FQEConfig = FQEConfig(), seeds: Sequence[int] = (0,),
+def fqe_batch(policies: Sequence[Policy], data: Dataset, cfg: FQEConfig, seeds: Sequence[int],
               device: torch.device | str = "cpu") -> list[FQEResult]:
     """:func:`fqe` of several policies on the same data at once: their critics are members of one ensemble
     (``trials.models.nets.EnsembleMLP``), one optimiser step updates all. Policy ``k`` gets exactly what
@@ -84,7 +84,8 @@ def fqe_batch(policies: Sequence[Policy], data: Dataset, cfg: FQEConfig = FQECon
          for name in ("observations", "actions", "rewards", "next_observations")}
     not_done = 1.0 - torch.as_tensor(data.terminals, device=device, dtype=torch.float32)
     obs_dim, act_dim = t["observations"].shape[1], t["actions"].shape[1]
-    q = EnsembleMLP(k, obs_dim + act_dim, 1, cfg.hidden, cfg.layers).to(device)
+    with seeded(seeds[0], device):  # its own draws are overwritten below; seeded, to leave the process's RNG be
+        q = EnsembleMLP(k, obs_dim + act_dim, 1, cfg.hidden, cfg.layers).to(device)
     with torch.no_grad():  # member k starts from the plain MLP its seed initialises, as fqe() alone would
         for member, seed in enumerate(seeds):
             with seeded(seed, device):

@@ -59,18 +59,13 @@ def load_judge(cfg: TrialConfig, data: Dataset, seeds: Sequence[int], digest: st
     return Judge(pool, key, seed)
 
 
-def estimate_policy(policy: Policy, data: Dataset, cfg: TrialConfig, seed: int, judge: Judge | None,
-                    digest: str | None = None) -> dict[str, float]:
-    """``cfg.estimate.kinds`` of ``policy`` (trained by the trial's ``seed``): ``{kind: value,
-    kind_seconds: cost}``. ``judge`` is needed for ``model``."""
-    return estimate_policies([policy], data, [cfg], [seed], [judge], digest)[0]
-
-
 def estimate_policies(policies: Sequence[Policy], data: Dataset, cfgs: Sequence[TrialConfig], seeds: Sequence[int],
                       judges: Sequence[Judge | None], digest: str | None = None) -> list[dict[str, float]]:
-    """:func:`estimate_policy` of several policies of one dataset (a trial's seeds, or a sweep's trials):
-    their FQEs batched, :data:`FQE_BATCH` critics at a time (``trials.measure.fqe.fqe_batch``: each gets
-    what it would alone); the model estimates one by one. All must share one ``estimate`` config."""
+    """``cfg.estimate.kinds`` of each policy (trained by its trial's seed, ``seeds[k]``; ``judges[k]`` is needed
+    for ``model``), as ``{kind: value, kind_seconds: cost}``, for several policies of one dataset (a trial's
+    seeds, or a sweep's trials): their FQEs batched, :data:`FQE_BATCH` critics at a time
+    (``trials.measure.fqe.fqe_batch``: each gets what it would alone); the model estimates one by one.
+    All must share one ``estimate`` config."""
     est = cfgs[0].estimate
     if any(c.estimate != est for c in cfgs):
         raise ValueError("estimate_policies: the policies' estimate configs differ; estimate them apart")

@@ -54,15 +54,22 @@ def combine(per_seed: dict[int, dict[str, Any]]) -> dict[str, Any]:
 def offline_scores(trainers: dict[int, MOPOTrainer], data: Dataset) -> dict[str, float]:
     """The final policies' offline estimates (``cfg.estimate.kinds``, :mod:`trials.measure.offline`), as
     report metrics: ``score_<kind>`` (mean over the seeds), ``score_<kind>_seed<S>``, ``<kind>_seconds``
-    (their summed cost). Deterministic, so a trial resumed at its end reports the same values again."""
+    (their summed cost). A diverged seed (its weights not finite) is not estimated and is left out of the
+    mean, as a diverged trial's score keeps its last finite value; when every seed diverged, ``score_<kind>``
+    is the lowest value the estimates can take (the dataset's lowest reward, or 0, over ``1 - gamma``), so
+    the searcher learns the region is bad. Deterministic, so a trial resumed at its end reports the same
+    values again."""
     cfg = next(iter(trainers.values())).cfg
     kinds = cfg.estimate.kinds
     if not kinds:
         return {}
-    seeds = sorted(trainers)
-    digest = data.content_hash()
-    judge = load_judge(cfg, data, seeds, digest) if "model" in kinds else None
+    seeds = [s for s in sorted(trainers) if trainers[s].status != DIVERGED]
     out: dict[str, float] = {}
+    if not seeds:
+        floor = min(float(data.rewards.min()), 0.0) / (1 - cfg.estimate.gamma)
+        return {f"score_{kind}": floor for kind in kinds}
+    digest = data.content_hash()
+    judge = load_judge(cfg, data, sorted(trainers), digest) if "model" in kinds else None
     per_kind: dict[str, list[float]] = {k: [] for k in kinds}
     policies = [lambda obs, a=trainers[s].agent: a.act(obs, deterministic=True) for s in seeds]
     estimates = estimate_policies(policies, data, [trainers[s].cfg for s in seeds], seeds, [judge] * len(seeds),

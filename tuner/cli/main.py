@@ -211,9 +211,10 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--searcher", default="ax", help="ax (Bayesian optimisation), random or optuna")
     sweep.add_argument("--init-trials", type=positive_int, default=8, help="Ax initial design size")
     sweep.add_argument("--early-stop", choices=["none", "asha"], default="none")
-    sweep.add_argument("--objective", choices=["simulator", "fqe", "model"], default="simulator",
+    sweep.add_argument("--objective", choices=list(api.OBJECTIVES), default="simulator",
                        help="what the searcher optimises: the simulator score, or an offline estimate of the final "
-                            "policy, fqe or model (no simulator needed; the simulator score is still recorded)")
+                            "policy from the dataset alone, fqe or model (the trials still evaluate in the simulator "
+                            "where one exists, so the two can be compared)")
     sweep.add_argument("--baselines", default="mopo_official", help="hand-tuned baseline evaluated first")
     sweep.add_argument("--warm-start", nargs="*", default=[], help="earlier sweep folders to learn from")
     sweep.add_argument("--base", help="base trial config YAML (budget, architecture)")

@@ -141,8 +141,8 @@ def add_analysis_commands(sub: argparse._SubParsersAction) -> None:
                            "pool) beside its simulator score, and how well each estimate ranks the trials",
                            "mbrl-tune estimate runs/sweeps/hopper-paper --fqe-steps 20000")
     estimate.add_argument("path", help="the sweep folder (<storage>/<name>)")
-    estimate.add_argument("--fqe-steps", type=positive_int, default=20_000, help="critic updates per FQE (DOPE: "
-                          "up to 1,000,000)")
+    estimate.add_argument("--fqe-steps", type=positive_int, help="critic updates per FQE (default: the sweep's "
+                          "estimate.fqe_steps, 20,000 unless it set one; DOPE: up to 1,000,000)")
     estimate.add_argument("--dataset", nargs="+", help="only these datasets (file stems) of the sweep")
     estimate.set_defaults(func=cmd_estimate)
 

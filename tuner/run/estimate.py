@@ -20,7 +20,7 @@ process, no Ray: estimating is read-only on the sweep's trials.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -41,16 +41,6 @@ from tuner.store.records import RAN_OUT, TrialRecord, read_trials
 from tuner.store.spec import SweepSpec
 
 
-@dataclass(frozen=True)
-class EstimateSettings:
-    """What ``mbrl-tune estimate`` computes."""
-
-    fqe_steps: int = 20_000
-    """Critic updates of each FQE (DOPE runs up to 1M; the cost is reported)."""
-    gamma: float = 0.99
-    """Discount of both estimates."""
-
-
 def _final_states(record: TrialRecord) -> dict[int, dict[str, Any]] | None:
     """The trial's last checkpoint (``{seed: trainer state}``), or None when it kept none."""
     checkpoints = sorted(record.path.glob("checkpoint_*"))
@@ -67,14 +57,22 @@ def _policy(cfg: TrialConfig, state: dict[str, Any], data: Dataset) -> Any:
     return lambda obs: agent.act(obs, deterministic=True)
 
 
-def estimate_experiment(spec: SweepSpec, dataset: str, settings: EstimateSettings) -> dict[str, Any]:
+def sweep_estimate_config(spec: SweepSpec, fqe_steps: int | None = None) -> EstimateConfig:
+    """Both estimators with the sweep's own estimate settings (its ``estimate`` block: FQE steps, discount,
+    judge seed; defaults where it set none), ``fqe_steps`` overriding: on an ``--objective`` sweep, what its
+    trials computed."""
+    own = EstimateConfig.model_validate(spec.base.get("estimate") or {})
+    judge = own.judge_seed if own.judge_seed is not None else fresh_seeds(spec.seeds, 1)[0]
+    return own.model_copy(update={"kinds": ESTIMATORS, "judge_seed": judge,
+                                  **({"fqe_steps": fqe_steps} if fqe_steps else {})})
+
+
+def estimate_experiment(spec: SweepSpec, dataset: str, estimate: EstimateConfig) -> dict[str, Any]:
     """Estimate every finished trial of one dataset's experiment; returns what is written."""
     data = load_dataset(dataset)
     digest = data.content_hash()
     spec.verify_dataset(dataset, digest)
-    judge_at = fresh_seeds(spec.seeds, 1)[0]
-    estimate = EstimateConfig(kinds=ESTIMATORS, fqe_steps=settings.fqe_steps, gamma=settings.gamma,
-                              judge_seed=judge_at)
+    judge_at = estimate.judge_seed
     judges: dict[str, Judge] = {}  # the judge's pool per architecture (by its key), loaded once
     trials: list[tuple[TrialRecord, list[int]]] = []
     policies, cfgs, seeds, judged = [], [], [], []
@@ -106,12 +104,13 @@ def estimate_experiment(spec: SweepSpec, dataset: str, settings: EstimateSetting
                      **{e: float(np.mean([v[e] for v in mine])) for e in ESTIMATORS},
                      **{f"{e}_seconds": round(sum(v[f"{e}_seconds"] for v in mine), 2) for e in ESTIMATORS}})
     scores = [r["score"] for r in rows]
-    return {"experiment": spec.experiment_name(dataset), "settings": asdict(settings), "judge_pool_seed": judge_at,
+    return {"experiment": spec.experiment_name(dataset),
+            "settings": {"fqe_steps": estimate.fqe_steps, "gamma": estimate.gamma}, "judge_pool_seed": judge_at,
             "rows": rows, "without_checkpoint": skipped,
             "agreement": {e: asdict(agreement(scores, [r[e] for r in rows])) for e in ESTIMATORS}}
 
 
-def estimate_sweep(sweep_dir: Path, settings: EstimateSettings, only: list[str] | None = None) -> dict[str, Path]:
+def estimate_sweep(sweep_dir: Path, fqe_steps: int | None = None, only: list[str] | None = None) -> dict[str, Path]:
     """Estimate the trials of every dataset of the sweep (``only``: file stems); returns the files written."""
     if not (Path(sweep_dir) / "sweep.json").is_file():
         raise UsageError(f"{sweep_dir}: not a sweep folder (no sweep.json)")
@@ -122,7 +121,7 @@ def estimate_sweep(sweep_dir: Path, settings: EstimateSettings, only: list[str] 
                          f"{', '.join(Path(d).stem for d in spec.datasets)}")
     out = {}
     for dataset in datasets:
-        result = estimate_experiment(spec, dataset, settings)
+        result = estimate_experiment(spec, dataset, sweep_estimate_config(spec, fqe_steps))
         path = spec.root / ESTIMATES_DIR / f"{result['experiment']}.json"
         atomic_write_text(path, json.dumps(result, indent=2))
         out[dataset] = path

@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from search_spaces.parse import load_space
 from search_spaces.space import SearchSpace, SearchSpaceError
-from trials.config import TrialConfig, apply_overrides, has_key
+from trials.config import EstimateConfig, TrialConfig, apply_overrides, has_key
 from trials.data.baselines import agent_settings, hand_tuned
 from trials.data.dataset import Dataset, dataset_path, load_dataset
 from trials.measure.offline import judge_seed
@@ -45,7 +45,7 @@ from tuner.run.pools import PoolJob, collect_spare, train_pools
 from tuner.run.trackers import tracker_callbacks, tune_settings
 from tuner.search.registry import SEARCHERS, WarmStartPoint, make_searcher
 from tuner.store.records import STOPPED, mark_stopped, read_trials, restore_missing_checkpoints, trial_dirname
-from tuner.store.spec import OBJECTIVES, SPEC_FILE, SweepSpec, trial_base
+from tuner.store.spec import OBJECTIVES, SPEC_FILE, Objective, SweepSpec, trial_base
 
 MODE = "max"
 
@@ -79,15 +79,21 @@ def warm_start_points(spec: SweepSpec, dataset: Dataset, space: SearchSpace) -> 
     else:
         points.append((space.project(baseline), None))
     for previous in spec.warm_start:
-        points.extend(previous_results(Path(previous), dataset, space, spec.metric))
+        points.extend(previous_results(Path(previous), dataset, space, spec.metric, spec.base.get("estimate")))
     return points
 
 
-def previous_results(sweep_dir: Path, dataset: Dataset, space: SearchSpace,
-                     metric: str = "score") -> list[WarmStartPoint]:
+def previous_results(sweep_dir: Path, dataset: Dataset, space: SearchSpace, metric: str = "score",
+                     estimate: dict[str, Any] | None = None) -> list[WarmStartPoint]:
     """Finished trials of an earlier sweep on the same dataset content that lie in ``space``, with their
-    ``metric`` (those that did not report it are left out)."""
+    ``metric`` (those that did not report it are left out). An offline estimate's values are comparable only
+    under the same estimate settings (``estimate``: FQE steps, discount, judge seed): a sweep whose
+    settings differ contributes nothing."""
     old = SweepSpec.load(sweep_dir)
+    if metric != "score" and _estimate_settings(old.base.get("estimate")) != _estimate_settings(estimate):
+        print(f"note: --warm-start {sweep_dir}: its offline estimates were made with other settings; not used",
+              file=sys.stderr)
+        return []
     digest = dataset.content_hash()
     points: list[WarmStartPoint] = []
     for ds_path in old.datasets:
@@ -103,6 +109,12 @@ def previous_results(sweep_dir: Path, dataset: Dataset, space: SearchSpace,
                 continue  # outside this space
             points.append((record.overrides, float(score)))
     return points
+
+
+def _estimate_settings(block: dict[str, Any] | None) -> tuple[Any, ...]:
+    """What makes two sweeps' offline estimates comparable (the estimators reported aside)."""
+    cfg = EstimateConfig.model_validate(block or {})
+    return cfg.fqe_steps, cfg.gamma, cfg.judge_seed
 
 
 def _scheduler(spec: SweepSpec, base: TrialConfig) -> TrialScheduler:
@@ -303,7 +315,7 @@ def judge_seeds(spec: SweepSpec, bases: dict[str, TrialConfig]) -> list[int]:
     return sorted({judge_seed(b.estimate, spec.seeds) for b in bases.values() if "model" in b.estimate.kinds})
 
 
-def with_objective(base: dict[str, Any], objective: str, early_stop: str) -> dict[str, Any]:
+def with_objective(base: dict[str, Any], objective: Objective, early_stop: str) -> dict[str, Any]:
     """``base`` with the offline estimate the objective reads added to ``estimate.kinds`` (others set with
     ``--set estimate.kinds=[fqe,model]`` are kept, and reported too). :class:`SweepError` when the
     objective cannot be used with ``early_stop``."""
@@ -349,7 +361,7 @@ def new_spec(name: str, storage: str, space_file: str, datasets: list[str], tria
              seeds: list[int], searcher: str, num_init_trials: int, early_stop: str, baselines: str,
              warm_start: list[str], base: dict[str, Any], overrides: dict[str, Any], search_seed: int,
              gpus_per_trial: float = 0.0, trackers: list[str] | None = None,
-             objective: str = "simulator") -> SweepSpec:
+             objective: Objective = "simulator") -> SweepSpec:
     """Validate the CLI's inputs into a spec (no files written)."""
     if searcher not in SEARCHERS:
         raise SweepError(f"--searcher {searcher}: unknown; known: {', '.join(SEARCHERS)}")

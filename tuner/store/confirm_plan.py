@@ -6,7 +6,7 @@ the budget a user will train with. Per dataset of the sweep (``mbrl-tune confirm
 --set epochs=200``):
 
 - arms: ``baseline`` (the published hand-tuned setting, built exactly as ``tuner.run.compare`` builds it) and
-  ``best1`` .. ``bestK``, the sweep's K best distinct configurations by their sweep score; with
+  ``best1`` .. ``bestK``, the sweep's K best distinct configurations by the sweep's objective; with
   ``--top-k all``, every finished trial's configuration (``trial-0004`` ...) on the sweep's own seeds, to
   measure how the whole ranking transfers;
 - seeds: the comparison's fresh seeds (``tuner.store.compare_plan.fresh_seeds``), so their pools are the ones the

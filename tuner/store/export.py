@@ -42,8 +42,9 @@ def export_best(sweep_dir: Path, out: Path, top: int, dataset: str | None = None
                       "seed_scores": {s: record.last.get(f"score_seed{s}") for s in record.seeds},
                       "searched": record.overrides},
             # The dataset and pool folder where the sweep is now (a moved sweep's trials stored the old ones).
-            "config": record.trial_config().with_overrides({"dataset": chosen,
-                                                            "pool_dir": str(spec.pool_dir)}).to_dict(),
+            # Without the offline estimates (``estimate``): a measurement of the sweep, not part of the setting.
+            "config": {k: v for k, v in record.trial_config().with_overrides(
+                {"dataset": chosen, "pool_dir": str(spec.pool_dir)}).to_dict().items() if k != "estimate"},
         }
         atomic_write_text(path, yaml.safe_dump(doc, sort_keys=False))
         written.append(path)

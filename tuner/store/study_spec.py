@@ -35,6 +35,7 @@ from trials.config import apply_overrides
 from trials.files import read_yaml_mapping
 from tuner.errors import UsageError
 from tuner.store.presets import load_preset, resolve_space
+from tuner.store.spec import Objective
 
 
 class StudyError(UsageError):
@@ -122,7 +123,7 @@ class StudySpec(_Strict):
     """Search space: a built-in name or a YAML path."""
     searcher: str = "ax"
     """ax, random or optuna."""
-    objective: Literal["simulator", "fqe", "model"] = "simulator"
+    objective: Objective = "simulator"
     """What the sweeps optimise: the simulator score, or an offline estimate of the final policy
     (``fqe``, ``model``); the simulator score is recorded either way (``SweepSpec.objective``)."""
     trials: int = Field(ge=1)
