@@ -116,21 +116,26 @@ def confirm_blocks(sweeps: list[SweepSpec]) -> list[Paragraph | Table]:
 
 def pool_rows(sweep: SweepSpec) -> list[dict[str, Any]]:
     """One record per dynamics pool stored in the sweep (its training as recorded beside its weights)."""
-    rows = []
-    for path in sorted(sweep.pool_dir.glob("pool-*.pt")):
-        saved = read_pool(path, path.stem, "left out of the table (the next trial that needs it trains it again)")
-        if saved is None:  # damaged: the next trial that needs it trains it again (trials.models.pool)
-            continue
-        fit = saved.get("fit", {})
-        losses = saved["state"]["holdout_loss"].tolist()
-        rows.append({"pool": path.stem, "members": len(losses), "epochs": int(saved["epochs"]),
-                     "train_seconds": float(saved["train_seconds"]),
-                     "holdout_mse_raw": float(sum(fit["holdout_mse_raw"]) / len(losses)) if fit else math.nan,
-                     "holdout_mse_std": float(sum(fit["holdout_mse_std"]) / len(losses)) if fit else math.nan,
-                     "disagreement": float(fit.get("disagreement", math.nan)),
-                     "bootstrap": saved["config"].get("bootstrap", False),
-                     "normalize_targets": saved["config"].get("normalize_targets", True)})
-    return rows
+    rows = [pool_record(path) for path in sorted(sweep.pool_dir.glob("pool-*.pt"))]
+    return [r for r in rows if r is not None]
+
+
+def pool_record(path: Path) -> dict[str, Any] | None:
+    """A stored pool's training record: members, epochs, seconds, holdout MSE per member (mean over members)
+    in the data's units and in target-std units, held-out disagreement; None when the file is damaged (the
+    next trial that needs it trains it again, ``trials.models.pool``)."""
+    saved = read_pool(path, path.stem, "left out of the table (the next trial that needs it trains it again)")
+    if saved is None:
+        return None
+    fit = saved.get("fit", {})
+    losses = saved["state"]["holdout_loss"].tolist()
+    return {"pool": path.stem, "members": len(losses), "epochs": int(saved["epochs"]),
+            "train_seconds": float(saved["train_seconds"]),
+            "holdout_mse_raw": float(sum(fit["holdout_mse_raw"]) / len(losses)) if fit else math.nan,
+            "holdout_mse_std": float(sum(fit["holdout_mse_std"]) / len(losses)) if fit else math.nan,
+            "disagreement": float(fit.get("disagreement", math.nan)),
+            "bootstrap": saved["config"].get("bootstrap", False),
+            "normalize_targets": saved["config"].get("normalize_targets", True)}
 
 
 def pools_table(sweeps: list[SweepSpec]) -> Table:
