@@ -62,7 +62,7 @@ def test_an_fqe_sweep_records_both_scores_and_ranks_by_fqe(fqe_sweep: tuple[Path
         assert all("score_fqe" not in h for h in r.history[:-1])
     # The judge pool (seed 1) was trained in the pool phase, beside the trials' own (seed 0).
     assert sorted(p.name.split("-")[2] for p in (sweep / "pools").glob("pool-*.pt")) == ["s0", "s1"]
-    assert "score_fqe" in stdout  # each finished trial's line names the objective's value
+    assert "score_fqe" in stdout and "best so far score_fqe" in stdout  # the lines name the objective
     status = subprocess.run([*CLI, "status", str(sweep)], capture_output=True, text=True, env=ENV)
     assert status.returncode == 0 and "objective fqe (score_fqe)" in status.stdout
     best = best_trials(records, 1, "score_fqe")[0]

@@ -169,7 +169,9 @@ class ProgressPrinter(tune.Callback):
             if (t is trial or t.status == "TERMINATED") and isinstance(value, int | float) and math.isfinite(value) \
                     and (self.best is None or value > self.best[0]):
                 self.best = (float(value), searched(t.config))
-        best = f"{self.best[0]:.1f} {self.best[1]}" if self.best else "-"
+        value = "-" if not self.best else (f"{self.best[0]:.1f}" if objective == "score"
+                                           else f"{objective} {self.best[0]:.4g}")
+        best = f"{value} {self.best[1]}" if self.best else "-"
         status = STOPPED if _stopped_early(result) else result.get("status", "ended")
         estimate = "" if objective == "score" else f", {objective} {result.get(objective, float('nan')):.4g}"
         self._line(f"[{self.label}] trial {trial.trial_id} {status}: score {score:.1f}{estimate} "
