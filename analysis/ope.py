@@ -106,8 +106,6 @@ def sweep_estimates(spec: SweepSpec) -> list[SweepEstimates]:
         if path.is_file():
             stored = json.loads(path.read_text())
             rows, source = stored["rows"], "mbrl-tune estimate"
-            seconds = {e: float(np.mean([r[f"{e}_seconds"] for r in rows])) for e in ESTIMATORS
-                       if rows and all(f"{e}_seconds" in r for r in rows)}
         else:
             rows, source = [], "the trials' own reports"
             for record in read_trials(spec.experiment_dir(dataset)):
@@ -117,10 +115,10 @@ def sweep_estimates(spec: SweepSpec) -> list[SweepEstimates]:
                                  **{e: float(last[f"score_{e}"]) for e in ESTIMATORS if f"score_{e}" in last},
                                  **{f"{e}_seconds": float(last[f"{e}_seconds"]) for e in ESTIMATORS
                                     if f"{e}_seconds" in last}})
-            seconds = {e: float(np.mean([r[f"{e}_seconds"] for r in rows if f"{e}_seconds" in r]))
-                       for e in ESTIMATORS if any(f"{e}_seconds" in r for r in rows)}
         if not rows:
             continue
+        seconds = {e: float(np.mean([r[f"{e}_seconds"] for r in rows if f"{e}_seconds" in r]))
+                   for e in ESTIMATORS if any(f"{e}_seconds" in r for r in rows)}
         present = [e for e in ESTIMATORS if all(e in r for r in rows)]
         scores = [float(r["score"]) for r in rows]
         out.append(SweepEstimates(spec.name, dataset, experiment, source, rows,

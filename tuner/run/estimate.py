@@ -32,11 +32,10 @@ from trials.agent.sac import SAC
 from trials.config import ESTIMATORS, EstimateConfig, TrialConfig
 from trials.data.dataset import Dataset, load_dataset
 from trials.files import atomic_write_text
-from trials.measure.offline import Judge, estimate_policies, load_judge
+from trials.measure.offline import Judge, estimate_policies, judge_seed, load_judge
 from trials.models.pool import pool_key
 from trials.run.trainable import CHECKPOINT_FILE
 from tuner.errors import UsageError
-from tuner.store.compare_plan import fresh_seeds
 from tuner.store.records import RAN_OUT, TrialRecord, read_trials
 from tuner.store.spec import SweepSpec
 
@@ -62,8 +61,7 @@ def sweep_estimate_config(spec: SweepSpec, fqe_steps: int | None = None) -> Esti
     judge seed; defaults where it set none), ``fqe_steps`` overriding: on an ``--objective`` sweep, what its
     trials computed."""
     own = EstimateConfig.model_validate(spec.base.get("estimate") or {})
-    judge = own.judge_seed if own.judge_seed is not None else fresh_seeds(spec.seeds, 1)[0]
-    return own.model_copy(update={"kinds": ESTIMATORS, "judge_seed": judge,
+    return own.model_copy(update={"kinds": ESTIMATORS, "judge_seed": judge_seed(own, spec.seeds),
                                   **({"fqe_steps": fqe_steps} if fqe_steps else {})})
 
 

@@ -18,6 +18,7 @@ from trials.config import TrialConfig, atomic_write_text
 from trials.files import DamagedFileError, read_json
 from tuner.errors import UsageError
 from tuner.store.records import RAN_OUT, TrialRecord, read_trials
+from tuner.store.spec import MEASURE_FIELDS
 
 if TYPE_CHECKING:
     from search_spaces.space import SearchSpace
@@ -94,9 +95,6 @@ def compare_dir(sweep_dir: Path, source: str) -> Path:
 #: Trial-config fields that say where things are, not what runs: a sweep folder moved or unpacked elsewhere
 #: must still find its runs (the dataset's identity is pinned by its content hash in ``sweep.json``).
 LOCATION_FIELDS = ("dataset", "pool_dir")
-#: Trial-config fields that measure the trained policy and change nothing it learns: a sweep trial that also
-#: reported offline estimates is the same run as a comparison's run of its configuration without them.
-MEASURE_FIELDS = ("estimate",)
 
 
 def run_key(config: dict[str, Any]) -> str:

@@ -10,7 +10,7 @@ from trials.data.dataset import load_dataset
 from trials.files import atomic_write_text
 from tuner.errors import UsageError
 from tuner.store.records import read_trials
-from tuner.store.spec import SweepSpec
+from tuner.store.spec import MEASURE_FIELDS, SweepSpec
 from tuner.store.status import best_trials
 
 
@@ -42,9 +42,9 @@ def export_best(sweep_dir: Path, out: Path, top: int, dataset: str | None = None
                       "seed_scores": {s: record.last.get(f"score_seed{s}") for s in record.seeds},
                       "searched": record.overrides},
             # The dataset and pool folder where the sweep is now (a moved sweep's trials stored the old ones).
-            # Without the offline estimates (``estimate``): a measurement of the sweep, not part of the setting.
+            # Without the offline estimates (MEASURE_FIELDS): a measurement of the sweep, not part of the setting.
             "config": {k: v for k, v in record.trial_config().with_overrides(
-                {"dataset": chosen, "pool_dir": str(spec.pool_dir)}).to_dict().items() if k != "estimate"},
+                {"dataset": chosen, "pool_dir": str(spec.pool_dir)}).to_dict().items() if k not in MEASURE_FIELDS},
         }
         atomic_write_text(path, yaml.safe_dump(doc, sort_keys=False))
         written.append(path)

@@ -25,6 +25,10 @@ SEARCHER_KINDS = ("ax", "random", "optuna")
 #: estimate of the final policy (``trials.measure.offline``), for data without a simulator.
 OBJECTIVES = {"simulator": "score", "fqe": "score_fqe", "model": "score_model"}
 Objective = Literal["simulator", "fqe", "model"]
+#: Trial-config fields that measure the trained policy and change nothing it learns: a sweep trial that also
+#: reported offline estimates is the same run as a comparison's run of its configuration without them, and an
+#: exported configuration leaves them out.
+MEASURE_FIELDS = ("estimate",)
 
 
 class SweepSpec(BaseModel):
@@ -152,7 +156,8 @@ def trial_base(spec: SweepSpec, dataset: str, space: SearchSpace, estimates: boo
     their fresh seeds include the model estimate's judge."""
     data = {**spec.base, "dataset": str(Path(dataset).resolve()), "pool_dir": str(spec.pool_dir)}
     if not estimates:
-        data.pop("estimate", None)
+        for name in MEASURE_FIELDS:
+            data.pop(name, None)
     base = TrialConfig.from_dict(data, "sweep base config")
     largest = max([base.num_models, *_upper_bounds(space, "num_models")])
     if largest > base.dynamics.pool_size:
