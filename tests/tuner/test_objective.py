@@ -7,19 +7,23 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from trials.config import ConfigError, TrialConfig
 from trials.data.dataset import load_dataset
+from trials.measure.offline import floor_value
 from trials.run.build import build_trainer
 from trials.run.mopo import DIVERGED
-from trials.run.trainable import offline_scores
+from trials.run.trainable import CHECKPOINT_FILE, offline_scores
+from tuner.run.estimate import estimate_experiment, sweep_estimate_config
 from tuner.store.presets import load_preset
 from tuner.store.records import read_trials
 from tuner.store.spec import SweepSpec
@@ -101,6 +105,30 @@ def test_estimate_recomputes_what_the_trials_reported(fqe_sweep: tuple[Path, str
     assert (out / "figures" / f"online-vs-offline-ope-{hopper_random_file.stem}.png").is_file()
 
 
+def test_estimate_leaves_a_diverged_seed_out_as_a_trial_does(fqe_sweep: tuple[Path, str], hopper_random_file: Path,
+                                                            tmp_path: Path) -> None:
+    """The trial's rule in ``mbrl-tune estimate`` too: a seed whose last checkpoint says it diverged is not
+    estimated (its weights would give NaN), and a trial with no seed left gets the floor value."""
+    sweep = tmp_path / "moved"
+    shutil.copytree(fqe_sweep[0], sweep)
+    records = sorted((r for r in read_trials(sweep / hopper_random_file.stem) if r.status == "finished"),
+                     key=lambda r: r.name)
+    checkpoint = sorted(records[0].path.glob("checkpoint_*"))[-1] / CHECKPOINT_FILE
+    states = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    states[0]["status"] = DIVERGED
+    torch.save(states, checkpoint)
+    spec = SweepSpec.load(sweep)
+    result = estimate_experiment(spec, spec.datasets[0], sweep_estimate_config(spec, FQE_STEPS))
+    rows = {r["trial"]: r for r in result["rows"]}
+    floor = floor_value(sweep_estimate_config(spec), load_dataset(hopper_random_file))
+    diverged = rows[records[0].name]
+    assert diverged["seeds"] == [] and diverged["diverged_seeds"] == [0]
+    assert diverged["fqe"] == diverged["model"] == floor and diverged["fqe_seconds"] == 0
+    for record in records[1:]:
+        assert rows[record.name]["diverged_seeds"] == []
+        assert rows[record.name]["fqe"] == pytest.approx(record.last["score_fqe"], rel=1e-3, abs=1e-3)
+
+
 def test_objective_bad_input_is_one_line(hopper_random_file: Path, tmp_path: Path) -> None:
     for extra, message in (
         (["--objective", "fqe", "--early-stop", "asha"], "--early-stop asha with --objective fqe"),
@@ -133,5 +161,4 @@ def test_a_diverged_seed_is_left_out_of_the_estimate(hopper_random_file: Path, t
     one = offline_scores(trainers, data)
     assert "score_fqe_seed1" not in one and one["score_fqe"] == one["score_fqe_seed0"] == both["score_fqe_seed0"]
     trainers[0].status = DIVERGED
-    floor = min(float(data.rewards.min()), 0.0) / (1 - 0.99)
-    assert offline_scores(trainers, data) == {"score_fqe": floor}
+    assert offline_scores(trainers, data) == {"score_fqe": min(float(data.rewards.min()), 0.0) / (1 - 0.99)}

@@ -50,6 +50,13 @@ def judge_seed(cfg: EstimateConfig, seeds: Sequence[int]) -> int:
     return seed
 
 
+def floor_value(cfg: EstimateConfig, data: Dataset) -> float:
+    """The lowest value an estimate can take on ``data`` (its lowest reward, or 0, over ``1 - gamma``): what
+    a trial whose every seed diverged reports for each estimator, so that a searcher learns the region is
+    bad (a diverged policy is not estimated; its weights are not finite)."""
+    return min(float(data.rewards.min()), 0.0) / (1 - cfg.gamma)
+
+
 def load_judge(cfg: TrialConfig, data: Dataset, seeds: Sequence[int], digest: str | None = None) -> Judge:
     """The judge pool of a trial of ``cfg`` on ``data`` running ``seeds`` (trained and stored if missing;
     the pool file lock keeps two trainers of it from both training it)."""

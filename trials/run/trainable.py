@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from trials.data.dataset import Dataset, load_dataset
-from trials.measure.offline import estimate_policies, load_judge
+from trials.measure.offline import estimate_policies, floor_value, load_judge
 from trials.run.build import build_trainer
 from trials.run.mopo import DIVERGED, FINISHED, MOPOTrainer
 from trials.run.params import TuneParams
@@ -56,8 +56,7 @@ def offline_scores(trainers: dict[int, MOPOTrainer], data: Dataset) -> dict[str,
     report metrics: ``score_<kind>`` (mean over the seeds), ``score_<kind>_seed<S>``, ``<kind>_seconds``
     (their summed cost). A diverged seed (its weights not finite) is not estimated and is left out of the
     mean, as a diverged trial's score keeps its last finite value; when every seed diverged, ``score_<kind>``
-    is the lowest value the estimates can take (the dataset's lowest reward, or 0, over ``1 - gamma``), so
-    the searcher learns the region is bad. Deterministic, so a trial resumed at its end reports the same
+    is :func:`~trials.measure.offline.floor_value`. Deterministic, so a trial resumed at its end reports the same
     values again."""
     cfg = next(iter(trainers.values())).cfg
     kinds = cfg.estimate.kinds
@@ -66,8 +65,7 @@ def offline_scores(trainers: dict[int, MOPOTrainer], data: Dataset) -> dict[str,
     seeds = [s for s in sorted(trainers) if trainers[s].status != DIVERGED]
     out: dict[str, float] = {}
     if not seeds:
-        floor = min(float(data.rewards.min()), 0.0) / (1 - cfg.estimate.gamma)
-        return {f"score_{kind}": floor for kind in kinds}
+        return {f"score_{kind}": floor_value(cfg.estimate, data) for kind in kinds}
     digest = data.content_hash()
     judge = load_judge(cfg, data, sorted(trainers), digest) if "model" in kinds else None
     per_kind: dict[str, list[float]] = {k: [] for k in kinds}

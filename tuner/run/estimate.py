@@ -12,7 +12,8 @@ The rule is the one a trial of an ``--objective fqe|model`` sweep applies to its
 up to float summation order (the FQEs of all trials are batched here, ``FQE_BATCH`` critics at a time; a long FQE
 amplifies last-bit differences, e.g. 0.2% after 1,000 updates on the test's noisy data).
 
-A trial of several seeds is estimated per seed and averaged, as its score is. Written to
+A trial of several seeds is estimated per seed and averaged, as its score is; as in a trial, a diverged seed is
+left out, and a trial whose every seed diverged gets ``floor_value`` for each estimator. Written to
 ``<sweep>/estimates/<experiment>.json`` (the rows, each estimator's cost, and the agreement). Runs in this
 process, no Ray: estimating is read-only on the sweep's trials.
 """
@@ -32,8 +33,9 @@ from trials.agent.sac import SAC
 from trials.config import ESTIMATORS, EstimateConfig, TrialConfig
 from trials.data.dataset import Dataset, load_dataset
 from trials.files import atomic_write_text
-from trials.measure.offline import Judge, estimate_policies, judge_seed, load_judge
+from trials.measure.offline import Judge, estimate_policies, floor_value, judge_seed, load_judge
 from trials.models.pool import pool_key
+from trials.run.mopo import DIVERGED
 from trials.run.trainable import CHECKPOINT_FILE
 from tuner.errors import UsageError
 from tuner.store.records import RAN_OUT, TrialRecord, read_trials
@@ -72,7 +74,7 @@ def estimate_experiment(spec: SweepSpec, dataset: str, estimate: EstimateConfig)
     spec.verify_dataset(dataset, digest)
     judge_at = estimate.judge_seed
     judges: dict[str, Judge] = {}  # the judge's pool per architecture (by its key), loaded once
-    trials: list[tuple[TrialRecord, list[int]]] = []
+    trials: list[tuple[TrialRecord, list[int], list[int]]] = []  # (trial, seeds estimated, seeds diverged)
     policies, cfgs, seeds, judged = [], [], [], []
     skipped = []
     for record in read_trials(spec.experiment_dir(dataset)):
@@ -87,8 +89,9 @@ def estimate_experiment(spec: SweepSpec, dataset: str, estimate: EstimateConfig)
         judge_key = pool_key(digest, judge_at, cfg.dynamics)
         if judge_key not in judges:
             judges[judge_key] = load_judge(cfg, data, sorted(states), digest)
-        trials.append((record, sorted(states)))
-        for seed, state in sorted(states.items()):
+        estimable = {seed: state for seed, state in sorted(states.items()) if state["status"] != DIVERGED}
+        trials.append((record, sorted(estimable), sorted(set(states) - set(estimable))))
+        for seed, state in estimable.items():
             policies.append(_policy(cfg, state, data))
             cfgs.append(cfg)
             seeds.append(seed)
@@ -96,10 +99,12 @@ def estimate_experiment(spec: SweepSpec, dataset: str, estimate: EstimateConfig)
     # Every trial's policies at once: their FQEs batched (trials.measure.offline.estimate_policies).
     values = iter(estimate_policies(policies, data, cfgs, seeds, judged, digest) if policies else [])
     rows = []
-    for record, trial_seeds in trials:
+    floor = floor_value(estimate, data)
+    for record, trial_seeds, diverged in trials:
         mine = [next(values) for _ in trial_seeds]
         rows.append({"trial": record.name, "score": float(record.last["score"]), "seeds": trial_seeds,
-                     **{e: float(np.mean([v[e] for v in mine])) for e in ESTIMATORS},
+                     "diverged_seeds": diverged,
+                     **{e: float(np.mean([v[e] for v in mine])) if mine else floor for e in ESTIMATORS},
                      **{f"{e}_seconds": round(sum(v[f"{e}_seconds"] for v in mine), 2) for e in ESTIMATORS}})
     scores = [r["score"] for r in rows]
     return {"experiment": spec.experiment_name(dataset),
