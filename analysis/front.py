@@ -121,9 +121,9 @@ def pool_rows(sweep: SweepSpec) -> list[dict[str, Any]]:
 
 
 def pool_record(path: Path) -> dict[str, Any] | None:
-    """A stored pool's training record: members, epochs, seconds, holdout MSE per member (mean over members)
-    in the data's units and in target-std units, held-out disagreement; None when the file is damaged (the
-    next trial that needs it trains it again, ``trials.models.pool``)."""
+    """A stored pool's training record: members, epochs, seconds, holdout MSE in the data's units and in
+    target-std units (mean over members; each member's in data units too), held-out disagreement; None when
+    the file is damaged (the next trial that needs it trains it again, ``trials.models.pool``)."""
     saved = read_pool(path, path.stem, "left out of the table (the next trial that needs it trains it again)")
     if saved is None:
         return None
@@ -133,6 +133,7 @@ def pool_record(path: Path) -> dict[str, Any] | None:
             "train_seconds": float(saved["train_seconds"]),
             "holdout_mse_raw": float(sum(fit["holdout_mse_raw"]) / len(losses)) if fit else math.nan,
             "holdout_mse_std": float(sum(fit["holdout_mse_std"]) / len(losses)) if fit else math.nan,
+            "holdout_mse_raw_members": [float(v) for v in fit["holdout_mse_raw"]] if fit else [],
             "disagreement": float(fit.get("disagreement", math.nan)),
             "bootstrap": saved["config"].get("bootstrap", False),
             "normalize_targets": saved["config"].get("normalize_targets", True)}

@@ -10,7 +10,8 @@ float32 pool copied beside it so both are read the same way), then
 - one trial's simulator score: the sweep's first trial (the hand-tuned setting, seed 0, 20,000 updates)
   against the same trial run on the bfloat16 pool,
 
-and prints one table per dataset, float32 against bfloat16. Run from a clone that holds the evidence study in
+and prints one table per dataset, float32 against bfloat16 (also written to ``<out>/bf16-accuracy.md``, the
+numbers to ``<out>/bf16-accuracy.json``). Run from a clone that holds the evidence study in
 ``runs/studies/evidence`` (docs/results.md says how); every step is skipped when its output exists, so the
 same command continues after a session's end (a pool training resumes from its progress file):
 
@@ -80,6 +81,38 @@ def one(name: str, out: Path) -> dict[str, dict]:
     return rows
 
 
+def _spearmans(calibration: dict, heuristic: str) -> str:
+    by_h = {r["horizon"]: r["spearman"] for r in calibration["table"] if r["heuristic"] == heuristic}
+    return " / ".join(f"{by_h[h]:.3f}" for h in sorted(by_h))
+
+
+def table(name: str, rows: dict[str, dict]) -> str:
+    """One dataset's float32-against-bfloat16 table, in markdown."""
+    f32, b16 = rows["float32"], rows["bfloat16"]
+    lines = [f"**{name}** (seed 0, the sweep's architecture)", "", "| | float32 | bfloat16 |", "|---|---|---|"]
+
+    def add(label: str, f: str, b: str) -> None:
+        lines.append(f"| {label} | {f} | {b} |")
+
+    add("epochs to early stopping", str(f32["pool"]["epochs"]), str(b16["pool"]["epochs"]))
+    add("training seconds (as stored; loaded host)", f"{f32['pool']['train_seconds']:.0f}",
+        f"{b16['pool']['train_seconds']:.0f}")
+    add("holdout MSE, data units (mean over members)", f"{f32['pool']['holdout_mse_raw']:.4f}",
+        f"{b16['pool']['holdout_mse_raw']:.4f}")
+    add("holdout MSE per member, data units",
+        *(" ".join(f"{v:.4f}" for v in r["pool"]["holdout_mse_raw_members"]) for r in (f32, b16)))
+    add("holdout MSE, target-std units", f"{f32['pool']['holdout_mse_std']:.4f}",
+        f"{b16['pool']['holdout_mse_std']:.4f}")
+    add("held-out member disagreement", f"{f32['pool']['disagreement']:.4f}", f"{b16['pool']['disagreement']:.4f}")
+    heuristics = sorted({r["heuristic"] for r in f32["calibration"]["table"]})
+    for heuristic in heuristics:
+        add(f"Spearman {heuristic}, horizon 1 / 5 / 10", _spearmans(f32["calibration"], heuristic),
+            _spearmans(b16["calibration"], heuristic))
+    add("trial score (hand-tuned setting, seed 0, 20,000 updates)", f"{f32['trial_score']:.2f}",
+        f"{b16['trial_score']:.2f}")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--datasets", nargs="+", default=list(DATASETS))
@@ -87,7 +120,9 @@ def main() -> int:
     args = p.parse_args()
     results = {name: one(name, args.out) for name in args.datasets}
     (args.out / "bf16-accuracy.json").write_text(json.dumps(results, indent=2, default=str))
-    print(json.dumps(results, indent=2, default=str)[:5000])
+    text = "\n".join(table(name, rows) for name, rows in results.items())
+    (args.out / "bf16-accuracy.md").write_text(text)
+    print(text)
     return 0
 
 
