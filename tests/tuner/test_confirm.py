@@ -5,6 +5,7 @@ to another folder gives the same tables; bad input refused in one line."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -44,6 +45,9 @@ def test_confirm_stage_survives_a_kill_and_its_study_moves(tmp_path: Path) -> No
     cut = resumable_from_checkpoint(newest_run())
     assert cut, "killed with a checkpointed confirm run unfinished"
     ended_before = {r.path: r.last["score"] for r in read_trials(newest_run()) if r.status == "finished"}
+    status = _cli("status", "out/tiny", cwd=home)  # the time left counts the confirm stage's runs too
+    left = r"; [2-5]/6 confirm runs done, about [\d.]+ (s|min|h) left \(\d at a time\)"
+    assert re.search(left, status.stdout), status.stdout
 
     code, out = run_until(study, None)
     assert code == 0, out[-3000:]
@@ -80,6 +84,7 @@ def test_confirm_stage_survives_a_kill_and_its_study_moves(tmp_path: Path) -> No
     assert list((home / "out/tiny/report/figures").glob("confirm-*.png"))
     status = _cli("status", "out/tiny", cwd=home)
     assert status.returncode == 0 and "confirm   done (" in status.stdout, status.stdout
+    assert "; 6/6 confirm runs done, about 0 s left" in status.stdout, status.stdout
 
     # Moved: the whole folder (study file, data, study) elsewhere, the old place gone. Everything still
     # reads and resumes: the same tables, nothing run again.

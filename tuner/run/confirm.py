@@ -21,17 +21,16 @@ def print_costs(plan: ConfirmPlan, concurrency: int) -> None:
 
 
 def run_confirm(plan: ConfirmPlan, concurrency: int, callbacks: list[Any] | None = None) -> dict[str, int]:
-    """Write the plan, print each dataset's expected cost, and make every missing run; returns the runs
-    started per experiment."""
+    """Write the plan, print each dataset's expected cost (all before the first run starts), and make every
+    missing run; returns the runs started per experiment."""
     folder = save_plan(plan).parent
     for path, why in plan.skipped.items():
         print(f"note: {Path(path).name} not confirmed: {why}", file=sys.stderr)
+    print_costs(plan, concurrency)
     started: dict[str, int] = {}
     for entry in plan.datasets:
         todo = pending_runs(plan, entry)
         started[entry.experiment] = len(todo)
-        if todo:
-            print(f"[confirm {entry.experiment}] {cost_line(entry, todo, concurrency)}", flush=True)
         runs = RunSet(tag="confirm", folder=folder, experiment=entry.experiment, dataset=entry.dataset,
                       pool_dir=Path(plan.sweep) / "pools", gpus=plan.gpus_per_trial, total=len(planned_runs(entry)))
         run_pending(runs, [(run_label(arm, budget, seed, entry.updates), config) for arm, budget, seed, config in todo],

@@ -271,12 +271,18 @@ def plan_confirm(sweep_dir: Path, source: str, top_k: int | None, seeds: int, ov
     return plan
 
 
-def cost_line(entry: ConfirmDataset, todo: list[tuple[str, str, int, dict[str, Any]]], concurrency: int) -> str:
-    """The expected wall time of ``todo``, from the per-update times the sweep and the comparison measured
-    (each run's arm; the mean of the measured arms for the others), ``concurrency`` runs at a time."""
+def expected_seconds(entry: ConfirmDataset, todo: list[tuple[str, str, int, dict[str, Any]]]) -> float:
+    """The summed run time of ``todo``, from the per-update times the sweep and the comparison measured (each
+    run's arm; the mean of the measured arms for the others); NaN when none was measured."""
     known = entry.seconds_per_update
     fallback = sum(known.values()) / len(known) if known else math.nan
-    seconds = sum(known.get(arm, fallback) * entry.updates[budget] for arm, budget, _, _ in todo)
+    return sum(known.get(arm, fallback) * entry.updates[budget] for arm, budget, _, _ in todo)
+
+
+def cost_line(entry: ConfirmDataset, todo: list[tuple[str, str, int, dict[str, Any]]], concurrency: int) -> str:
+    """The expected wall time of ``todo`` (:func:`expected_seconds`), ``concurrency`` runs at a time."""
+    known = entry.seconds_per_update
+    seconds = expected_seconds(entry, todo)
     counts = {b: sum(1 for _, budget, _, _ in todo if budget == b) for b in (SEARCH, CONFIRM)}
     per_arm = ", ".join(f"{arm} {known[arm] * 1000:.0f} s" for arm in known)
     wall = seconds / max(concurrency, 1)
@@ -319,6 +325,17 @@ def finished_count(sweep_dir: Path, top_k: int | None, source: str) -> tuple[int
     plan = load_plan(confirm_dir(Path(sweep_dir), source, top_k))
     counts = [_ended(plan, entry) for entry in plan.datasets] if plan is not None else []
     return sum(e for e, _ in counts), sum(t for _, t in counts)
+
+
+def confirm_left(sweep_dir: Path, top_k: int | None, source: str) -> tuple[int, int, float] | None:
+    """(runs finished, runs planned, expected seconds of the runs left, summed) of the confirmation stored for
+    ``top_k``, or None before its plan is written (its stage has not started)."""
+    plan = load_plan(confirm_dir(Path(sweep_dir), source, top_k))
+    if plan is None:
+        return None
+    counts = [_ended(plan, entry) for entry in plan.datasets]
+    seconds = sum(expected_seconds(entry, pending_runs(plan, entry)) for entry in plan.datasets)
+    return sum(e for e, _ in counts), sum(t for _, t in counts), seconds
 
 
 def stored_plans(sweep_dir: Path) -> list[ConfirmPlan]:

@@ -5,12 +5,14 @@ both use it)."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from trials.files import DamagedFileError, atomic_write_text, read_json
+from tuner.store.confirm_plan import confirm_left
 from tuner.store.records import ENDED, RAN_OUT, TrialRecord, read_trials
 from tuner.store.status import completion
 from tuner.store.study_spec import StudyDataset, StudySpec
@@ -77,15 +79,45 @@ def trial_counts(folder: Path) -> dict[str, Any]:
             "concurrency": spec.compare.concurrency or spec.concurrency}
 
 
+def confirm_eta(folder: Path) -> str:
+    """The confirm stage's part of the time left: its runs done of planned and their expected time (from the
+    per-update times its sweep measured), per dataset whose plan is written; empty without a confirm block."""
+    spec = stored_study(folder)
+    if spec.confirm is None:
+        return ""
+    top_k = None if spec.confirm.top_k == "all" else int(spec.confirm.top_k)
+    done = planned = 0
+    seconds = 0.0
+    unplanned = []
+    for ds in spec.datasets:
+        left = confirm_left(sweep_dir(folder, ds), top_k, spec.baselines)
+        if left is None:
+            unplanned.append(Path(ds.path).stem)
+            continue
+        done, planned, seconds = done + left[0], planned + left[1], seconds + left[2]
+    concurrency = spec.confirm.concurrency or spec.concurrency
+    parts = []
+    if planned:
+        when = f"about {duration(seconds / concurrency)} left" if math.isfinite(seconds) else "time left unknown"
+        parts.append(f"{done}/{planned} confirm runs done, {when} ({concurrency} at a time)")
+    if unplanned:
+        parts.append(f"confirm of {', '.join(unplanned)} not planned yet (its cost is printed when it starts)")
+    return "; ".join(parts)
+
+
 def eta_line(folder: Path) -> str:
     c = trial_counts(folder)
     left = (c["planned"] - c["done"]) + (c["compare_planned"] - c["compare_done"])
     text = f"{c['done']}/{c['planned']} sweep trials, {c['compare_done']}/{c['compare_planned']} compare runs done"
+    confirm = confirm_eta(folder)
     if not c["seconds"]:
-        return text + "; time left: after the first trial"
-    mean = sum(c["seconds"]) / len(c["seconds"])
-    return (text + f"; about {duration(left * mean / c['concurrency'])} left (mean trial {mean:.0f} s over "
-            f"{len(c['seconds'])}, {c['concurrency']} at a time; pools, calibration and the report not included)")
+        text += "; time left: after the first trial"
+    else:
+        mean = sum(c["seconds"]) / len(c["seconds"])
+        text += (f"; about {duration(left * mean / c['concurrency'])} left (mean trial {mean:.0f} s over "
+                 f"{len(c['seconds'])}, {c['concurrency']} at a time; pools, calibration and the report not "
+                 f"included)")
+    return text + (f"; {confirm}" if confirm else "")
 
 
 # ---------------------------------------------------------------- stages
