@@ -48,6 +48,9 @@ def test_confirm_stage_survives_a_kill_and_its_study_moves(tmp_path: Path) -> No
     status = _cli("status", "out/tiny", cwd=home)  # the time left counts the confirm stage's runs too
     left = r"; [2-5]/6 confirm runs done, about [\d.]+ (s|min|h) left \(\d at a time\)"
     assert re.search(left, status.stdout), status.stdout
+    of_sweep = _cli("status", f"out/tiny/sweeps/{STEM}", cwd=home)  # and per sweep, the run time left
+    assert re.search(r"confirm mopo_official .*: [2-5]/6 runs finished, about [\d.]+ (s|min|h) of run time left",
+                     of_sweep.stdout), of_sweep.stdout
 
     code, out = run_until(study, None)
     assert code == 0, out[-3000:]

@@ -31,11 +31,11 @@ from filelock import FileLock, Timeout
 from ray import tune
 
 from trials.files import atomic_write_text
+from tuner.store.durations import duration
 from tuner.store.study_folder import (
     STAGE_NAMES,
     STUDY_FILE,
     Stages,
-    duration,
     eta_line,
     say,
     sweep_dir,

@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict
 from trials.config import ConfigError, TrialConfig, atomic_write_text
 from tuner.errors import UsageError
 from tuner.store.compare_plan import COMPARE_DIR, finished_runs, fresh_seeds, open_sweep, read_plan, run_key
+from tuner.store.durations import duration
 from tuner.store.records import RAN_OUT, TrialRecord, read_trials
 
 CONFIRM_DIR = "confirm"
@@ -285,8 +286,7 @@ def cost_line(entry: ConfirmDataset, todo: list[tuple[str, str, int, dict[str, A
     seconds = expected_seconds(entry, todo)
     counts = {b: sum(1 for _, budget, _, _ in todo if budget == b) for b in (SEARCH, CONFIRM)}
     per_arm = ", ".join(f"{arm} {known[arm] * 1000:.0f} s" for arm in known)
-    wall = seconds / max(concurrency, 1)
-    when = f"{wall / 3600:.1f} h" if wall >= 5400 else f"{wall / 60:.0f} min"
+    when = duration(seconds / max(concurrency, 1))
     return (f"{counts[CONFIRM]} runs at {entry.updates[CONFIRM]:,} updates and {counts[SEARCH]} at "
             f"{entry.updates[SEARCH]:,}: about {when} at {concurrency} at a time (seconds per 1,000 "
             f"updates measured in the sweep: {per_arm or 'none yet'})")
@@ -300,22 +300,44 @@ def _ended(plan: ConfirmPlan, entry: ConfirmDataset) -> tuple[int, int]:
     return sum(1 for *_, config in planned if run_key(config) in done), len(planned)
 
 
+def _in_progress(plan: ConfirmPlan, entry: ConfirmDataset) -> list[TrialRecord]:
+    """The runs of the dataset's newest ``run-NNN`` that have not ended (a killed driver leaves them so)."""
+    runs = sorted((confirm_dir(Path(plan.sweep), plan.source, plan.top_k) / entry.experiment).glob("run-*"))
+    return [r for r in (read_trials(runs[-1]) if runs else []) if r.status == "running"]
+
+
+def seconds_left(plan: ConfirmPlan, entry: ConfirmDataset) -> float:
+    """The run time the dataset's confirmation still needs, summed over its runs (:func:`expected_seconds` of
+    the runs not finished, less the epochs each run in progress has made; a resumed run continues from
+    its checkpoint)."""
+    todo = {run_key(run[3]): run for run in pending_runs(plan, entry)}
+    left = expected_seconds(entry, list(todo.values()))
+    for record in _in_progress(plan, entry):
+        run = todo.get(run_key(record.trial_config().to_dict()))
+        if run is not None:
+            left -= expected_seconds(entry, [run]) * record.last.get("epoch", 0) / run[3]["epochs"]
+    return left
+
+
 def progress_lines(sweep_dir: Path) -> list[str]:
     """Per confirmation stored in a sweep folder (``confirm/<source or all>/plan.json``): runs finished of
-    planned, and the runs of its newest ``run-NNN`` in progress with their last reported epoch."""
+    planned, the run time left (:func:`seconds_left`), and the runs of its newest ``run-NNN`` in progress
+    with their last reported epoch."""
     from tuner.store.status import epoch_progress  # noqa: PLC0415
 
     lines = []
     for plan in stored_plans(sweep_dir):
-        folder = confirm_dir(Path(plan.sweep), plan.source, plan.top_k)
         for entry in plan.datasets:
             labels = {run_key(c): run_label(arm, budget, seed, entry.updates)
                       for arm, budget, seed, c in planned_runs(entry)}
             ended, total = _ended(plan, entry)
-            runs = sorted((folder / entry.experiment).glob("run-*"))
             running = [f"{labels.get(run_key(r.trial_config().to_dict()), r.name)} epoch {epoch_progress(r)}"
-                       for r in (read_trials(runs[-1]) if runs else []) if r.status == "running"]
-            lines.append(f"confirm {folder.name} {entry.experiment}: {ended}/{total} runs finished"
+                       for r in _in_progress(plan, entry)]
+            left = seconds_left(plan, entry)
+            lines.append(f"confirm {confirm_dir(Path(plan.sweep), plan.source, plan.top_k).name} "
+                         f"{entry.experiment}: {ended}/{total} runs finished"
+                         + (f", about {duration(left)} of run time left (from the sweep's per-update "
+                            f"times; divide by the runs at a time)" if left > 0 and math.isfinite(left) else "")
                          + (f"; in progress (last reports): {', '.join(running)}" if running else ""))
     return lines
 
@@ -328,13 +350,13 @@ def finished_count(sweep_dir: Path, top_k: int | None, source: str) -> tuple[int
 
 
 def confirm_left(sweep_dir: Path, top_k: int | None, source: str) -> tuple[int, int, float] | None:
-    """(runs finished, runs planned, expected seconds of the runs left, summed) of the confirmation stored for
-    ``top_k``, or None before its plan is written (its stage has not started)."""
+    """(runs finished, runs planned, :func:`seconds_left`) of the confirmation stored for ``top_k``, or None
+    before its plan is written (its stage has not started)."""
     plan = load_plan(confirm_dir(Path(sweep_dir), source, top_k))
     if plan is None:
         return None
     counts = [_ended(plan, entry) for entry in plan.datasets]
-    seconds = sum(expected_seconds(entry, pending_runs(plan, entry)) for entry in plan.datasets)
+    seconds = sum(seconds_left(plan, entry) for entry in plan.datasets)
     return sum(e for e, _ in counts), sum(t for _, t in counts), seconds
 
 

@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from tuner.store.durations import duration
 from tuner.store.records import ENDED, TrialRecord, read_trials, tune_state_text
 from tuner.store.spec import SweepSpec
 
@@ -69,8 +70,7 @@ def _eta(record: TrialRecord) -> str:
     total, done, spent = _total_epochs(record), record.last.get("epoch", 0), record.last.get("time_total_s")
     if record.status != "running" or not total or not done or not isinstance(spent, (int, float)):
         return "-"
-    left = spent / done * (total - done)
-    return f"{left / 60:.0f} min" if left >= 90 else f"{left:.0f} s"
+    return duration(spent / done * (total - done))
 
 
 @dataclass

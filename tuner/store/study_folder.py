@@ -13,6 +13,7 @@ import yaml
 
 from trials.files import DamagedFileError, atomic_write_text, read_json
 from tuner.store.confirm_plan import confirm_left
+from tuner.store.durations import duration
 from tuner.store.records import ENDED, RAN_OUT, TrialRecord, read_trials
 from tuner.store.status import completion
 from tuner.store.study_spec import StudyDataset, StudySpec
@@ -30,14 +31,6 @@ def sweep_dir(folder: Path, ds: StudyDataset) -> Path:
 
 def say(text: str) -> None:
     print(f"[study] {text}", flush=True)
-
-
-def duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
 
 
 # ---------------------------------------------------------------- progress

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from trials.models.dynamics import saved_fit_epoch
 from trials.models.pool import trainings_in_progress
 from tuner.store.compare_plan import load_plan, planned_runs, run_key, run_label
+from tuner.store.durations import duration
 from tuner.store.records import read_trials
 from tuner.store.spec import SPEC_FILE
 from tuner.store.status import epoch_progress, superseded
@@ -23,7 +24,6 @@ from tuner.store.study_folder import (
     STUDY_FILE,
     Stages,
     compare_runs,
-    duration,
     eta_line,
     finished_compare_runs,
     stored_study,
