@@ -89,7 +89,12 @@ def _spearmans(calibration: dict, heuristic: str) -> str:
 def table(name: str, rows: dict[str, dict]) -> str:
     """One dataset's float32-against-bfloat16 table, in markdown."""
     f32, b16 = rows["float32"], rows["bfloat16"]
-    lines = [f"**{name}** (seed 0, the sweep's architecture)", "", "| | float32 | bfloat16 |", "|---|---|---|"]
+    if f32["pool"] is None or b16["pool"] is None:
+        return f"**{name}**: a pool file is damaged; run the script again (it trains the pool again)\n"
+    seed = f32["calibration"]["meta"]["seed"]
+    horizons = " / ".join(str(h) for h in f32["calibration"]["meta"]["horizons"])
+    lines = [f"**{name}** (seed {seed}, the sweep's architecture)", "", "| | float32 | bfloat16 |",
+             "|---|---|---|"]
 
     def add(label: str, f: str, b: str) -> None:
         lines.append(f"| {label} | {f} | {b} |")
@@ -106,9 +111,9 @@ def table(name: str, rows: dict[str, dict]) -> str:
     add("held-out member disagreement", f"{f32['pool']['disagreement']:.4f}", f"{b16['pool']['disagreement']:.4f}")
     heuristics = sorted({r["heuristic"] for r in f32["calibration"]["table"]})
     for heuristic in heuristics:
-        add(f"Spearman {heuristic}, horizon 1 / 5 / 10", _spearmans(f32["calibration"], heuristic),
+        add(f"Spearman {heuristic}, horizon {horizons}", _spearmans(f32["calibration"], heuristic),
             _spearmans(b16["calibration"], heuristic))
-    add("trial score (hand-tuned setting, seed 0, 20,000 updates)", f"{f32['trial_score']:.2f}",
+    add(f"trial score (the sweep's first trial, seed {seed})", f"{f32['trial_score']:.2f}",
         f"{b16['trial_score']:.2f}")
     return "\n".join(lines) + "\n"
 

@@ -17,7 +17,17 @@ from tests.tuner.test_study import CLI, ENV, run_until, write_study
 from tests.tuner.tune_state import reported_epochs, resumable_from_checkpoint
 from tuner.run.compare import run_key
 from tuner.run.confirm import planned_runs
-from tuner.store.confirm_plan import CONFIRM, SEARCH, load_plan
+from tuner.store.confirm_plan import (
+    CONFIRM,
+    SEARCH,
+    ConfirmDataset,
+    confirm_progress,
+    cost_line,
+    expected_seconds,
+    load_plan,
+    pending_runs,
+)
+from tuner.store.durations import duration
 from tuner.store.records import read_trials
 
 CONFIRM_BLOCK = {"top_k": 2, "seeds": 1, "set": {"epochs": 30}}
@@ -44,6 +54,11 @@ def test_confirm_stage_survives_a_kill_and_its_study_moves(tmp_path: Path) -> No
     assert f"[confirm {STEM}] 3 runs at 1,200 updates and 1 at 120: about " in out, "the expected cost comes first"
     cut = resumable_from_checkpoint(newest_run())
     assert cut, "killed with a checkpointed confirm run unfinished"
+    mid = load_plan(runs_dir.parent)
+    assert mid is not None
+    progress = confirm_progress(mid, mid.datasets[0])  # the run in progress keeps its checkpointed epochs
+    whole = expected_seconds(mid.datasets[0], pending_runs(mid, mid.datasets[0]))
+    assert progress.running and 0 < progress.seconds_left < whole, (progress, whole)
     ended_before = {r.path: r.last["score"] for r in read_trials(newest_run()) if r.status == "finished"}
     status = _cli("status", "out/tiny", cwd=home)  # the time left counts the confirm stage's runs too
     left = r"; [2-5]/6 confirm runs done, about [\d.]+ (s|min|h) left \(\d at a time\)"
@@ -142,3 +157,16 @@ def test_bad_confirm_input_is_refused_in_one_line(case: str, finished_sweep: Pat
     assert done.returncode == 2, (done.stdout, done.stderr)
     assert message in done.stderr and done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr
     assert not (finished_sweep / "confirm").exists(), "nothing is written"
+
+
+def test_cost_and_time_left_say_when_nothing_was_measured() -> None:
+    """No per-update time measured (no trial reported one): the cost line says the time is unknown instead
+    of printing nan; spans of time read in s, min or h."""
+    entry = ConfirmDataset(dataset="d.hdf5", experiment="d", name="hopper-random", seeds=[1],
+                           updates={SEARCH: 100, CONFIRM: 1000}, arms=[])
+    todo = [("baseline", CONFIRM, 1, {}), ("best1", SEARCH, 1, {})]
+    assert "1 runs at 1,000 updates and 1 at 100: time unknown at 2 at a time" in cost_line(entry, todo, 2)
+    measured = entry.model_copy(update={"seconds_per_update": {"baseline": 0.05}})
+    assert expected_seconds(measured, todo) == 0.05 * 1000 + 0.05 * 100  # best1 unmeasured: the others' mean
+    assert "about 55 s at 1 at a time" in cost_line(measured, todo, 1)
+    assert [duration(s) for s in (45, 720, 12_240)] == ["45 s", "12 min", "3.4 h"]

@@ -86,11 +86,11 @@ def estimate_experiment(spec: SweepSpec, dataset: str, estimate: EstimateConfig)
             continue
         cfg = record.trial_config().model_copy(update={"estimate": estimate, "device": "cpu",
                                                        "pool_dir": str(spec.pool_dir)})
-        judge_key = pool_key(digest, judge_at, cfg.dynamics)
-        if judge_key not in judges:
-            judges[judge_key] = load_judge(cfg, data, sorted(states), digest)
         estimable = {seed: state for seed, state in sorted(states.items()) if state["status"] != DIVERGED}
         trials.append((record, sorted(estimable), sorted(set(states) - set(estimable))))
+        judge_key = pool_key(digest, judge_at, cfg.dynamics)
+        if estimable and judge_key not in judges:  # trained if missing: not for a trial with nothing to value
+            judges[judge_key] = load_judge(cfg, data, sorted(states), digest)
         for seed, state in estimable.items():
             policies.append(_policy(cfg, state, data))
             cfgs.append(cfg)

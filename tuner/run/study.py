@@ -159,9 +159,9 @@ def _confirm(spec: StudySpec, ds: StudyDataset, folder: Path) -> bool:
 
     assert spec.confirm is not None  # the stage runs only with a confirm block
     root = sweep_dir(folder, ds)
-    top_k = None if spec.confirm.top_k == "all" else int(spec.confirm.top_k)
-    plan = plan_confirm(root, spec.baselines, top_k, spec.confirm.seeds, dict(spec.confirm.set))
-    run_confirm(plan, spec.confirm.concurrency or spec.concurrency)  # it prints its own cost estimate
+    plan = plan_confirm(root, spec.baselines, spec.confirm.k, spec.confirm.seeds, dict(spec.confirm.set))
+    # It prints its own cost estimate; after each run, the study's progress and time left.
+    run_confirm(plan, spec.confirm.concurrency or spec.concurrency, callbacks=[StudyEta(folder)])
     left = sum(len(pending_runs(plan, entry)) for entry in plan.datasets)
     if left:
         say(f"{root.name}: confirmation incomplete: {left} runs did not finish; run the same command again")
@@ -264,7 +264,7 @@ def _run_stages(spec: StudySpec, folder: Path) -> int:
             seconds = time.perf_counter() - t0
             stages.record(key, seconds, ok)
             say(f"{key}: {'done' if ok else 'incomplete'} in {duration(seconds)}"
-                + (f"; {eta_line(folder)}" if stage in ("sweep", "compare") else ""))
+                + (f"; {eta_line(folder)}" if stage in ("sweep", "compare", "confirm") else ""))
             if not ok:
                 incomplete.append(key)
                 break  # the later stages of this dataset need this one

@@ -25,6 +25,7 @@ the plan, its cost and its progress, read from the folder without Ray; :mod:`tun
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ from tuner.errors import UsageError
 from tuner.store.compare_plan import COMPARE_DIR, finished_runs, fresh_seeds, open_sweep, read_plan, run_key
 from tuner.store.durations import duration
 from tuner.store.records import RAN_OUT, TrialRecord, read_trials
+from tuner.store.status import epoch_progress
 
 CONFIRM_DIR = "confirm"
 PLAN_FILE = "plan.json"
@@ -286,78 +288,78 @@ def cost_line(entry: ConfirmDataset, todo: list[tuple[str, str, int, dict[str, A
     seconds = expected_seconds(entry, todo)
     counts = {b: sum(1 for _, budget, _, _ in todo if budget == b) for b in (SEARCH, CONFIRM)}
     per_arm = ", ".join(f"{arm} {known[arm] * 1000:.0f} s" for arm in known)
-    when = duration(seconds / max(concurrency, 1))
+    when = f"about {duration(seconds / max(concurrency, 1))}" if math.isfinite(seconds) else "time unknown"
     return (f"{counts[CONFIRM]} runs at {entry.updates[CONFIRM]:,} updates and {counts[SEARCH]} at "
-            f"{entry.updates[SEARCH]:,}: about {when} at {concurrency} at a time (seconds per 1,000 "
+            f"{entry.updates[SEARCH]:,}: {when} at {concurrency} at a time (seconds per 1,000 "
             f"updates measured in the sweep: {per_arm or 'none yet'})")
 
 
 # ---------------------------------------------------------------- progress
-def _ended(plan: ConfirmPlan, entry: ConfirmDataset) -> tuple[int, int]:
-    """(runs finished, runs planned) of one dataset's confirmation."""
+@dataclass(frozen=True)
+class ConfirmProgress:
+    """How far one dataset's confirmation is, read from disk in one pass."""
+
+    ended: int
+    """Planned runs finished (here, in the comparison, or as a sweep trial)."""
+    planned: int
+    seconds_left: float
+    """Run time still needed, summed over the runs (divide by the runs at a time): :func:`expected_seconds`
+    of the runs not finished, less what each run in progress keeps when resumed (its epochs up to its last
+    checkpoint); NaN when no run time was measured."""
+    running: list[str]
+    """The runs of the newest ``run-NNN`` in progress, each with its last reported epoch."""
+
+
+def confirm_progress(plan: ConfirmPlan, entry: ConfirmDataset) -> ConfirmProgress:
     done = finished(plan, entry)
     planned = planned_runs(entry)
-    return sum(1 for *_, config in planned if run_key(config) in done), len(planned)
-
-
-def _in_progress(plan: ConfirmPlan, entry: ConfirmDataset) -> list[TrialRecord]:
-    """The runs of the dataset's newest ``run-NNN`` that have not ended (a killed driver leaves them so)."""
+    keys = [run_key(config) for *_, config in planned]
+    todo: dict[str, tuple[str, str, int, dict[str, Any]]] = {}
+    for key, run in zip(keys, planned, strict=True):
+        if key not in done:
+            todo.setdefault(key, run)
+    labels = {key: run_label(arm, budget, seed, entry.updates)
+              for key, (arm, budget, seed, _) in zip(keys, planned, strict=True)}
     runs = sorted((confirm_dir(Path(plan.sweep), plan.source, plan.top_k) / entry.experiment).glob("run-*"))
-    return [r for r in (read_trials(runs[-1]) if runs else []) if r.status == "running"]
-
-
-def seconds_left(plan: ConfirmPlan, entry: ConfirmDataset) -> float:
-    """The run time the dataset's confirmation still needs, summed over its runs (:func:`expected_seconds` of
-    the runs not finished, less the epochs each run in progress has made; a resumed run continues from
-    its checkpoint)."""
-    todo = {run_key(run[3]): run for run in pending_runs(plan, entry)}
+    kept: dict[str, float] = {}  # run key -> fraction of its epochs a resume keeps (the largest, if run twice)
+    running = []
+    for record in (r for r in (read_trials(runs[-1]) if runs else []) if r.status == "running"):
+        cfg = record.trial_config()
+        key = run_key(cfg.to_dict())
+        running.append(f"{labels.get(key, record.name)} epoch {epoch_progress(record)}")
+        epoch = min(int(record.last.get("epoch", 0)), cfg.epochs)
+        kept[key] = max(kept.get(key, 0.0), (epoch - epoch % cfg.checkpoint_every) / cfg.epochs)
     left = expected_seconds(entry, list(todo.values()))
-    for record in _in_progress(plan, entry):
-        run = todo.get(run_key(record.trial_config().to_dict()))
-        if run is not None:
-            left -= expected_seconds(entry, [run]) * record.last.get("epoch", 0) / run[3]["epochs"]
-    return left
+    left -= sum(expected_seconds(entry, [todo[key]]) * fraction for key, fraction in kept.items() if key in todo)
+    return ConfirmProgress(sum(key in done for key in keys), len(planned),
+                           max(left, 0.0) if math.isfinite(left) else math.nan, running)
 
 
 def progress_lines(sweep_dir: Path) -> list[str]:
-    """Per confirmation stored in a sweep folder (``confirm/<source or all>/plan.json``): runs finished of
-    planned, the run time left (:func:`seconds_left`), and the runs of its newest ``run-NNN`` in progress
-    with their last reported epoch."""
-    from tuner.store.status import epoch_progress  # noqa: PLC0415
-
+    """Per confirmation stored in a sweep folder (``confirm/<source or all>/plan.json``) and dataset: runs
+    finished of planned, the run time left and the runs in progress (:func:`confirm_progress`)."""
     lines = []
     for plan in stored_plans(sweep_dir):
         for entry in plan.datasets:
-            labels = {run_key(c): run_label(arm, budget, seed, entry.updates)
-                      for arm, budget, seed, c in planned_runs(entry)}
-            ended, total = _ended(plan, entry)
-            running = [f"{labels.get(run_key(r.trial_config().to_dict()), r.name)} epoch {epoch_progress(r)}"
-                       for r in _in_progress(plan, entry)]
-            left = seconds_left(plan, entry)
-            lines.append(f"confirm {confirm_dir(Path(plan.sweep), plan.source, plan.top_k).name} "
-                         f"{entry.experiment}: {ended}/{total} runs finished"
-                         + (f", about {duration(left)} of run time left (from the sweep's per-update "
-                            f"times; divide by the runs at a time)" if left > 0 and math.isfinite(left) else "")
-                         + (f"; in progress (last reports): {', '.join(running)}" if running else ""))
+            p = confirm_progress(plan, entry)
+            text = f"confirm {confirm_dir(Path(plan.sweep), plan.source, plan.top_k).name} {entry.experiment}: "
+            text += f"{p.ended}/{p.planned} runs finished"
+            if p.ended < p.planned:
+                text += (f", about {duration(p.seconds_left)} of run time left (from the sweep's per-update "
+                         f"times; divide by the runs at a time)" if math.isfinite(p.seconds_left)
+                         else ", run time left unknown (no run time measured yet)")
+            lines.append(text + (f"; in progress (last reports): {', '.join(p.running)}" if p.running else ""))
     return lines
 
 
-def finished_count(sweep_dir: Path, top_k: int | None, source: str) -> tuple[int, int]:
-    """(runs finished, runs planned) of the confirmation stored for ``top_k`` (0, 0 before its plan)."""
+def stored_progress(sweep_dir: Path, top_k: int | None, source: str) -> list[ConfirmProgress] | None:
+    """Per dataset, the progress of the confirmation stored for ``top_k``; None before its plan is written
+    (its stage has not started) or when the stored plan is for another ``top_k`` (a changed confirm block
+    replaces it)."""
     plan = load_plan(confirm_dir(Path(sweep_dir), source, top_k))
-    counts = [_ended(plan, entry) for entry in plan.datasets] if plan is not None else []
-    return sum(e for e, _ in counts), sum(t for _, t in counts)
-
-
-def confirm_left(sweep_dir: Path, top_k: int | None, source: str) -> tuple[int, int, float] | None:
-    """(runs finished, runs planned, :func:`seconds_left`) of the confirmation stored for ``top_k``, or None
-    before its plan is written (its stage has not started)."""
-    plan = load_plan(confirm_dir(Path(sweep_dir), source, top_k))
-    if plan is None:
+    if plan is None or plan.top_k != top_k:
         return None
-    counts = [_ended(plan, entry) for entry in plan.datasets]
-    seconds = sum(seconds_left(plan, entry) for entry in plan.datasets)
-    return sum(e for e, _ in counts), sum(t for _, t in counts), seconds
+    return [confirm_progress(plan, entry) for entry in plan.datasets]
 
 
 def stored_plans(sweep_dir: Path) -> list[ConfirmPlan]:

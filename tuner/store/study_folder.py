@@ -11,8 +11,9 @@ from typing import Any
 
 import yaml
 
+from trials.config import ConfigError
 from trials.files import DamagedFileError, atomic_write_text, read_json
-from tuner.store.confirm_plan import confirm_left
+from tuner.store.confirm_plan import stored_progress
 from tuner.store.durations import duration
 from tuner.store.records import ENDED, RAN_OUT, TrialRecord, read_trials
 from tuner.store.status import completion
@@ -73,21 +74,26 @@ def trial_counts(folder: Path) -> dict[str, Any]:
 
 
 def confirm_eta(folder: Path) -> str:
-    """The confirm stage's part of the time left: its runs done of planned and their expected time (from the
-    per-update times its sweep measured), per dataset whose plan is written; empty without a confirm block."""
+    """The confirm stage's part of the time left: its runs done of planned and their run time left
+    (``tuner.store.confirm_plan.confirm_progress``), over the datasets whose plan is written; empty without
+    a confirm block."""
     spec = stored_study(folder)
     if spec.confirm is None:
         return ""
-    top_k = None if spec.confirm.top_k == "all" else int(spec.confirm.top_k)
     done = planned = 0
     seconds = 0.0
     unplanned = []
     for ds in spec.datasets:
-        left = confirm_left(sweep_dir(folder, ds), top_k, spec.baselines)
-        if left is None:
+        try:
+            progress = stored_progress(sweep_dir(folder, ds), spec.confirm.k, spec.baselines)
+        except (ConfigError, DamagedFileError, KeyError, ValueError) as exc:  # an old or damaged folder
+            return f"confirm time left unreadable ({type(exc).__name__}: {str(exc).splitlines()[0][:80]})"
+        if progress is None:
             unplanned.append(Path(ds.path).stem)
             continue
-        done, planned, seconds = done + left[0], planned + left[1], seconds + left[2]
+        done += sum(p.ended for p in progress)
+        planned += sum(p.planned for p in progress)
+        seconds += sum(p.seconds_left for p in progress)
     concurrency = spec.confirm.concurrency or spec.concurrency
     parts = []
     if planned:

@@ -109,6 +109,11 @@ class StudyConfirm(_Strict):
     concurrency: int | None = Field(None, ge=1)
     """Runs at once (default: the study's concurrency)."""
 
+    @property
+    def k(self) -> int | None:
+        """``top_k`` as confirm takes it: None for ``all``."""
+        return None if self.top_k == "all" else int(self.top_k)
+
 
 class StudySpec(_Strict):
     """Everything a study is; stored in its folder as ``study.yaml`` (paths resolved)."""

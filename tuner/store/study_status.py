@@ -45,10 +45,10 @@ def _missing(stage: str, spec: StudySpec, ds: StudyDataset, folder: Path) -> str
     if stage == "compare":
         return f"{len(finished_compare_runs(spec, folder, ds))}/{compare_runs(spec)} runs finished"
     if stage == "confirm" and spec.confirm is not None:
-        from tuner.store.confirm_plan import finished_count  # noqa: PLC0415
+        from tuner.store.confirm_plan import stored_progress  # noqa: PLC0415
 
-        top_k = None if spec.confirm.top_k == "all" else int(spec.confirm.top_k)
-        ended, total = finished_count(sweep_dir(folder, ds), top_k, spec.baselines)
+        progress = stored_progress(sweep_dir(folder, ds), spec.confirm.k, spec.baselines) or []
+        ended, total = sum(p.ended for p in progress), sum(p.planned for p in progress)
         return f"{ended}/{total} runs finished" if total else ""
     return ""
 
