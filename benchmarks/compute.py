@@ -76,7 +76,7 @@ def sac_update(sizes: Sizes) -> Row:
                        f"{sizes.sac_buffer} random Hopper-sized transitions") if has_sb3
         else ("benchmarks.baselines.PlainSAC, a textbook eager update with two separate critic MLPs "
               "(stable-baselines3 not installed: pip install -e '.[bench]')"),
-        baseline_value=t[base_name].median, speedup=time_speedup(t["ours"].median, t[base_name].median),
+        baseline_value=t[base_name].median,
         details={**t["ours"].summary(), "plain_eager_s": t["plain"].median,
                  "speedup_vs_plain_eager": time_speedup(t["ours"].median, t["plain"].median),
                  **({"sb3_s": t["sb3"].median} if has_sb3 else {"sb3": "not installed"})},
@@ -137,7 +137,7 @@ def ensemble_step(sizes: Sizes) -> Row:
         baseline=f"loop over {m} members",
         baseline_what=f"{m} separate nn.Sequential members (benchmarks.baselines.LoopEnsemble) run in a Python "
                       "loop, outputs stacked, same loss, torch.optim.Adam with its defaults",
-        baseline_value=t["loop"].median, speedup=time_speedup(t["ours"].median, t["loop"].median),
+        baseline_value=t["loop"].median,
         details=t["ours"].summary(),
     )
 
@@ -239,6 +239,6 @@ def _bfloat16_rollout_row(fp32_row: Row, timing: Timing, sizes: Sizes) -> Row:
         "bfloat16 (actor, penalty, sampling and storage in float32); % of peak against the float32 peak",
         flops=fp32_row.flops, flop_formula="as rollout[max_aleatoric]",
         baseline="float32 round (ours)", baseline_what="row rollout[max_aleatoric], interleaved with this one",
-        baseline_value=fp32_row.value, speedup=time_speedup(timing.median, fp32_row.value),
+        baseline_value=fp32_row.value,
         details={**timing.summary(), "bfloat16_matmul_peak_gflops": round(2.0 * n**3 / min(peak.samples) / 1e9, 1)},
     )

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.report import Row, time_speedup
+from benchmarks.report import Row
 from benchmarks.sizes import HOPPER_ACT, HOPPER_OBS, Sizes
 from benchmarks.timing import measure_interleaved
 from trials.agent.mobile import bellman_penalty
@@ -53,7 +53,7 @@ def critic_ensembles(sizes: Sizes) -> list[Row]:
             f"trials.agent.sac.SAC.update with {label}: one batched critic ensemble, batch {sizes.sac_batch}, "
             f"{sizes.sac_layers}x{sizes.sac_hidden}; blocks of {sizes.sac_block} alternate with the others'",
             baseline="2 critics", baseline_what="the same update with SAC's twin critics (num_critics 2, eta 0)",
-            baseline_value=t["n2"].median, speedup=time_speedup(t[key].median, t["n2"].median),
+            baseline_value=t["n2"].median,
             details={**t[key].summary(), "cost_vs_2_critics": t[key].median / t["n2"].median}))
     return rows
 
@@ -89,7 +89,7 @@ def mobile_update(sizes: Sizes) -> Row:
         f"{dyn.layers}x{dyn.hidden} ensemble: {samples * sizes.rollout_elites} actor and critic passes per row) "
         "plus the SAC update",
         baseline="SAC update", baseline_what="the same SAC update without the penalty (MOPO's update)",
-        baseline_value=t["plain"].median, speedup=time_speedup(t["mobile"].median, t["plain"].median),
+        baseline_value=t["plain"].median,
         details={**t["mobile"].summary(), "cost_vs_update": t["mobile"].median / t["plain"].median})
 
 
@@ -138,7 +138,7 @@ def true_rollout_round(sizes: Sizes, data_dir: Path) -> Row:
         baseline="learned model", baseline_what=(
             f"trials.rollouts.rollout.rollout from the same states in a {sizes.rollout_members}-member "
             f"{dyn.layers}x{dyn.hidden} ensemble, penalty max_aleatoric ({stored['learned']} transitions)"),
-        baseline_value=t["learned"].median, speedup=time_speedup(t["true"].median, t["learned"].median),
+        baseline_value=t["learned"].median,
         details={**t["true"].summary(), "cost_vs_learned": t["true"].median / t["learned"].median,
                  "transitions": stored["true"], "learned_transitions": stored["learned"]})
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.report import Row, time_speedup
+from benchmarks.report import Row
 from benchmarks.sizes import Sizes
 from benchmarks.timing import measure_interleaved
 from trials.data.dataset import load_dataset
@@ -41,6 +41,5 @@ def fqe_rows(sizes: Sizes, dataset: Path) -> list[Row]:
             f"per critic update of one policy, set-up (each policy's actions at every next state) included",
             baseline=f"{k} separate", baseline_what=f"{k} fqe() calls one after another",
             baseline_value=t["separate"].median / steps / k,
-            speedup=time_speedup(t["batched"].median, t["separate"].median),
             details={"batched": t["batched"].summary(), "separate": t["separate"].summary()}))
     return rows

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from benchmarks.data import hopper_random
-from benchmarks.report import Row, time_speedup
+from benchmarks.report import Row
 from benchmarks.sizes import Sizes
 from benchmarks.timing import measure_interleaved
 from trials.config import DynamicsConfig
@@ -63,7 +63,7 @@ def pool_epoch(sizes: Sizes, data_dir: Path) -> Row:
         f"{one['bfloat16'].layers}x{one['bfloat16'].hidden}, batch {one['bfloat16'].batch_size}, "
         f"{len(ds):,} hopper-random transitions",
         baseline="float32", baseline_what="the same epoch with dynamics.precision=float32, interleaved",
-        baseline_value=t["float32"].median, speedup=time_speedup(t["bfloat16"].median, t["float32"].median),
+        baseline_value=t["float32"].median,
         details={"bfloat16": t["bfloat16"].summary(), "float32": t["float32"].summary()},
     )
 
@@ -91,7 +91,7 @@ def pool_to_stop(sizes: Sizes, data_dir: Path) -> Row:
         f"{f', at most {cfg.max_epochs} epochs' if cfg.max_epochs else ''}, "
         f"{len(ds):,} hopper-random transitions, seed 0",
         baseline="float32", baseline_what="the same pool, same seed, dynamics.precision=float32 (run first)",
-        baseline_value=f32["seconds"], speedup=time_speedup(bf16["seconds"], f32["seconds"]),
+        baseline_value=f32["seconds"],
         details={"bfloat16": bf16, "float32": f32,
                  "holdout_mse_ratio": bf16["holdout_mse_raw_mean"] / f32["holdout_mse_raw_mean"],
                  "epochs_ratio": bf16["epochs"] / f32["epochs"]},

@@ -16,7 +16,8 @@ from typing import Any
 
 from trials.config import atomic_write_text
 
-TIME_UNITS = ("s", "s/update", "s/step", "s/round", "s/epoch", "s/trial", "s/proposal", "s/call")
+TIME_UNITS = ("s", "s/update", "s/step", "s/round", "s/epoch", "s/trial", "s/proposal", "s/call", "s/pool",
+              "s/update/policy")
 
 
 @dataclass
@@ -47,8 +48,13 @@ class Row:
     baseline_value: float | None = None
     """The baseline's measurement, same unit."""
     speedup: float | None = None
-    """>1: ours is better than the baseline by this factor (same run, same sizes)."""
+    """>1: ours is better than the baseline by this factor (same run, same sizes); for a time unit with a
+    ``baseline_value``, baseline over ours unless given."""
     details: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.speedup is None and self.baseline_value is not None and self.unit in TIME_UNITS:
+            self.speedup = time_speedup(self.value, self.baseline_value)
 
     def with_peak(self, peak_gflops: float | None) -> Row:
         """Fill ``gflops`` and ``peak_fraction`` from ``flops`` and the measured peak."""

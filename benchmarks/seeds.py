@@ -16,7 +16,7 @@ import time
 
 import torch
 
-from benchmarks.report import Row, time_speedup
+from benchmarks.report import Row
 from benchmarks.sizes import HOPPER_ACT, HOPPER_OBS, Sizes
 from benchmarks.timing import measure_interleaved
 from trials.agent.sac import SAC, SACConfig
@@ -84,7 +84,7 @@ def seed_rows(sizes: Sizes) -> list[Row]:
             f"twin critics) for {seeds} seed(s) in trials.agent.seed_batch.SeedBatchedSAC, each seed its own batch",
             baseline=f"{seeds} separate",
             baseline_what=f"{seeds} trials.agent.sac.SAC learners updated one after another",
-            baseline_value=epoch_separate, speedup=time_speedup(epoch_batched, epoch_separate),
+            baseline_value=epoch_separate,
             details={**t["batched"].summary(), "one_seed_s_per_epoch": one_seed,
                      "cost_vs_one_seed": epoch_batched / one_seed,
                      "separate_cost_vs_one_seed": epoch_separate / one_seed,
@@ -123,7 +123,7 @@ def rollout_stack_rows(sizes: Sizes) -> list[Row]:
             f"one rollout step's model forward, 1,024 rows per seed through {sizes.rollout_elites} elites of "
             f"{sizes.ens_layers}x{sizes.ens_hidden}, {seeds} seeds' pools stacked into one ensemble call",
             baseline=f"{seeds} calls", baseline_what=f"{seeds} pools called one after another",
-            baseline_value=t["separate"].median, speedup=time_speedup(t["stacked"].median, t["separate"].median),
+            baseline_value=t["separate"].median,
             details=t["stacked"].summary()))
     return rows
 
@@ -152,7 +152,7 @@ def precision_rows(sizes: Sizes) -> list[Row]:
             f"torch.autocast('cpu', bfloat16): forward and backward products in bfloat16, weights and Adam in "
             f"float32",
             baseline="float32", baseline_what="the same update in float32, interleaved",
-            baseline_value=t["float32"].median, speedup=time_speedup(t["bfloat16"].median, t["float32"].median),
+            baseline_value=t["float32"].median,
             details={"bfloat16": t["bfloat16"].summary(), "float32": t["float32"].summary()},
         ))
     return rows
@@ -185,7 +185,7 @@ def compile_rows(sizes: Sizes) -> list[Row]:
             f"each, {sizes.sac_layers}x{sizes.sac_hidden}, twin critics, fused Adam), the whole update under "
             f"torch.compile (inductor, dynamic=False); compiling took {compile_seconds:.0f} s",
             baseline="eager", baseline_what="the same update eager, interleaved",
-            baseline_value=t["eager"].median, speedup=time_speedup(t["compiled"].median, t["eager"].median),
+            baseline_value=t["eager"].median,
             details={"compiled": t["compiled"].summary(), "eager": t["eager"].summary(),
                      "compile_seconds": compile_seconds},
         ))

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from benchmarks.report import TIME_UNITS
 from trials.rollouts.penalties import PENALTIES
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -65,6 +66,9 @@ def test_quick_run_of_the_kernel_and_trial_groups(tmp_path: Path, data_dir: Path
                  "seeds_rollout[S=4]"):
         assert rows[name]["baseline"] is not None, name
     assert rows["peak_matmul"]["peak_fraction"] == 1.0
+    for row in rows.values():  # one rule for every timed row with a baseline: its time over ours
+        if row["baseline_value"] is not None and row["unit"] in TIME_UNITS:
+            assert row["speedup"] == pytest.approx(row["baseline_value"] / row["value"]), row["name"]
     assert rows["epoch"]["details"]["rollout_fraction"] + rows["epoch"]["details"]["sac_fraction"] <= 1.0
     assert report["meta"]["mode"] == "quick" and report["meta"]["torch_threads"] == 1
     assert "QUICK" in stdout and "ensemble_step" in stdout  # the table is printed
