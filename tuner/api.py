@@ -276,7 +276,17 @@ def export_best(sweep: str | Path, out: str | Path, top: int = 1, dataset: str |
 
 
 def write_report(sweeps: Sequence[str | Path], out: str | Path, title: str | None = None) -> ReportFiles:
-    """``report.html`` and ``report.md`` of one or more sweeps (best configurations exported beside them)."""
+    """``report.html`` and ``report.md`` of one or more sweeps (best configurations exported beside them); a
+    study folder stands for its sweeps, and gives the report the study's title."""
     from tuner.run.outputs import write_report as write  # noqa: PLC0415
+    from tuner.store.study_folder import study_sweeps  # noqa: PLC0415
 
-    return write([Path(p) for p in sweeps], Path(out), title=title)
+    paths: list[Path] = []
+    for path in map(Path, sweeps):
+        if is_study(path):
+            theirs, study_title = study_sweeps(path)
+            paths += theirs
+            title = title or study_title
+        else:
+            paths.append(path)
+    return write(paths, Path(out), title=title)

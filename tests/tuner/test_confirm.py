@@ -122,6 +122,10 @@ def test_confirm_stage_survives_a_kill_and_its_study_moves(tmp_path: Path) -> No
     assert moved_table["arms"] == table["arms"]
     report = _cli("report", msweep, "--out", "rep", cwd=moved)
     assert report.returncode == 0 and "Fidelity transfer" in (moved / "rep/report.md").read_text(), report.stderr
+    of_study = _cli("report", "out/tiny", "--out", "rep-study", cwd=moved)  # a study folder: its sweeps
+    assert of_study.returncode == 0, of_study.stderr
+    text = (moved / "rep-study/report.md").read_text()
+    assert text.startswith("# mbrl-tune study: tiny") and "Fidelity transfer" in text, text[:500]
 
 
 BAD = {

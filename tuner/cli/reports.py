@@ -146,8 +146,9 @@ def add_analysis_commands(sub: argparse._SubParsersAction) -> None:
     estimate.add_argument("--dataset", nargs="+", help="only these datasets (file stems) of the sweep")
     estimate.set_defaults(func=cmd_estimate)
 
-    report = add_command(sub, "report", "HTML and Markdown report of one or more sweeps",
+    report = add_command(sub, "report", "HTML and Markdown report of one or more sweeps (or a study's)",
                          "mbrl-tune report runs/sweeps/hopper-paper runs/sweeps/hopper-random --out runs/report")
-    report.add_argument("paths", nargs="+", metavar="SWEEP_DIR", help="sweep folders (several: e.g. Ax vs random)")
+    report.add_argument("paths", nargs="+", metavar="SWEEP_DIR", help="sweep folders (several: e.g. Ax vs random), "
+                        "or a study folder (its sweeps, under the study's title)")
     report.add_argument("--out", required=True, help="output folder for report.html, report.md, figures/")
     report.set_defaults(func=cmd_report)

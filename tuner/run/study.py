@@ -38,6 +38,7 @@ from tuner.store.study_folder import (
     Stages,
     eta_line,
     say,
+    study_sweeps,
     sweep_dir,
     sweep_missing,
 )
@@ -275,8 +276,8 @@ def _run_stages(spec: StudySpec, folder: Path) -> int:
         from tuner.run.outputs import write_report  # noqa: PLC0415
 
         t0 = time.perf_counter()
-        files = write_report([sweep_dir(folder, ds) for ds in spec.datasets], folder / "report",
-                             title=f"mbrl-tune study: {spec.name}")
+        sweeps, title = study_sweeps(folder)
+        files = write_report(sweeps, folder / "report", title=title)
         stages.record("report", time.perf_counter() - t0, True)
         say(f"report: {files.html} and {files.markdown}")
     total = sum(float(v["seconds"]) for v in stages.data.values())

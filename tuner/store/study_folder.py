@@ -52,6 +52,13 @@ def stored_study(folder: Path) -> StudySpec:
     return StudySpec.model_validate(yaml.safe_load((folder / STUDY_FILE).read_text()))
 
 
+def study_sweeps(folder: Path) -> tuple[list[Path], str]:
+    """The sweep folders of the study in ``folder``, in its datasets' order, and its report's title (what
+    the study's report stage and ``mbrl-tune report STUDY_FOLDER`` write)."""
+    spec = stored_study(folder)
+    return [sweep_dir(folder, ds) for ds in spec.datasets], f"mbrl-tune study: {spec.name}"
+
+
 def trial_counts(folder: Path) -> dict[str, Any]:
     """What the study folder holds: sweep trials and compare runs done and planned, and the mean wall
     time of the trials done (from their reports), read from disk so that it is right after a resume."""
