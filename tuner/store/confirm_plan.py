@@ -25,6 +25,7 @@ the plan, its cost and its progress, read from the folder without Ray; :mod:`tun
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -155,15 +156,19 @@ def finished(plan: ConfirmPlan, entry: ConfirmDataset) -> dict[str, TrialRecord]
     return out
 
 
-def pending_runs(plan: ConfirmPlan, entry: ConfirmDataset) -> list[tuple[str, str, int, dict[str, Any]]]:
-    """The planned runs not finished anywhere yet, each distinct config once."""
-    done = set(finished(plan, entry))
+def _unfinished(entry: ConfirmDataset, done: Mapping[str, Any]) -> dict[str, tuple[str, str, int, dict[str, Any]]]:
+    """The planned runs whose key is not in ``done``, by key, each distinct config once."""
     todo: dict[str, tuple[str, str, int, dict[str, Any]]] = {}
     for run in planned_runs(entry):
         key = run_key(run[3])
-        if key not in done and key not in todo:
-            todo[key] = run
-    return list(todo.values())
+        if key not in done:
+            todo.setdefault(key, run)
+    return todo
+
+
+def pending_runs(plan: ConfirmPlan, entry: ConfirmDataset) -> list[tuple[str, str, int, dict[str, Any]]]:
+    """The planned runs not finished anywhere yet, each distinct config once."""
+    return list(_unfinished(entry, finished(plan, entry)).values())
 
 
 # ---------------------------------------------------------------- planning
@@ -314,10 +319,7 @@ def confirm_progress(plan: ConfirmPlan, entry: ConfirmDataset) -> ConfirmProgres
     done = finished(plan, entry)
     planned = planned_runs(entry)
     keys = [run_key(config) for *_, config in planned]
-    todo: dict[str, tuple[str, str, int, dict[str, Any]]] = {}
-    for key, run in zip(keys, planned, strict=True):
-        if key not in done:
-            todo.setdefault(key, run)
+    todo = _unfinished(entry, done)
     labels = {key: run_label(arm, budget, seed, entry.updates)
               for key, (arm, budget, seed, _) in zip(keys, planned, strict=True)}
     runs = sorted((confirm_dir(Path(plan.sweep), plan.source, plan.top_k) / entry.experiment).glob("run-*"))
