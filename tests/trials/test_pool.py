@@ -36,8 +36,9 @@ def test_pool_training_killed_mid_way_continues_to_the_same_pool(hopper_random_f
         time.sleep(0.05)
     proc.kill()  # SIGKILL, mid-training
     proc.wait()
-    saved_epoch = torch.load(progress, weights_only=False)["epoch"]
-    assert 0 < saved_epoch < 60 and not (killed_dir / f"{key}.pt").exists()
+    saved = torch.load(progress, weights_only=False)
+    saved_epoch, earlier_seconds = saved["epoch"], saved["seconds"]
+    assert 0 < saved_epoch < 60 and earlier_seconds > 0 and not (killed_dir / f"{key}.pt").exists()
     assert saved_fit_epoch(progress) == saved_epoch  # what `mbrl-tune status` shows of a study's pool
     assert trainings_in_progress(killed_dir) == {key: progress}
     cut = tmp_path / "cut.progress.pt"
@@ -46,6 +47,9 @@ def test_pool_training_killed_mid_way_continues_to_the_same_pool(hopper_random_f
 
     resumed, info = load_or_train_pool(ds, 0, CFG, killed_dir)  # the same call, as a restarted trial makes it
     assert info.trained_here and info.epochs == 60 and not progress.exists()
+    # The pool's training time counts the killed run's seconds up to its progress, not only this run's.
+    assert info.train_seconds > earlier_seconds
+    assert float(torch.load(killed_dir / f"{key}.pt", weights_only=False)["train_seconds"]) == info.train_seconds
     straight, _ = load_or_train_pool(ds, 0, CFG, tmp_path / "straight")
     for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values(), strict=True):
         assert torch.equal(a, b), name

@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -114,6 +115,9 @@ class FitResult:
     disagreement: float
     """Members' disagreement on held-out inputs: the L2 norm over target dimensions of the std across
     members of their predicted means, each dimension in units of its std, averaged over held-out rows."""
+    seconds: float = 0.0
+    """Wall-clock of the training. A fit continued from saved progress adds the seconds its earlier runs
+    had spent up to that progress (epochs run after it and lost to the kill are not counted)."""
 
 
 def _decay_loss(model: EnsembleDynamics, decays: tuple[float, ...]) -> torch.Tensor:
@@ -188,7 +192,8 @@ def fit(model: EnsembleDynamics, obs: torch.Tensor, act: torch.Tensor, rew: torc
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, fused=True)
     best = torch.full((members,), float("inf"), device=obs.device)
     best_state = {k: v.clone() for k, v in model.state_dict().items()}
-    epochs_since, epoch, nll_value = 0, 0, float("nan")
+    epochs_since, epoch, nll_value, earlier_seconds = 0, 0, float("nan"), 0.0
+    started = time.perf_counter()
     saved = _read_progress(checkpoint)
     if saved is not None:  # everything above is a deterministic function of the seed; the rest was saved
         model.load_state_dict(saved["model"])
@@ -196,6 +201,7 @@ def fit(model: EnsembleDynamics, obs: torch.Tensor, act: torch.Tensor, rew: torc
         best = saved["best"].to(best.device)
         best_state = {k: v.to(obs.device) for k, v in saved["best_state"].items()}
         epochs_since, epoch, nll_value = saved["epochs_since"], saved["epoch"], saved["nll_value"]
+        earlier_seconds = float(saved.get("seconds", 0.0))  # progress saved before 2026-12-06 has none
         gen.set_state(saved["gen"].cpu())
     while True:
         epoch += 1
@@ -240,12 +246,14 @@ def fit(model: EnsembleDynamics, obs: torch.Tensor, act: torch.Tensor, rew: torc
         if checkpoint is not None and epoch % checkpoint_every == 0:
             _save_progress(checkpoint, {"model": model.state_dict(), "opt": opt.state_dict(), "best": best,
                                         "best_state": best_state, "epochs_since": epochs_since, "epoch": epoch,
-                                        "nll_value": nll_value, "gen": gen.get_state(), "file": checkpoint.name})
+                                        "nll_value": nll_value, "gen": gen.get_state(), "file": checkpoint.name,
+                                        "seconds": earlier_seconds + time.perf_counter() - started})
     model.load_state_dict(best_state)
     model.holdout_loss.copy_(best)
     raw, in_std, disagreement = holdout_errors(model, inputs[hold_idx], targets[hold_idx],
                                                targets[train_idx].std(0).clamp_min(1e-6))
-    return FitResult(epoch, best.tolist(), nll_value, raw.tolist(), in_std.tolist(), disagreement)
+    return FitResult(epoch, best.tolist(), nll_value, raw.tolist(), in_std.tolist(), disagreement,
+                     earlier_seconds + time.perf_counter() - started)
 
 
 @torch.no_grad()

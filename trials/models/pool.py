@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import time
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -47,7 +46,8 @@ class PoolInfo:
     trained_here: bool
     """True when this call trained the pool (False when it was loaded)."""
     train_seconds: float
-    """Seconds the pool's training took (as recorded at training time)."""
+    """Seconds the pool's training took (as recorded at training time; summed over the runs of a training
+    that was killed and continued, see :attr:`trials.models.dynamics.FitResult.seconds`)."""
     epochs: int
     """Training epochs the pool took (to early stopping unless ``max_epochs`` capped it)."""
     holdout_mse: list[float]
@@ -107,10 +107,9 @@ def load_or_train_pool(ds: Dataset, seed: int, cfg: DynamicsConfig, pool_dir: Pa
         saved = read_pool(path, key) if path.exists() else None
         trained_here = saved is None
         if trained_here:
-            start = time.perf_counter()
             progress_file = progress_path(pool_dir, key)  # a killed training continues from here
             model, result = _train(ds, seed, cfg, device, progress_file)
-            seconds = time.perf_counter() - start
+            seconds = result.seconds
             fit_info = {"holdout_mse_raw": result.holdout_mse_raw, "holdout_mse_std": result.holdout_mse_std,
                         "disagreement": result.disagreement, "train_nll": result.train_nll}
             saved = {"key": key, "config": cfg.model_dump(mode="json"), "state": model.state_dict(),
