@@ -40,7 +40,8 @@ from benchmarks.compute import nll_step
 from trials.config import TrialConfig, torch_device
 from trials.data.dataset import Dataset, load_hdf5, save_hdf5
 from trials.envs import ENVS
-from trials.generation.generate import GenerateConfig, generate
+from trials.generation.generate import generate
+from trials.generation.settings import GenerateConfig
 from trials.run.build import build_trainer
 from trials.run.mopo import device_clock
 from trials.run.seed_group import SeedGroup

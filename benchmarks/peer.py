@@ -78,7 +78,8 @@ def okit_epoch(okit: Path, dataset: Path, epochs: int, work: Path, tag: str, gli
 def default_dataset(work: Path) -> Path:
     from trials.data.dataset import save_hdf5  # noqa: PLC0415
     from trials.envs import get_env_spec  # noqa: PLC0415
-    from trials.generation.generate import GenerateConfig, generate  # noqa: PLC0415
+    from trials.generation.generate import generate  # noqa: PLC0415
+    from trials.generation.settings import GenerateConfig  # noqa: PLC0415
 
     path = work / "halfcheetah-random-100k.hdf5"
     if not path.is_file():

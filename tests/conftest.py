@@ -17,7 +17,8 @@ import torch
 
 from trials.data.dataset import Dataset, load_hdf5, save_hdf5
 from trials.envs import ENVS
-from trials.generation.generate import GenerateConfig, generate
+from trials.generation.generate import generate
+from trials.generation.settings import GenerateConfig
 
 torch.set_num_threads(1)
 

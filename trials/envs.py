@@ -10,22 +10,24 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
-import gymnasium as gym
 import numpy as np
-import torch
 
-Array = np.ndarray | torch.Tensor
-TerminationFn = Callable[[Array], Array]
+if TYPE_CHECKING:  # torch and Gymnasium load where a rule runs or an env is made, not with the registry
+    import gymnasium as gym
+    import torch
+
+Array: TypeAlias = "np.ndarray | torch.Tensor"
+TerminationFn: TypeAlias = "Callable[[Array], Array]"
 
 
 def _all(x: Array) -> Array:
-    return x.all(-1) if isinstance(x, torch.Tensor) else np.all(x, axis=-1)
+    return np.all(x, axis=-1) if isinstance(x, np.ndarray) else x.all(-1)
 
 
 def _isfinite(x: Array) -> Array:
-    return torch.isfinite(x) if isinstance(x, torch.Tensor) else np.isfinite(x)
+    return np.isfinite(x) if isinstance(x, np.ndarray) else x.isfinite()
 
 
 def hopper_terminated(next_obs: Array) -> Array:
@@ -78,6 +80,8 @@ class EnvSpec:
     def make(self, **kwargs: Any) -> gym.Env:
         """A fresh real environment (time limit included), actions rescaled to [-1, 1] (the tanh
         policy's range; a no-op for the D4RL tasks, whose bounds already are [-1, 1])."""
+        import gymnasium as gym  # noqa: PLC0415  (slow import: only where an env is made)
+
         env = gym.make(self.gym_id, **kwargs)
         low, high = env.action_space.low, env.action_space.high  # type: ignore[attr-defined]
         if not (np.all(low == -1.0) and np.all(high == 1.0)):

@@ -11,8 +11,9 @@ Bad input raises one of :data:`INPUT_ERRORS` with a one-line message; a full fil
 :class:`StorageFullError`; Ctrl-C or SIGTERM inside a Ray Tune run raises :class:`Interrupted` (its state
 saved) or ``KeyboardInterrupt``. The functions print progress lines but set no process-wide state (log
 levels, signal handlers, torch threads) and choose no exit code: that is the caller's (``tuner.cli``).
-Ray, Ax and the analysis are imported inside the functions that need them, so a mistyped argument fails
-before they load. The study (:mod:`tuner.run.study`) runs the same runner functions this facade calls.
+Ray, Ax, torch, Gymnasium and the analysis are imported inside the functions that need them, so a
+mistyped argument fails before they load (tests/tuner/test_cli_inputs.py checks it). The study
+(:mod:`tuner.run.study`) runs the same runner functions this facade calls.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from trials.config import ConfigError, TrialConfig, apply_overrides, parse_overr
 from trials.data.dataset import DatasetError, load_dataset, save_hdf5, summary
 from trials.envs import DATASET_ENVS, get_env_spec
 from trials.files import DamagedFileError, read_torch
-from trials.generation.generate import LEVELS, GenerateConfig
+from trials.generation.settings import LEVEL_NAMES, GenerateConfig
 from tuner.errors import StorageFullError, SweepError, UsageError
 from tuner.faults.interrupts import Interrupted
 from tuner.faults.storage import full_filesystem_line, storage_guard
@@ -46,7 +47,7 @@ INPUT_ERRORS: tuple[type[Exception], ...] = (UsageError, DatasetError, ConfigErr
                                              DamagedFileError)
 
 __all__ = [
-    "DATASET_ENVS", "INPUT_ERRORS", "LEVELS", "OBJECTIVES", "PRESETS", "GenerateConfig", "Interrupted",
+    "DATASET_ENVS", "INPUT_ERRORS", "LEVEL_NAMES", "OBJECTIVES", "PRESETS", "GenerateConfig", "Interrupted",
     "StorageFullError", "SweepError", "SweepSpec", "UsageError", "full_filesystem_line", "parse_overrides",
     "new_sweep", "load_sweep", "trial_config", "calibration_config",
     "generate_dataset", "train", "run_sweep", "compare", "confirm", "calibrate", "estimate", "run_study",

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from trials.envs import ENVS
-from trials.generation.generate import LEVELS, GenerateConfig, generate
+from trials.generation.generate import LEVELS, generate
+from trials.generation.settings import LEVEL_NAMES, GenerateConfig
 
 TINY = GenerateConfig(medium_max_steps=600, expert_steps=700, learning_starts=200, eval_every=300,
                       eval_episodes=1)
@@ -48,6 +49,7 @@ def test_generation_is_deterministic(policy_dir: Path) -> None:
 
 
 def test_unknown_level(policy_dir: Path) -> None:
+    assert tuple(LEVELS) == LEVEL_NAMES  # the light list the CLI and studies check levels against
     with pytest.raises(ValueError, match="known: " + ", ".join(LEVELS)):
         generate(ENVS["hopper"], "novice", 10, 0, TINY, policy_dir)
 

@@ -123,6 +123,19 @@ def test_wrong_option_values_print_one_line_from_the_real_entry_point() -> None:
         assert argv[-2] in done.stderr and "--help" in done.stderr, done.stderr
 
 
+def test_a_usage_error_is_answered_before_torch_ray_or_gymnasium_load() -> None:
+    """The parser and the facade it reads its choices from import no torch, Ray or Gymnasium (seconds of
+    imports): a mistyped command is answered at once, and `--help` too."""
+    import sys
+
+    probe = ("import sys\nfrom tuner.cli.main import main\ntry:\n    main(['sweep', '--trials', '0'])\n"
+             "except SystemExit as exc:\n    print(exc.code, *sorted(m for m in ('torch', 'ray', 'gymnasium', 'ax') "
+             "if m in sys.modules))\n")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert done.stdout.split() == ["2"], (done.stdout, done.stderr)
+    assert "--trials" in done.stderr and "Traceback" not in done.stderr
+
+
 @pytest.mark.parametrize("bad", ["missing", "binary", "folder"])
 @pytest.mark.parametrize("leaf", PATH_LEAVES, ids=[p[0] for p in PATH_LEAVES])
 def test_a_bad_input_path_is_one_line(leaf: tuple[str, tuple[str, ...], argparse.ArgumentParser], bad: str,

@@ -196,6 +196,8 @@ BAD = {
     "half a recipe": ({"datasets": [{"path": "x.hdf5", "env": "hopper"}]}, "give env, level and size together"),
     "unknown env": ({"datasets": [{"path": "x.hdf5", "env": "ant", "level": "random", "size": 10}]},
                     "env 'ant' unknown"),
+    "unknown level": ({"datasets": [{"path": "x.hdf5", "env": "hopper", "level": "novice", "size": 10}]},
+                      "level 'novice' unknown; known: random, medium, expert, medium-replay, medium-expert"),
     "score window beyond the evaluations": ({"budget": {"preset": "tiny", "set": {"score_window": 5}}},
                                             "score_window=5 needs that many evaluations, but 3 epochs"),
     "bad budget value": ({"budget": {"preset": "tiny", "set": {"rollout.horizon": 0}}}, "field 'rollout.horizon'"),

@@ -33,42 +33,19 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 from tqdm import tqdm
 
-from trials.agent.sac import LOG_STD_MAX, LOG_STD_MIN, SAC, Actor, SACConfig
-from trials.config import torch_device
+from trials.agent.sac import LOG_STD_MAX, LOG_STD_MIN, SAC, Actor
+from trials.config import SACConfig, torch_device
 from trials.data.dataset import GENERATOR_VERSION, Dataset, DatasetMeta, concatenate
 from trials.envs import EnvSpec, get_state
 from trials.files import DamagedFileError, atomic_write, read_torch
 from trials.generation.online import TransitionLog, train_online
+from trials.generation.settings import GenerateConfig
 
 #: Version of how behaviour policies are trained: part of their cache key. Kept apart from the dataset's
 #: ``GENERATOR_VERSION`` (how data is collected), so that a change of collection reuses cached policies.
 POLICY_VERSION = "1"
-
-
-class GenerateConfig(BaseModel):
-    """How a behaviour policy is trained; part of the policy cache key."""
-
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, frozen=True)
-
-    sac: SACConfig = SACConfig()
-    """SAC settings of the behaviour runs."""
-    medium_fraction: float = Field(1 / 3, gt=0, le=1)
-    """The medium run stops when its evaluation return first reaches this fraction of the expert score."""
-    medium_max_steps: int = Field(300_000, ge=1)
-    """Env-step budget of the medium run if the target is never reached."""
-    expert_steps: int = Field(1_000_000, ge=1)
-    """Env-step budget of the expert run."""
-    learning_starts: int = Field(5000, ge=0)
-    """Uniformly random steps before SAC updates begin."""
-    eval_every: int = Field(5000, ge=1)
-    """Env steps between the evaluations that decide when medium stops."""
-    eval_episodes: int = Field(5, ge=1)
-    """Episodes per evaluation."""
-    device: str = "cpu"
-    """Torch device of the behaviour runs."""
 
 
 @dataclass
@@ -253,7 +230,7 @@ def _medium_expert(spec: EnvSpec, size: int, seed: int, cfg: GenerateConfig, pol
 
 LevelMaker = Callable[[EnvSpec, int, int, GenerateConfig, Path, bool], Dataset]
 
-#: Level name -> how its data is made.
+#: Level name -> how its data is made (the names: ``trials.generation.settings.LEVEL_NAMES``).
 LEVELS: dict[str, LevelMaker] = {
     "random": _random,
     "medium": _policy_level("medium"),

@@ -13,8 +13,6 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import torch
-
 from tuner import api
 from tuner.cli.argtypes import OneLineParser, add_command, positive_int
 from tuner.cli.reports import add_analysis_commands, cmd_report
@@ -166,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
                       "mbrl-tune datasets generate --env hopper --level medium --size 100000 "
                       "--out data/hopper-medium.hdf5")
     gen.add_argument("--env", required=True, choices=api.DATASET_ENVS)
-    gen.add_argument("--level", required=True, choices=list(api.LEVELS))
+    gen.add_argument("--level", required=True, choices=list(api.LEVEL_NAMES))
     gen.add_argument("--size", type=positive_int, default=1_000_000, help="transitions in the file")
     gen.add_argument("--seed", type=int, default=0)
     gen.add_argument("--out", required=True, help="output HDF5 path (written atomically)")
@@ -278,6 +276,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _terminate_as_interrupt)
     args = build_parser().parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
+    import torch  # noqa: PLC0415  (a 1-3 s import: after the arguments are read, so a usage error is quick)
+
     torch.set_num_threads(args.threads)
     try:
         return func(args)

@@ -59,7 +59,8 @@ class StudyEta(tune.Callback):
 def _generate(spec: StudySpec, ds: StudyDataset, folder: Path) -> bool:
     from trials.data.dataset import DatasetError, load_dataset, save_hdf5  # noqa: PLC0415
     from trials.envs import get_env_spec  # noqa: PLC0415
-    from trials.generation.generate import GenerateConfig, generate  # noqa: PLC0415
+    from trials.generation.generate import generate  # noqa: PLC0415
+    from trials.generation.settings import GenerateConfig  # noqa: PLC0415
 
     path = Path(ds.path)
     present = None

@@ -208,7 +208,7 @@ def check_study(spec: StudySpec, source: str) -> None:
     from trials.data.baselines import baseline_sources, hand_tuned  # noqa: PLC0415
     from trials.data.dataset import DatasetError, load_dataset  # noqa: PLC0415
     from trials.envs import DATASET_ENVS  # noqa: PLC0415
-    from trials.generation.generate import LEVELS  # noqa: PLC0415
+    from trials.generation.settings import LEVEL_NAMES  # noqa: PLC0415
     from tuner.store.spec import SEARCHER_KINDS  # noqa: PLC0415
 
     if spec.searcher not in SEARCHER_KINDS:
@@ -235,8 +235,8 @@ def check_study(spec: StudySpec, source: str) -> None:
         if ds.generated:
             if ds.env not in DATASET_ENVS:
                 raise StudyError(f"{where}: env '{ds.env}' unknown; known: {', '.join(DATASET_ENVS)}")
-            if ds.level not in LEVELS:
-                raise StudyError(f"{where}: level '{ds.level}' unknown; known: {', '.join(LEVELS)}")
+            if ds.level not in LEVEL_NAMES:
+                raise StudyError(f"{where}: level '{ds.level}' unknown; known: {', '.join(LEVEL_NAMES)}")
             name = f"{ds.env}-{ds.level}"
         elif any(v is not None for v in (ds.env, ds.level, ds.size)):
             raise StudyError(f"{where}: to generate it give env, level and size together")
