@@ -156,11 +156,16 @@ def finished(plan: ConfirmPlan, entry: ConfirmDataset) -> dict[str, TrialRecord]
     return out
 
 
-def _unfinished(entry: ConfirmDataset, done: Mapping[str, Any]) -> dict[str, tuple[str, str, int, dict[str, Any]]]:
-    """The planned runs whose key is not in ``done``, by key, each distinct config once."""
+def _keyed_runs(entry: ConfirmDataset) -> list[tuple[str, tuple[str, str, int, dict[str, Any]]]]:
+    """:func:`planned_runs`, each with its :func:`tuner.run.compare.run_key`."""
+    return [(run_key(run[3]), run) for run in planned_runs(entry)]
+
+
+def _unfinished(keyed: list[tuple[str, tuple[str, str, int, dict[str, Any]]]],
+                done: Mapping[str, Any]) -> dict[str, tuple[str, str, int, dict[str, Any]]]:
+    """The keyed runs whose key is not in ``done``, by key, each distinct config once."""
     todo: dict[str, tuple[str, str, int, dict[str, Any]]] = {}
-    for run in planned_runs(entry):
-        key = run_key(run[3])
+    for key, run in keyed:
         if key not in done:
             todo.setdefault(key, run)
     return todo
@@ -168,7 +173,7 @@ def _unfinished(entry: ConfirmDataset, done: Mapping[str, Any]) -> dict[str, tup
 
 def pending_runs(plan: ConfirmPlan, entry: ConfirmDataset) -> list[tuple[str, str, int, dict[str, Any]]]:
     """The planned runs not finished anywhere yet, each distinct config once."""
-    return list(_unfinished(entry, finished(plan, entry)).values())
+    return list(_unfinished(_keyed_runs(entry), finished(plan, entry)).values())
 
 
 # ---------------------------------------------------------------- planning
@@ -317,11 +322,9 @@ class ConfirmProgress:
 
 def confirm_progress(plan: ConfirmPlan, entry: ConfirmDataset) -> ConfirmProgress:
     done = finished(plan, entry)
-    planned = planned_runs(entry)
-    keys = [run_key(config) for *_, config in planned]
-    todo = _unfinished(entry, done)
-    labels = {key: run_label(arm, budget, seed, entry.updates)
-              for key, (arm, budget, seed, _) in zip(keys, planned, strict=True)}
+    keyed = _keyed_runs(entry)
+    todo = _unfinished(keyed, done)
+    labels = {key: run_label(arm, budget, seed, entry.updates) for key, (arm, budget, seed, _) in keyed}
     runs = sorted((confirm_dir(Path(plan.sweep), plan.source, plan.top_k) / entry.experiment).glob("run-*"))
     kept: dict[str, float] = {}  # run key -> fraction of its epochs a resume keeps (the largest, if run twice)
     running = []
@@ -333,7 +336,7 @@ def confirm_progress(plan: ConfirmPlan, entry: ConfirmDataset) -> ConfirmProgres
         kept[key] = max(kept.get(key, 0.0), (epoch - epoch % cfg.checkpoint_every) / cfg.epochs)
     left = expected_seconds(entry, list(todo.values()))
     left -= sum(expected_seconds(entry, [todo[key]]) * fraction for key, fraction in kept.items() if key in todo)
-    return ConfirmProgress(sum(key in done for key in keys), len(planned),
+    return ConfirmProgress(sum(key in done for key, _ in keyed), len(keyed),
                            max(left, 0.0) if math.isfinite(left) else math.nan, running)
 
 
