@@ -4,7 +4,11 @@ measures of Paine et al. (2020) and the DOPE benchmark (Fu et al. 2021), against
 - Spearman's rank correlation between the estimate and the true score over the finished trials, with a
   bootstrap 95% interval (trials resampled with replacement);
 - regret@k: the best true score among all trials minus the best true score among the estimator's top k
-  (0: its top k hold the best trial), in the score's own units (D4RL-normalised).
+  (0: its top k hold the best trial), in the score's own units (D4RL-normalised);
+- beside them, what the data itself earned: the discounted return of each of its episodes from its first
+  row (:class:`DataReturns`). An estimate above the data's best episode is an extrapolation (a policy worth
+  more than anything the data shows, which FQE and the model can only infer): the table counts them, the
+  scatter draws the line, so a user sees whether the estimator's top choice rests on data or on its guess.
 """
 
 from __future__ import annotations
@@ -19,9 +23,10 @@ import numpy as np
 from scipy import stats
 
 from analysis.online_budget import final_episode_scores
-from trials.config import ESTIMATORS
-from trials.data.dataset import DatasetError, dataset_env
+from trials.config import ESTIMATORS, EstimateConfig
+from trials.data.dataset import DatasetError, dataset_env, load_dataset
 from trials.envs import get_env_spec
+from trials.measure.fqe import discounted_returns
 from tuner.store.records import RAN_OUT, read_trials
 from tuner.store.spec import SweepSpec
 
@@ -75,6 +80,31 @@ def agreement(true: Sequence[float], estimate: Sequence[float], ks: Sequence[int
     return EstimatorAgreement(n, rho, float(low), float(high), {k: regret_at(t, e, min(k, n)) for k in ks})
 
 
+@dataclass(frozen=True)
+class DataReturns:
+    """The discounted returns the dataset's own episodes earned, from their first rows (the estimates' units)."""
+
+    episodes: int
+    mean: float
+    best: float
+    """The largest: an estimate above it values a policy beyond anything the data shows."""
+    gamma: float
+
+
+def data_returns(dataset: str, gamma: float) -> DataReturns | None:
+    """:class:`DataReturns` of the dataset file at ``dataset``; None when it is gone or unreadable."""
+    try:
+        returns = discounted_returns(load_dataset(dataset), gamma)
+    except (DatasetError, OSError):
+        return None
+    return DataReturns(len(returns), float(returns.mean()), float(returns.max()), gamma)
+
+
+def above_data(rows: Sequence[dict[str, Any]], estimator: str, data: DataReturns) -> int:
+    """How many of ``rows`` the estimator values above the data's best episode."""
+    return sum(1 for r in rows if math.isfinite(float(r[estimator])) and float(r[estimator]) > data.best)
+
+
 # ---------------------------------------------------------------- a sweep's estimates, as the report reads them
 @dataclass(frozen=True)
 class SweepEstimates:
@@ -93,6 +123,8 @@ class SweepEstimates:
     """Estimator -> mean seconds per trial (its cost)."""
     objective: str
     """What the sweep optimised (``simulator``, ``fqe``, ``model``)."""
+    data: DataReturns | None
+    """What the dataset's own episodes earned, in the estimates' discount; None when its file is gone."""
 
 
 def sweep_estimates(spec: SweepSpec) -> list[SweepEstimates]:
@@ -103,9 +135,11 @@ def sweep_estimates(spec: SweepSpec) -> list[SweepEstimates]:
         experiment = spec.experiment_name(dataset)
         path = spec.root / ESTIMATES_DIR / f"{experiment}.json"
         rows: list[dict[str, Any]]
+        gamma = EstimateConfig.model_validate(spec.base.get("estimate", {})).gamma
         if path.is_file():
             stored = json.loads(path.read_text())
             rows, source = stored["rows"], "mbrl-tune estimate"
+            gamma = float(stored.get("settings", {}).get("gamma", gamma))
         else:
             rows, source = [], "the trials' own reports"
             for record in read_trials(spec.experiment_dir(dataset)):
@@ -123,7 +157,7 @@ def sweep_estimates(spec: SweepSpec) -> list[SweepEstimates]:
         scores = [float(r["score"]) for r in rows]
         out.append(SweepEstimates(spec.name, dataset, experiment, source, rows,
                                   {e: agreement(scores, [float(r[e]) for r in rows]) for e in present},
-                                  seconds, spec.objective))
+                                  seconds, spec.objective, data_returns(dataset, gamma)))
     return out
 
 
@@ -136,19 +170,29 @@ def agreement_row(est: SweepEstimates, estimator: str) -> list[str]:
 
     chosen = " (objective)" if est.objective == estimator else ""
     cost = est.seconds.get(estimator)
+    beyond = "-"
+    if est.data is not None:
+        top = max((r for r in est.rows if math.isfinite(float(r[estimator]))), key=lambda r: float(r[estimator]),
+                  default=None)
+        where = "above" if top is not None and float(top[estimator]) > est.data.best else "within"
+        beyond = (f"{above_data(est.rows, estimator, est.data)} of {len(est.rows)} (best episode "
+                  f"{est.data.best:.3g}; top pick {where})")
     return [f"{est.sweep} / {est.experiment}", f"{estimator}{chosen}", str(a.n),
             f"{num(a.spearman)} [{num(a.spearman_low)}, {num(a.spearman_high)}]",
             num(a.regret.get(1, math.nan)), num(a.regret.get(3, math.nan)),
-            num(max(float(r["score"]) for r in est.rows)), "-" if cost is None else f"{cost:.3g}", est.source]
+            num(max(float(r["score"]) for r in est.rows)), beyond, "-" if cost is None else f"{cost:.3g}", est.source]
 
 
 AGREEMENT_HEADER = ["sweep / dataset", "estimator", "trials", "Spearman [95% CI]", "regret@1", "regret@3",
-                    "best true score", "seconds per trial", "from"]
+                    "best true score", "valued above the data's best episode", "seconds per trial", "from"]
 AGREEMENT_TEXT = ("How well each offline estimate of the trials' final policies (no simulator: fqe, fitted Q "
                   "evaluation on the dataset; model, the discounted return in another seed's dynamics pool) ranks "
                   "them against their simulator score: Spearman's rho with a bootstrap 95% interval over trials, "
                   "and regret@k, the best true score minus the best true score among the estimate's top k "
-                  "(D4RL-normalised; 0: its top k hold the best trial).")
+                  "(D4RL-normalised; 0: its top k hold the best trial). \"Valued above the data's best "
+                  "episode\": trials the estimate puts above the largest discounted return any of the dataset's "
+                  "own episodes earned (same discount, from their first rows); there the estimate extrapolates "
+                  "beyond the data, and a top pick above it rests on the estimator's inference alone.")
 
 
 def trial_episodes(spec: SweepSpec, dataset: str) -> tuple[dict[str, np.ndarray], float | None]:

@@ -249,9 +249,11 @@ def plot_online_budget(curve: pd.DataFrame, true_scores: dict[str, float], basel
     return _save(fig, path)
 
 
-def plot_estimates(rows: list[dict[str, Any]], estimators: dict[str, str], title: str, path: Path) -> Path | None:
+def plot_estimates(rows: list[dict[str, Any]], estimators: dict[str, str], title: str, path: Path,
+                   data_best: float | None = None) -> Path | None:
     """Each offline estimate of the trials' final policies against their simulator score, a panel per
-    estimator (``estimators``: key -> the panel's label, e.g. its Spearman)."""
+    estimator (``estimators``: key -> the panel's label, e.g. its Spearman); ``data_best``, the largest
+    discounted return of the dataset's own episodes, as a dashed line (to its right the estimate extrapolates)."""
     if not rows or not estimators:
         return None
     fig, axes = plt.subplots(1, len(estimators), figsize=(4.2 * len(estimators), 3.6), squeeze=False)
@@ -259,6 +261,9 @@ def plot_estimates(rows: list[dict[str, Any]], estimators: dict[str, str], title
     for ax, (key, label) in zip(axes[0], estimators.items(), strict=True):
         value = np.array([float(r[key]) for r in rows])
         ax.scatter(value, score, s=18, alpha=0.8)
+        if data_best is not None:
+            ax.axvline(data_best, color="grey", lw=1, ls="--", label=f"data's best episode ({data_best:.3g})")
+            ax.legend(fontsize=7)
         ax.set(xlabel=f"{key} estimate (discounted return)", ylabel="simulator score (normalised)", title=label)
         ax.grid(alpha=0.3)
     fig.suptitle(title, fontsize=9)

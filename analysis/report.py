@@ -215,7 +215,8 @@ def _offline(res: SweepResults, figures: Path, estimates: dict[str, list[SweepEs
             rows += [agreement_row(est, e) for e in est.agreement]
             labels = {e: f"{e}: Spearman {a.spearman:.2f}, n={a.n}" for e, a in est.agreement.items()}
             path = plots.plot_estimates(est.rows, labels, f"{info.name} / {est.experiment}",
-                                        figures / f"estimates-{info.name}-{est.experiment}.png")
+                                        figures / f"estimates-{info.name}-{est.experiment}.png",
+                                        data_best=None if est.data is None else est.data.best)
             if path is not None:
                 files.append(path)
                 blocks.append(Image(path, f"offline estimates against the simulator score, {est.experiment}"))

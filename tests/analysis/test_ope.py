@@ -9,10 +9,11 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 
-from analysis.ope import agreement, regret_at
+from analysis.ope import above_data, agreement, data_returns, regret_at
 
 TRUE = [1.0, 5.0, 3.0, 9.0, 7.0, 2.0]
 
@@ -64,3 +65,26 @@ def test_estimate_values_a_real_sweeps_trials_offline(sweep_dir: Path,
     values = lambda rows: [(r["trial"], r["fqe"], r["model"]) for r in rows]  # noqa: E731
     assert values(json.loads((sweep_dir / "estimates" / "hopper-random.json").read_text())["rows"]) == values(
         result["rows"])
+
+
+def test_the_data_s_own_episodes_bound_what_it_shows(hopper_random_file: Path) -> None:
+    """The reference beside the estimates: each episode's discounted return, computed here from the file's raw
+    arrays with an explicit loop, and the count of estimates above the data's best episode."""
+    with h5py.File(hopper_random_file, "r") as f:
+        rewards, ends = np.asarray(f["rewards"]), np.asarray(f["terminals"]) | np.asarray(f["timeouts"])
+    returns, current, t = [], 0.0, 0
+    for r, end in zip(rewards, ends, strict=True):
+        current += 0.9**t * float(r)
+        t += 1
+        if end:
+            returns.append(current)
+            current, t = 0.0, 0
+    if t:
+        returns.append(current)
+    data = data_returns(str(hopper_random_file), 0.9)
+    assert data is not None and data.episodes == len(returns) and data.gamma == 0.9
+    assert data.best == pytest.approx(max(returns), rel=1e-5) and data.mean == pytest.approx(np.mean(returns), rel=1e-5)
+    rows = [{"trial": "a", "fqe": data.best + 1.0}, {"trial": "b", "fqe": data.best - 1.0},
+            {"trial": "c", "fqe": math.nan}, {"trial": "d", "fqe": 2 * data.best + 5.0}]
+    assert above_data(rows, "fqe", data) == 2
+    assert data_returns(str(hopper_random_file.parent / "gone.hdf5"), 0.9) is None
