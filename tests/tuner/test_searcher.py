@@ -13,6 +13,7 @@ import json
 import math
 import os
 import pickle
+import random
 import signal
 import subprocess
 import sys
@@ -369,6 +370,54 @@ def drive(mode: str, storage: str) -> None:
         tuner = tune.Tuner.restore(os.path.join(storage, "killed"), trainable=trainable, resume_errored=True)
     tuner.fit()
     ray.shutdown()
+
+
+PROPOSALS_SCRIPT = """
+import json, random, sys
+random.seed(int(sys.argv[1]))  # what the driver process drew before: it must not matter
+for _ in range(int(sys.argv[1])):
+    random.random()
+from search_spaces import load_builtin
+from tuner.search.ax import AxSearcher
+searcher = AxSearcher(load_builtin("paper"), "score", "max", seed=5, num_init_trials=4, max_concurrent=2)
+configs = []
+for i in range(6):
+    config = searcher.suggest(f"t{i}")
+    configs.append(config)
+    if i in (1, 3):  # the Sobol pairs complete, so the last two are BoTorch's
+        for j in (i - 1, i):
+            c = configs[j]
+            searcher.on_trial_complete(f"t{j}", {"score": c["rollout.horizon"] - abs(c["num_models"] - 6)})
+print(json.dumps(configs, sort_keys=True))
+"""
+
+
+def test_the_same_seed_proposes_the_same_configurations_in_any_process() -> None:
+    """Ax rounds integers at random when a constraint involves them (the paper space's elites <= members),
+    handing its seeded draws out in the order of a ``set`` of names (per-process string hashing): the same
+    seed gave other horizons in another process. Two drivers with different hash seeds and different global
+    draws before the searcher must get the same Sobol design and BoTorch proposals."""
+    repo = Path(__file__).resolve().parents[2]
+    outputs = []
+    for hash_seed, draws in (("0", "1"), ("123", "7")):
+        env = {**os.environ, "PYTHONPATH": str(repo), "PYTHONHASHSEED": hash_seed}
+        done = subprocess.run([sys.executable, "-c", PROPOSALS_SCRIPT, draws], cwd=repo, env=env,
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-2000:]
+        outputs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    assert len(outputs[0]) == 6 and all(isinstance(c, dict) for c in outputs[0])
+    assert outputs[0] == outputs[1]
+
+
+def test_proposing_leaves_the_process_global_generators_as_they_were() -> None:
+    random.seed(3)
+    np.random.seed(3)
+    before = random.getstate(), np.random.get_state()
+    searcher = AxSearcher(load_builtin("paper"), "score", "max", seed=0, num_init_trials=4, max_concurrent=2)
+    assert isinstance(searcher.suggest("t0"), dict)
+    after = np.random.get_state()
+    assert random.getstate() == before[0]
+    assert np.array_equal(after[1], before[1][1]) and after[2:] == before[1][2:]
 
 
 @pytest.mark.slow

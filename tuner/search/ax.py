@@ -48,11 +48,12 @@ import math
 import os
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from ax.adapter.transforms import int_to_float as _int_to_float
 from ax.api.client import Client
 from ax.api.configs import ChoiceParameterConfig, RangeParameterConfig
 from ax.exceptions.core import DataRequiredError, OptimizationComplete
@@ -129,6 +130,24 @@ def _torch_threads(num_threads: int) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def _round_in_name_order(parameters: Mapping[str, Any], transform_parameters: Iterable[str]) -> dict[str, Any]:
+    """Ax's ``randomized_round_parameters`` with the parameters taken in sorted order.
+
+    Ax 1.3.1 rounds integer parameters at random when a constraint involves them (``IntToFloat`` switches to
+    ``randomized_round``; in the paper space ``num_elites <= num_models`` does). Its draws are seeded (the
+    client's ``random_seed``), but it hands them out while iterating a ``set`` of names, whose order follows
+    Python's per-process string hashing: the same seed's Sobol design gave horizons ``[20, 1, 11, 50, 3, 13,
+    32, 2]`` in one process and ``[20, 1, 11, 49, 4, 13, 32, 1]`` in another (the evidence study and a later
+    sweep of the same space and seed differed so). Sorted, the same draw goes to the same parameter in every
+    process.
+    """
+    return _ax_randomized_round_parameters(parameters, sorted(transform_parameters))
+
+
+_ax_randomized_round_parameters = _int_to_float.randomized_round_parameters
+_int_to_float.randomized_round_parameters = _round_in_name_order  # type: ignore[assignment]
 
 
 def _score(result: Mapping[str, Any] | None, metric: str, error: bool) -> tuple[str, float | str]:
