@@ -91,18 +91,25 @@ class DataReturns:
     gamma: float
 
 
-def data_returns(dataset: str, gamma: float) -> DataReturns | None:
-    """:class:`DataReturns` of the dataset file at ``dataset``; None when it is gone or unreadable."""
+def data_returns(dataset: str, gamma: float, env: str | None = None) -> DataReturns | None:
+    """:class:`DataReturns` of ``dataset`` (a path, ``d4rl:`` or ``minari:`` source; ``env`` as the trials
+    were given it, which Minari sources and env-less D4RL files need); None when it cannot be loaded
+    (gone, unreadable, or its env unknown)."""
     try:
-        returns = discounted_returns(load_dataset(dataset), gamma)
+        returns = discounted_returns(load_dataset(dataset, env), gamma)
     except (DatasetError, OSError):
         return None
     return DataReturns(len(returns), float(returns.mean()), float(returns.max()), gamma)
 
 
+def ranked_rows(rows: Sequence[dict[str, Any]], estimator: str) -> list[dict[str, Any]]:
+    """The rows :func:`agreement` ranks: a finite simulator score and a finite estimate."""
+    return [r for r in rows if math.isfinite(float(r["score"])) and math.isfinite(float(r[estimator]))]
+
+
 def above_data(rows: Sequence[dict[str, Any]], estimator: str, data: DataReturns) -> int:
-    """How many of ``rows`` the estimator values above the data's best episode."""
-    return sum(1 for r in rows if math.isfinite(float(r[estimator])) and float(r[estimator]) > data.best)
+    """How many of the ranked ``rows`` (:func:`ranked_rows`) the estimator values above the data's best episode."""
+    return sum(1 for r in ranked_rows(rows, estimator) if float(r[estimator]) > data.best)
 
 
 # ---------------------------------------------------------------- a sweep's estimates, as the report reads them
@@ -124,7 +131,7 @@ class SweepEstimates:
     objective: str
     """What the sweep optimised (``simulator``, ``fqe``, ``model``)."""
     data: DataReturns | None
-    """What the dataset's own episodes earned, in the estimates' discount; None when its file is gone."""
+    """What the dataset's own episodes earned, in the estimates' discount; None when it cannot be loaded."""
 
 
 def sweep_estimates(spec: SweepSpec) -> list[SweepEstimates]:
@@ -135,7 +142,7 @@ def sweep_estimates(spec: SweepSpec) -> list[SweepEstimates]:
         experiment = spec.experiment_name(dataset)
         path = spec.root / ESTIMATES_DIR / f"{experiment}.json"
         rows: list[dict[str, Any]]
-        gamma = EstimateConfig.model_validate(spec.base.get("estimate", {})).gamma
+        gamma = EstimateConfig.model_validate(spec.base.get("estimate") or {}).gamma
         if path.is_file():
             stored = json.loads(path.read_text())
             rows, source = stored["rows"], "mbrl-tune estimate"
@@ -157,7 +164,7 @@ def sweep_estimates(spec: SweepSpec) -> list[SweepEstimates]:
         scores = [float(r["score"]) for r in rows]
         out.append(SweepEstimates(spec.name, dataset, experiment, source, rows,
                                   {e: agreement(scores, [float(r[e]) for r in rows]) for e in present},
-                                  seconds, spec.objective, data_returns(dataset, gamma)))
+                                  seconds, spec.objective, data_returns(dataset, gamma, spec.base.get("env"))))
     return out
 
 
@@ -171,11 +178,11 @@ def agreement_row(est: SweepEstimates, estimator: str) -> list[str]:
     chosen = " (objective)" if est.objective == estimator else ""
     cost = est.seconds.get(estimator)
     beyond = "-"
-    if est.data is not None:
-        top = max((r for r in est.rows if math.isfinite(float(r[estimator]))), key=lambda r: float(r[estimator]),
-                  default=None)
-        where = "above" if top is not None and float(top[estimator]) > est.data.best else "within"
-        beyond = (f"{above_data(est.rows, estimator, est.data)} of {len(est.rows)} (best episode "
+    ranked = ranked_rows(est.rows, estimator)
+    if est.data is not None and ranked:
+        top = max(ranked, key=lambda r: float(r[estimator]))  # the pick regret@1 judges
+        where = "above" if float(top[estimator]) > est.data.best else "within"
+        beyond = (f"{above_data(est.rows, estimator, est.data)} of {a.n} (best episode "
                   f"{est.data.best:.3g}; top pick {where})")
     return [f"{est.sweep} / {est.experiment}", f"{estimator}{chosen}", str(a.n),
             f"{num(a.spearman)} [{num(a.spearman_low)}, {num(a.spearman_high)}]",

@@ -13,7 +13,16 @@ import h5py
 import numpy as np
 import pytest
 
-from analysis.ope import above_data, agreement, data_returns, regret_at
+from analysis.ope import (
+    AGREEMENT_HEADER,
+    DataReturns,
+    SweepEstimates,
+    above_data,
+    agreement,
+    agreement_row,
+    data_returns,
+    regret_at,
+)
 
 TRUE = [1.0, 5.0, 3.0, 9.0, 7.0, 2.0]
 
@@ -84,7 +93,24 @@ def test_the_data_s_own_episodes_bound_what_it_shows(hopper_random_file: Path) -
     data = data_returns(str(hopper_random_file), 0.9)
     assert data is not None and data.episodes == len(returns) and data.gamma == 0.9
     assert data.best == pytest.approx(max(returns), rel=1e-5) and data.mean == pytest.approx(np.mean(returns), rel=1e-5)
-    rows = [{"trial": "a", "fqe": data.best + 1.0}, {"trial": "b", "fqe": data.best - 1.0},
-            {"trial": "c", "fqe": math.nan}, {"trial": "d", "fqe": 2 * data.best + 5.0}]
+    rows = [{"trial": "a", "score": 1.0, "fqe": data.best + 1.0}, {"trial": "b", "score": 2.0, "fqe": data.best - 1.0},
+            {"trial": "c", "score": 3.0, "fqe": math.nan}, {"trial": "d", "score": 0.0, "fqe": 2 * data.best + 5.0}]
     assert above_data(rows, "fqe", data) == 2
     assert data_returns(str(hopper_random_file.parent / "gone.hdf5"), 0.9) is None
+
+
+def test_the_row_counts_and_picks_among_the_trials_it_ranks() -> None:
+    """The column's count and top pick use the trials the agreement ranks (finite score and estimate): a trial
+    without a score is neither counted nor picked."""
+    rows = [{"trial": "a", "score": 1.0, "fqe": 50.0}, {"trial": "b", "score": 9.0, "fqe": 30.0},
+            {"trial": "c", "score": math.nan, "fqe": 99.0}, {"trial": "d", "score": 4.0, "fqe": 10.0}]
+    data = DataReturns(episodes=5, mean=20.0, best=40.0, gamma=0.99)
+    est = SweepEstimates("s", "d.hdf5", "d", "the trials' own reports", rows,
+                         {"fqe": agreement([r["score"] for r in rows], [r["fqe"] for r in rows], samples=200)},
+                         {}, "fqe", data)
+    row = dict(zip(AGREEMENT_HEADER, agreement_row(est, "fqe"), strict=True))
+    assert row["trials"] == "3" and row["regret@1"] == "8.00"  # picks a (fqe 50, true 1), not c
+    assert row["valued above the data's best episode"] == "1 of 3 (best episode 40; top pick above)"
+    est = SweepEstimates("s", "d.hdf5", "d", "x", rows, est.agreement, {}, "fqe", None)
+    assert dict(zip(AGREEMENT_HEADER, agreement_row(est, "fqe"), strict=True))[
+        "valued above the data's best episode"] == "-"

@@ -147,7 +147,7 @@ def _round_in_name_order(parameters: Mapping[str, Any], transform_parameters: It
 
 
 _ax_randomized_round_parameters = _int_to_float.randomized_round_parameters
-_int_to_float.randomized_round_parameters = _round_in_name_order  # type: ignore[assignment]
+_int_to_float.randomized_round_parameters = _round_in_name_order
 
 
 def _score(result: Mapping[str, Any] | None, metric: str, error: bool) -> tuple[str, float | str]:
