@@ -4,6 +4,7 @@ the user gets one line and a truthful exit code, and the resumed sweep reaches i
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -184,3 +185,27 @@ def test_a_sweep_moved_to_another_mount_point_resumes_there(hopper_random_file: 
     config = yaml.safe_load(best.read_text())["config"]  # runs where the sweep is now
     assert config["dataset"] == str(new / "data" / data.name)
     assert config["pool_dir"] == str(new / "sweeps" / "m" / "pools")
+
+
+def test_a_trial_count_ahead_of_the_trial_list_still_runs_to_the_count(hopper_random_file: Path,
+                                                                       tmp_path: Path) -> None:
+    """What a full disk can leave: Tune's small search-generator state written (it counts every trial
+    created), its experiment state not (the old file stays whole, one trial shorter). The resume must still
+    run the sweep to its count, not end with a trial missing that no later resume would run."""
+    exp = tmp_path / "c" / hopper_random_file.stem
+    kill_after(sweep_cmd(hopper_random_file, tmp_path, "c", 4), exp, 2, checkpointed=True)
+    running = {r.trial_id for r in resumable_from_checkpoint(exp)}
+    assert running, "the sweep was killed before a third trial had a checkpoint"
+    state_file = sorted(exp.glob("experiment_state-*.json"))[-1]
+    state = json.loads(state_file.read_text())
+    created = len(state["trial_data"])
+    state["trial_data"] = [t for t in state["trial_data"] if json.loads(t[0])["trial_id"] not in running]
+    assert len(state["trial_data"]) == created - 1
+    state_file.write_text(json.dumps(state))  # the unfinished trial is now unknown to the experiment state
+
+    resumed = subprocess.run([*CLI, "resume", str(tmp_path / "c")], capture_output=True, text=True, env=ENV,
+                             timeout=600, start_new_session=True)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"counted {created} trials created, the experiment state lists {created - 1}; set to {created - 1}" \
+        in resumed.stdout
+    assert len(finished(exp)) >= 4

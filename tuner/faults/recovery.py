@@ -11,6 +11,9 @@ a traceback on every try. So:
   the same configs, the trials that finished after them; their first results stay on disk). Without a
   good copy the resume is refused with one line naming the file and what to do.
 
+:func:`match_trial_count` then sets the search generator's count of trials created to the trials the
+experiment state lists, when a full disk let one file be written and not the other.
+
 A sweep moved to another path (another machine mounting the same storage elsewhere) is followed by
 :func:`follow_move`: Tune itself re-points the restored trials, but the search generator's pickled
 experiment keeps the old storage path, and every trial it creates after the resume would write there
@@ -115,6 +118,31 @@ def repair_state(exp_dir: Path) -> list[str]:
         why = problems[pattern][1] if pattern in problems else "restored with the damaged ones, to agree with them"
         notes.append(f"{copy.name} ({why}): replaced by the copy kept in {BACKUP_DIR}/")
     return notes
+
+
+def match_trial_count(exp_dir: Path) -> list[str]:
+    """Make the search generator's count of trials created agree with the trials the experiment state lists.
+
+    Tune saves the two in separate files. On a full disk the small ``search_gen_state`` can be written while
+    the larger ``experiment_state`` is not (its old file stays whole, so nothing looks damaged): the
+    generator then counts a trial the restored experiment does not hold, and since Tune stops asking for
+    trials once the count reaches ``num_samples``, that trial is never run, by this resume or any later
+    one (seen: "5 finished, 0 errored, 1 missing of 6" after every resume). The reverse (a generator state
+    older than the trial list) would create trials beyond ``num_samples``. The count is set to the trials
+    listed; the searcher proposes again for those it lost. Returns a note when it changed the file."""
+    states = sorted(exp_dir.glob("experiment_state-*.json"))
+    generators = sorted(exp_dir.glob("search_gen_state-*.json"))
+    if not states or not generators:
+        return []
+    trials = len(json.loads(states[-1].read_text()).get("trial_data", []))
+    state = cloudpickle.loads(generators[-1].read_bytes())
+    counter = state.get("counter") if isinstance(state, dict) else None
+    if not isinstance(counter, int) or counter == trials:
+        return []
+    state["counter"] = trials
+    atomic_write_bytes(generators[-1], cloudpickle.dumps(state))
+    return [f"{generators[-1].name}: counted {counter} trials created, the experiment state lists {trials}; "
+            f"set to {trials}, so the sweep still runs to its count"]
 
 
 def follow_move(exp_dir: Path) -> list[str]:

@@ -39,7 +39,7 @@ from trials.run.params import searched, tune_space
 from trials.run.trainable import tune_trainable
 from tuner.errors import SweepError
 from tuner.faults.interrupts import fit
-from tuner.faults.recovery import StateBackup, backup_state, follow_move, repair_state
+from tuner.faults.recovery import StateBackup, backup_state, follow_move, match_trial_count, repair_state
 from tuner.faults.storage import raise_if_disk_full, trial_failure, whole_file_fs
 from tuner.run.pools import PoolJob, collect_spare, train_pools
 from tuner.run.trackers import tracker_callbacks, tune_settings
@@ -271,6 +271,8 @@ def _run_experiment(spec: SweepSpec, dataset_path: str, dataset: Dataset, base: 
         for note in repair_state(exp_dir):  # a damaged state file: the last good copy, or a one-line refusal
             print(f"[{label}] {note}", flush=True)
         for note in follow_move(exp_dir):  # a moved sweep: new trials go where the sweep is now
+            print(f"[{label}] {note}", flush=True)
+        for note in match_trial_count(exp_dir):  # a full disk that kept the trial list but not the count
             print(f"[{label}] {note}", flush=True)
     storage = whole_file_fs()  # a full disk never leaves Tune's rewritten files cut short (tuner.faults.storage)
     if resume and tune.Tuner.can_restore(str(exp_dir), storage_filesystem=storage):
