@@ -107,6 +107,11 @@ def ranked_rows(rows: Sequence[dict[str, Any]], estimator: str) -> list[dict[str
     return [r for r in rows if math.isfinite(float(r["score"])) and math.isfinite(float(r[estimator]))]
 
 
+def top_pick(rows: Sequence[dict[str, Any]], estimator: str) -> dict[str, Any] | None:
+    """The ranked row (:func:`ranked_rows`) the estimator values highest: the choice regret@1 judges."""
+    return max(ranked_rows(rows, estimator), key=lambda r: float(r[estimator]), default=None)
+
+
 def above_data(rows: Sequence[dict[str, Any]], estimator: str, data: DataReturns) -> int:
     """How many of the ranked ``rows`` (:func:`ranked_rows`) the estimator values above the data's best episode."""
     return sum(1 for r in ranked_rows(rows, estimator) if float(r[estimator]) > data.best)
@@ -178,9 +183,8 @@ def agreement_row(est: SweepEstimates, estimator: str) -> list[str]:
     chosen = " (objective)" if est.objective == estimator else ""
     cost = est.seconds.get(estimator)
     beyond = "-"
-    ranked = ranked_rows(est.rows, estimator)
-    if est.data is not None and ranked:
-        top = max(ranked, key=lambda r: float(r[estimator]))  # the pick regret@1 judges
+    top = top_pick(est.rows, estimator)
+    if est.data is not None and top is not None:
         where = "above" if float(top[estimator]) > est.data.best else "within"
         beyond = (f"{above_data(est.rows, estimator, est.data)} of {a.n} (best episode "
                   f"{est.data.best:.3g}; top pick {where})")
@@ -228,7 +232,7 @@ def offline_picks(est: SweepEstimates) -> dict[str, float]:
     """Estimator -> the simulator score of the trial it ranks first (a choice made with no online episode)."""
     out = {}
     for e in est.agreement:
-        rows = [r for r in est.rows if math.isfinite(float(r[e])) and math.isfinite(float(r["score"]))]
-        if rows:
-            out[e] = float(max(rows, key=lambda r: float(r[e]))["score"])
+        top = top_pick(est.rows, e)
+        if top is not None:
+            out[e] = float(top["score"])
     return out
