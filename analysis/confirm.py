@@ -118,6 +118,27 @@ def _fmt(cell: dict[str, Any]) -> str:
     return f"{cell['mean']:.2f}{std} (n={cell['n']})"
 
 
+def _tau_text(tau: dict[str, Any], with_p: bool = False) -> str:
+    """A Kendall's tau with its n (and p), or what it still needs: two arms finished on every seed."""
+    if tau["n"] < 2:
+        return f"not yet (needs 2 arms finished at both budgets on every seed; n={tau['n']})"
+    p = f", p {tau['p']:.2f}" if with_p else ""
+    return f"{tau['tau']:.2f} (n={tau['n']}{p})"
+
+
+def _difference_text(d: dict[str, Any], with_p: bool = False) -> str:
+    """best1 - baseline with its Welch and bootstrap intervals, or only the difference while either arm has
+    fewer than 2 seeds (no interval from one seed)."""
+    n = f"n={d['n'][0]}/{d['n'][1]}"
+    if not (d["n"][0] and d["n"][1]):
+        return f"not yet ({n})"
+    if min(d["n"]) < 2:
+        return f"{d['difference']:+.2f} ({n}; intervals need 2 seeds per arm)"
+    p = f" (p {d['p']:.2f})" if with_p else ""
+    return (f"{d['difference']:+.2f}, 95% CI Welch [{d['welch'][0]:.2f}, {d['welch'][1]:.2f}]{p}, bootstrap "
+            f"[{d['bootstrap'][0]:.2f}, {d['bootstrap'][1]:.2f}] ({n})")
+
+
 def flat_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per (dataset, arm), for the CSV."""
     out = []
@@ -144,20 +165,16 @@ def format_confirmation(rows: list[dict[str, Any]]) -> str:
             sweep = f"{arm['sweep_score']:.2f}" if arm["sweep_score"] is not None else "-"
             lines.append(f"| {arm['arm']} | {sweep} | {_fmt(arm[SEARCH])} | {_fmt(arm[CONFIRM])} |")
         tau = row["kendall_search_vs_confirm"]
-        lines += ["", f"Kendall's tau, arms at {u[SEARCH]:,} vs {u[CONFIRM]:,} updates: {tau['tau']:.2f} "
-                      f"(n={tau['n']}, p {tau['p']:.2f})"]
+        lines += ["", f"Kendall's tau, arms at {u[SEARCH]:,} vs {u[CONFIRM]:,} updates: {_tau_text(tau, True)}"]
         if "kendall_sweep_vs_confirm" in row:
             t = row["kendall_sweep_vs_confirm"]
-            lines.append(f"Kendall's tau, sweep score vs {u[CONFIRM]:,} updates: {t['tau']:.2f} "
-                         f"(n={t['n']}, p {t['p']:.2f})")
+            lines.append(f"Kendall's tau, sweep score vs {u[CONFIRM]:,} updates: {_tau_text(t, True)}")
         if "winner_at_confirm" in row:
             lines.append(f"Best at {u[SEARCH]:,}: {row['winner_at_search']}; "
                          f"at {u[CONFIRM]:,}: {row['winner_at_confirm']}")
         if "best1_vs_baseline_at_confirm" in row:
             d = row["best1_vs_baseline_at_confirm"]
-            lines.append(f"best1 - baseline at {u[CONFIRM]:,} updates: {d['difference']:+.2f}, 95% CI Welch "
-                         f"[{d['welch'][0]:.2f}, {d['welch'][1]:.2f}] (p {d['p']:.2f}), bootstrap "
-                         f"[{d['bootstrap'][0]:.2f}, {d['bootstrap'][1]:.2f}], n={d['n'][0]}/{d['n'][1]}")
+            lines.append(f"best1 - baseline at {u[CONFIRM]:,} updates: {_difference_text(d, True)}")
         lines.append("")
     return "\n".join(lines)
 
@@ -194,18 +211,15 @@ def transfer_summary(row: dict[str, Any]) -> str:
     """One dataset's transfer figures in a sentence: the tau(s), the winners, best1 against the baseline."""
     u = row["updates"]
     tau = row["kendall_search_vs_confirm"]
-    parts = [f"Kendall's tau of the arms between {u[SEARCH]:,} and {u[CONFIRM]:,} updates "
-             f"{tau['tau']:.2f} (n={tau['n']})"]
+    parts = [f"Kendall's tau of the arms between {u[SEARCH]:,} and {u[CONFIRM]:,} updates {_tau_text(tau)}"]
     if "kendall_sweep_vs_confirm" in row:
         t = row["kendall_sweep_vs_confirm"]
-        parts.append(f"sweep score against {u[CONFIRM]:,} updates {t['tau']:.2f} (n={t['n']})")
+        parts.append(f"sweep score against {u[CONFIRM]:,} updates {_tau_text(t)}")
     if "winner_at_confirm" in row:
         parts.append(f"best at {u[SEARCH]:,}: {row['winner_at_search']}; at {u[CONFIRM]:,}: {row['winner_at_confirm']}")
     d = row.get("best1_vs_baseline_at_confirm")
     if d and d["n"][0] and d["n"][1]:
-        parts.append(f"best1 - baseline at {u[CONFIRM]:,}: {d['difference']:+.2f}, 95% CI Welch "
-                     f"[{d['welch'][0]:.2f}, {d['welch'][1]:.2f}], bootstrap [{d['bootstrap'][0]:.2f}, "
-                     f"{d['bootstrap'][1]:.2f}] (n={d['n'][0]}/{d['n'][1]})")
+        parts.append(f"best1 - baseline at {u[CONFIRM]:,}: {_difference_text(d)}")
     return "; ".join(parts) + "."
 
 

@@ -1,0 +1,60 @@
+"""The confirmation table's text (``analysis.confirm``): figures that cannot be computed yet (one seed, one
+finished arm) say what they still need instead of printing nan; with enough seeds the printed intervals are
+Welch's and the bootstrap's, checked against scipy's own t interval."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from analysis.compare import bootstrap_interval, welch_interval
+from analysis.confirm import format_confirmation, transfer_summary
+from tuner.store.confirm_plan import CONFIRM, SEARCH
+
+
+def _row(best: list[float], base: list[float]) -> dict[str, Any]:
+    """A dataset row as ``analysis.confirm.dataset_row`` makes it, from per-seed confirm-budget scores."""
+    b, h = np.array(best), np.array(base)
+    welch, p = welch_interval(b, h)
+    boot = bootstrap_interval(b, h)
+
+    def cell(x: list[float]) -> dict[str, Any]:
+        std = float(np.std(x, ddof=1)) if len(x) > 1 else math.nan
+        return {"mean": float(np.mean(x)), "std": std, "n": len(x), "seeds": {str(i + 1): v for i, v in enumerate(x)}}
+
+    arms = [{"arm": "baseline", "setting": {}, "sweep_trial": None, "sweep_score": None,
+             SEARCH: cell([1.0] * len(base)), CONFIRM: cell(base)},
+            {"arm": "best1", "setting": {}, "sweep_trial": "t", "sweep_score": 12.5,
+             SEARCH: cell([8.0] * len(best)), CONFIRM: cell(best)}]
+    n = min(len(best), len(base))
+    tau = ({"tau": math.nan, "p": math.nan, "n": 0} if n < 3 else
+           {"tau": 1.0, "p": 1.0, "n": 2})
+    return {"dataset": "hopper-medium-100k", "name": "hopper-medium", "seeds": [1, 2, 3],
+            "updates": {SEARCH: 20_000, CONFIRM: 200_000}, "arms": arms, "kendall_search_vs_confirm": tau,
+            "best1_vs_baseline_at_confirm": {
+                "difference": float(b.mean() - h.mean()), "welch": [welch.low, welch.high], "p": p,
+                "bootstrap": [boot.low, boot.high], "n": [len(b), len(h)]}}
+
+
+def test_one_seed_per_arm_says_what_is_missing_instead_of_nan() -> None:
+    row = _row([71.89], [0.95])
+    for text in (format_confirmation([row]), transfer_summary(row)):
+        assert "nan" not in text, text
+        assert "+70.94 (n=1/1; intervals need 2 seeds per arm)" in text, text
+        assert "not yet (needs 2 arms finished at both budgets on every seed; n=0)" in text, text
+
+
+def test_three_seeds_print_welchs_and_the_bootstraps_intervals() -> None:
+    best, base = [5.0, 9.5, 1.6], [2.1, 4.3, 1.4]
+    ci = stats.ttest_ind(best, base, equal_var=False).confidence_interval(0.95)
+    row = _row(best, base)
+    text = format_confirmation([row])
+    boot = row["best1_vs_baseline_at_confirm"]["bootstrap"]
+    assert (f"best1 - baseline at 200,000 updates: {np.mean(best) - np.mean(base):+.2f}, 95% CI Welch "
+            f"[{ci.low:.2f}, {ci.high:.2f}]") in text, text
+    assert f"bootstrap [{boot[0]:.2f}, {boot[1]:.2f}] (n=3/3)" in text, text
+    assert "Kendall's tau, arms at 20,000 vs 200,000 updates: 1.00 (n=2, p 1.00)" in text, text
+    assert "nan" not in text and "nan" not in transfer_summary(row)
