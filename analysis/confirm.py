@@ -3,7 +3,9 @@
 Per dataset: each arm's score at the search budget and at the confirm budget (mean ± sample standard
 deviation over the same seeds, per seed in the JSON); Kendall's tau between the arms' mean scores at the
 two budgets (with its n; with ``--top-k all`` the arms are every finished trial, and a second tau compares
-their sweep scores with the confirm budget's); the arm that wins at the confirm budget; and the sweep's
+their sweep scores with the confirm budget's); the search budget judged as a predictor of the confirm
+budget, with the measures an offline estimate gets (``analysis.ranking``: Spearman with a bootstrap
+interval, regret@1 and @3); the arm that wins at the confirm budget; and the sweep's
 winner (``best1``) against the hand-tuned ``baseline`` at the confirm budget, with Welch and bootstrap 95%
 intervals (``analysis.compare``). Written as ``confirmation.csv`` (a row per arm) and
 ``confirmation.json`` (per dataset, per-seed scores included) in the confirm folder.
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,7 @@ from scipy import stats
 
 from analysis.compare import bootstrap_interval, mean_std, welch_interval
 from analysis.online_budget import final_episode_scores
+from analysis.ranking import agreement
 from analysis.tables import write_table
 from trials.envs import get_env_spec
 from tuner.store.compare_plan import run_key
@@ -98,6 +101,10 @@ def dataset_row(plan: ConfirmPlan, entry: ConfirmDataset) -> dict[str, Any]:
         winner = max(complete, key=lambda a: a[CONFIRM]["mean"])
         out["winner_at_confirm"] = winner["arm"]
         out["winner_at_search"] = max(complete, key=lambda a: a[SEARCH]["mean"])["arm"]
+        # The search budget as a predictor of the confirm budget (the measures an offline estimate gets in
+        # analysis.ope): Spearman with its bootstrap interval, and regret@k, what trusting its top k costs.
+        out["search_ranking"] = asdict(agreement([a[CONFIRM]["mean"] for a in complete],
+                                                 [a[SEARCH]["mean"] for a in complete]))
     by_name = {a["arm"]: a for a in arms}
     if "baseline" in by_name and "best1" in by_name:
         best = scores.get("best1", {}).get(CONFIRM, {})
@@ -124,6 +131,17 @@ def _tau_text(tau: dict[str, Any], with_p: bool = False) -> str:
         return f"not yet (needs 2 arms finished at both budgets on every seed; n={tau['n']})"
     p = f", p {tau['p']:.2f}" if with_p else ""
     return f"{tau['tau']:.2f} (n={tau['n']}{p})"
+
+
+def _ranking_text(r: dict[str, Any]) -> str:
+    """Spearman [95% CI] and regret@1/@3 of one budget's ranking against another's scores."""
+    regret = {int(k): v for k, v in r["regret"].items()}
+    if r["n"] < 3:
+        return f"not yet (needs 3 arms finished at both budgets on every seed; n={r['n']})"
+    at3 = f", regret@3 {regret[3]:.2f}" if r["n"] > 3 else ""
+    return (f"Spearman {r['spearman']:.2f} [{r['spearman_low']:.2f}, {r['spearman_high']:.2f}], "
+            f"regret@1 {regret[1]:.2f}{at3} (n={r['n']}; regret@k: the best arm's score minus the best "
+            "among the top k by the smaller budget)")
 
 
 def _difference_text(d: dict[str, Any], with_p: bool = False) -> str:
@@ -172,6 +190,8 @@ def format_confirmation(rows: list[dict[str, Any]]) -> str:
         if "winner_at_confirm" in row:
             lines.append(f"Best at {u[SEARCH]:,}: {row['winner_at_search']}; "
                          f"at {u[CONFIRM]:,}: {row['winner_at_confirm']}")
+            lines.append(f"Ranking the arms by their {u[SEARCH]:,}-update scores, judged at {u[CONFIRM]:,}: "
+                         f"{_ranking_text(row['search_ranking'])}")
         if "best1_vs_baseline_at_confirm" in row:
             d = row["best1_vs_baseline_at_confirm"]
             lines.append(f"best1 - baseline at {u[CONFIRM]:,} updates: {_difference_text(d, True)}")
@@ -217,6 +237,8 @@ def transfer_summary(row: dict[str, Any]) -> str:
         parts.append(f"sweep score against {u[CONFIRM]:,} updates {_tau_text(t)}")
     if "winner_at_confirm" in row:
         parts.append(f"best at {u[SEARCH]:,}: {row['winner_at_search']}; at {u[CONFIRM]:,}: {row['winner_at_confirm']}")
+        parts.append(f"the {u[SEARCH]:,}-update ranking judged at {u[CONFIRM]:,}: "
+                     f"{_ranking_text(row['search_ranking'])}")
     d = row.get("best1_vs_baseline_at_confirm")
     if d and d["n"][0] and d["n"][1]:
         parts.append(f"best1 - baseline at {u[CONFIRM]:,}: {_difference_text(d)}")

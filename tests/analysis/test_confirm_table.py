@@ -58,3 +58,18 @@ def test_three_seeds_print_welchs_and_the_bootstraps_intervals() -> None:
     assert f"bootstrap [{boot[0]:.2f}, {boot[1]:.2f}] (n=3/3)" in text, text
     assert "Kendall's tau, arms at 20,000 vs 200,000 updates: 1.00 (n=2, p 1.00)" in text, text
     assert "nan" not in text and "nan" not in transfer_summary(row)
+
+
+def test_the_search_budgets_ranking_is_judged_by_spearman_and_regret() -> None:
+    """Fewer than 3 arms: no ranking figure yet; with 4 the Spearman interval and regret@1 and @3 print."""
+    row = _row([5.0, 9.5, 1.6], [2.1, 4.3, 1.4])
+    row["winner_at_search"], row["winner_at_confirm"] = "best1", "best2"
+    row["search_ranking"] = {"n": 2, "spearman": math.nan, "spearman_low": math.nan, "spearman_high": math.nan,
+                             "regret": {"1": math.nan, "3": math.nan}}
+    assert "judged at 200,000: not yet (needs 3 arms finished at both budgets on every seed; n=2)" in \
+        format_confirmation([row])
+    row["search_ranking"] = {"n": 4, "spearman": 0.4, "spearman_low": -0.8, "spearman_high": 1.0,
+                             "regret": {1: 1.62, 3: 0.0}}
+    text = format_confirmation([row])
+    assert "Spearman 0.40 [-0.80, 1.00], regret@1 1.62, regret@3 0.00 (n=4;" in text, text
+    assert "ranking judged at 200,000: Spearman 0.40 [-0.80, 1.00]" in transfer_summary(row)

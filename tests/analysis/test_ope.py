@@ -18,11 +18,10 @@ from analysis.ope import (
     DataReturns,
     SweepEstimates,
     above_data,
-    agreement,
     agreement_row,
     data_returns,
-    regret_at,
 )
+from analysis.ranking import agreement, regret_at
 
 TRUE = [1.0, 5.0, 3.0, 9.0, 7.0, 2.0]
 

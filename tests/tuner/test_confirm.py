@@ -96,6 +96,12 @@ def test_confirm_stage_survives_a_kill_and_its_study_moves(tmp_path: Path) -> No
     assert [a["arm"] for a in table["arms"]] == ["baseline", "best1", "best2"]
     assert all(a[b]["n"] == 1 for a in table["arms"] for b in (SEARCH, CONFIRM))
     assert table["kendall_search_vs_confirm"]["n"] == 3 and table["winner_at_confirm"] in {"baseline", "best1", "best2"}
+    # regret@1 of the search budget's ranking, from the arms' own scores: best at the confirm budget minus
+    # the confirm score of the arm that was best at the search budget
+    means = {a["arm"]: (a[SEARCH]["mean"], a[CONFIRM]["mean"]) for a in table["arms"]}
+    pick = max(means, key=lambda arm: means[arm][0])
+    ranking = table["search_ranking"]
+    assert ranking["n"] == 3 and ranking["regret"]["1"] == max(c for _, c in means.values()) - means[pick][1]
     report = (home / "out/tiny/report/report.md").read_text()
     assert "Fidelity transfer, hopper-random-2k" in report and "Confirmation at a larger budget" in report
     assert "Online budget, hopper-random-2k: the UCB bandit" in report  # best1 and best2 by their episodes

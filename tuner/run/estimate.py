@@ -28,7 +28,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from analysis.ope import ESTIMATES_DIR, agreement
+from analysis.ope import ESTIMATES_DIR
+from analysis.ranking import agreement
 from trials.agent.sac import SAC
 from trials.config import ESTIMATORS, EstimateConfig, TrialConfig
 from trials.data.dataset import Dataset, load_dataset
