@@ -125,23 +125,33 @@ def _fmt(cell: dict[str, Any]) -> str:
     return f"{cell['mean']:.2f}{std} (n={cell['n']})"
 
 
-def _tau_text(tau: dict[str, Any], with_p: bool = False) -> str:
-    """A Kendall's tau with its n (and p), or what it still needs: two arms finished on every seed."""
+#: What a tau over the arms needs before it means anything.
+_ARMS_NEEDED = "2 arms finished at both budgets on every seed"
+#: What the sweep-score tau needs (with ``--top-k all``: arms from the sweep, finished at the confirm budget).
+_SWEPT_NEEDED = "2 swept arms finished at the confirm budget on every seed"
+
+
+def _tau_text(tau: dict[str, Any], needs: str = _ARMS_NEEDED, with_p: bool = False) -> str:
+    """A Kendall's tau with its n (and p), or what it still needs; undefined when every score ties."""
     if tau["n"] < 2:
-        return f"not yet (needs 2 arms finished at both budgets on every seed; n={tau['n']})"
+        return f"not yet (needs {needs}; n={tau['n']})"
+    if math.isnan(tau["tau"]):
+        return f"undefined (tied scores; n={tau['n']})"
     p = f", p {tau['p']:.2f}" if with_p else ""
     return f"{tau['tau']:.2f} (n={tau['n']}{p})"
 
 
 def _ranking_text(r: dict[str, Any]) -> str:
-    """Spearman [95% CI] and regret@1/@3 of one budget's ranking against another's scores."""
+    """Spearman [95% CI] and regret@1 (and @3 beyond 3 arms) of the search budget's ranking of the arms
+    against their confirm-budget means."""
     regret = {int(k): v for k, v in r["regret"].items()}
     if r["n"] < 3:
         return f"not yet (needs 3 arms finished at both budgets on every seed; n={r['n']})"
+    rho = ("undefined (tied scores)" if math.isnan(r["spearman"]) else
+           f"{r['spearman']:.2f} [{r['spearman_low']:.2f}, {r['spearman_high']:.2f}]")
     at3 = f", regret@3 {regret[3]:.2f}" if r["n"] > 3 else ""
-    return (f"Spearman {r['spearman']:.2f} [{r['spearman_low']:.2f}, {r['spearman_high']:.2f}], "
-            f"regret@1 {regret[1]:.2f}{at3} (n={r['n']}; regret@k: the best arm's score minus the best "
-            "among the top k by the smaller budget)")
+    return (f"Spearman {rho}, regret@1 {regret[1]:.2f}{at3} (n={r['n']}; regret@k: the best confirm-budget "
+            "mean minus the best confirm-budget mean among the k arms ranked highest at the search budget)")
 
 
 def _difference_text(d: dict[str, Any], with_p: bool = False) -> str:
@@ -149,7 +159,7 @@ def _difference_text(d: dict[str, Any], with_p: bool = False) -> str:
     fewer than 2 seeds (no interval from one seed)."""
     n = f"n={d['n'][0]}/{d['n'][1]}"
     if not (d["n"][0] and d["n"][1]):
-        return f"not yet ({n})"
+        return f"not yet (needs a finished seed of each arm; {n})"
     if min(d["n"]) < 2:
         return f"{d['difference']:+.2f} ({n}; intervals need 2 seeds per arm)"
     p = f" (p {d['p']:.2f})" if with_p else ""
@@ -183,15 +193,16 @@ def format_confirmation(rows: list[dict[str, Any]]) -> str:
             sweep = f"{arm['sweep_score']:.2f}" if arm["sweep_score"] is not None else "-"
             lines.append(f"| {arm['arm']} | {sweep} | {_fmt(arm[SEARCH])} | {_fmt(arm[CONFIRM])} |")
         tau = row["kendall_search_vs_confirm"]
-        lines += ["", f"Kendall's tau, arms at {u[SEARCH]:,} vs {u[CONFIRM]:,} updates: {_tau_text(tau, True)}"]
+        lines += ["", f"Kendall's tau, arms at {u[SEARCH]:,} vs {u[CONFIRM]:,} updates: {_tau_text(tau, with_p=True)}"]
         if "kendall_sweep_vs_confirm" in row:
             t = row["kendall_sweep_vs_confirm"]
-            lines.append(f"Kendall's tau, sweep score vs {u[CONFIRM]:,} updates: {_tau_text(t, True)}")
+            lines.append(f"Kendall's tau, sweep score vs {u[CONFIRM]:,} updates: {_tau_text(t, _SWEPT_NEEDED, True)}")
         if "winner_at_confirm" in row:
             lines.append(f"Best at {u[SEARCH]:,}: {row['winner_at_search']}; "
                          f"at {u[CONFIRM]:,}: {row['winner_at_confirm']}")
-            lines.append(f"Ranking the arms by their {u[SEARCH]:,}-update scores, judged at {u[CONFIRM]:,}: "
-                         f"{_ranking_text(row['search_ranking'])}")
+            if "search_ranking" in row:  # tables stored before it was measured lack it
+                lines.append(f"Ranking the arms by their {u[SEARCH]:,}-update scores, judged at {u[CONFIRM]:,}: "
+                             f"{_ranking_text(row['search_ranking'])}")
         if "best1_vs_baseline_at_confirm" in row:
             d = row["best1_vs_baseline_at_confirm"]
             lines.append(f"best1 - baseline at {u[CONFIRM]:,} updates: {_difference_text(d, True)}")
@@ -234,11 +245,12 @@ def transfer_summary(row: dict[str, Any]) -> str:
     parts = [f"Kendall's tau of the arms between {u[SEARCH]:,} and {u[CONFIRM]:,} updates {_tau_text(tau)}"]
     if "kendall_sweep_vs_confirm" in row:
         t = row["kendall_sweep_vs_confirm"]
-        parts.append(f"sweep score against {u[CONFIRM]:,} updates {_tau_text(t)}")
+        parts.append(f"sweep score against {u[CONFIRM]:,} updates {_tau_text(t, _SWEPT_NEEDED)}")
     if "winner_at_confirm" in row:
         parts.append(f"best at {u[SEARCH]:,}: {row['winner_at_search']}; at {u[CONFIRM]:,}: {row['winner_at_confirm']}")
-        parts.append(f"the {u[SEARCH]:,}-update ranking judged at {u[CONFIRM]:,}: "
-                     f"{_ranking_text(row['search_ranking'])}")
+        if "search_ranking" in row:
+            parts.append(f"the {u[SEARCH]:,}-update ranking judged at {u[CONFIRM]:,}: "
+                         f"{_ranking_text(row['search_ranking'])}")
     d = row.get("best1_vs_baseline_at_confirm")
     if d and d["n"][0] and d["n"][1]:
         parts.append(f"best1 - baseline at {u[CONFIRM]:,}: {_difference_text(d)}")

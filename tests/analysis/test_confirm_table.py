@@ -73,3 +73,23 @@ def test_the_search_budgets_ranking_is_judged_by_spearman_and_regret() -> None:
     text = format_confirmation([row])
     assert "Spearman 0.40 [-0.80, 1.00], regret@1 1.62, regret@3 0.00 (n=4;" in text, text
     assert "ranking judged at 200,000: Spearman 0.40 [-0.80, 1.00]" in transfer_summary(row)
+
+
+def test_a_table_stored_before_the_ranking_was_measured_still_prints() -> None:
+    """``write_confirmation`` keeps a stored table that holds more runs than it finds; one written before
+    ``search_ranking`` existed has the winners but not it."""
+    row = _row([5.0, 9.5, 1.6], [2.1, 4.3, 1.4])
+    row["winner_at_search"], row["winner_at_confirm"] = "best1", "best2"
+    for text in (format_confirmation([row]), transfer_summary(row)):
+        assert "at 200,000: best2" in text and "regret" not in text, text
+
+
+def test_tied_scores_give_an_undefined_rank_figure_not_nan() -> None:
+    row = _row([5.0, 9.5, 1.6], [2.1, 4.3, 1.4])
+    row["kendall_search_vs_confirm"] = {"tau": math.nan, "p": math.nan, "n": 3}
+    row["winner_at_search"], row["winner_at_confirm"] = "best1", "best1"
+    row["search_ranking"] = {"n": 3, "spearman": math.nan, "spearman_low": math.nan, "spearman_high": math.nan,
+                             "regret": {"1": 0.0, "3": 0.0}}
+    text = format_confirmation([row])
+    assert "updates: undefined (tied scores; n=3)" in text and "Spearman undefined (tied scores), regret@1 0.00" in text
+    assert "nan" not in text, text
