@@ -63,9 +63,9 @@ def mount_tmpfs(tmp_path: Path) -> Iterator[Callable[[str], Path]]:
 
 
 def fill_filesystem(fs: Path) -> Path:
-    """Take every free byte of ``fs``; returns the filler file."""
+    """Take every free byte of ``fs``; returns the filler file (topped up when called again)."""
     filler = fs / "filler"
-    with open(filler, "wb", buffering=0) as f:  # unbuffered: nothing is left to fail at close
+    with open(filler, "ab", buffering=0) as f:  # unbuffered: nothing is left to fail at close
         for block in (1 << 20, 4096, 1):
             try:
                 while f.write(b"\0" * block):

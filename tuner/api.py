@@ -30,7 +30,7 @@ from trials.files import DamagedFileError, read_torch
 from trials.generation.settings import LEVEL_NAMES, GenerateConfig
 from tuner.errors import StorageFullError, SweepError, UsageError
 from tuner.faults.interrupts import Interrupted
-from tuner.faults.storage import full_filesystem_line, storage_guard
+from tuner.faults.storage import full_filesystem_line, storage_full, storage_guard
 from tuner.store.presets import PRESETS, load_preset, resolve_space
 from tuner.store.spec import OBJECTIVES, Objective, SweepSpec
 from tuner.store.status import Completion
@@ -238,6 +238,9 @@ class SweepStatus:
     """One line per stored confirmation: runs finished of planned, and those in progress."""
     incomplete: dict[str, Completion]
     """Datasets short of their trial count, or with errored trials."""
+    storage_full: bool = False
+    """Whether the sweep's filesystem is full now (under 1 MiB free): trials that failed on it may have
+    had no room to write why, so their error files cannot say it."""
 
     @property
     def complete(self) -> bool:
@@ -251,7 +254,8 @@ def sweep_status(path: str | Path) -> SweepStatus:
 
     path = Path(path)
     incomplete = {d: c for d, c in sweep_completion(path).items() if not c.complete}
-    return SweepStatus(table=status_table(path), confirm_lines=progress_lines(path), incomplete=incomplete)
+    return SweepStatus(table=status_table(path), confirm_lines=progress_lines(path), incomplete=incomplete,
+                       storage_full=storage_full(path))
 
 
 def is_study(path: str | Path) -> bool:

@@ -141,6 +141,12 @@ def test_full_filesystem_mid_sweep_then_resume_completes(hopper_random_file: Pat
     # short once emptied finished trials' files (tuner.faults.storage): what had finished is still there, unchanged
     assert all(before.get(t) == s for t, s in pre.items()), (pre, before)
 
+    # While the disk stays full, status names the cause: the failed trials may have had no room to say it
+    # (the filler, topped up, takes whatever the ended sweep freed).
+    fill(small_fs)
+    status = subprocess.run([*CLI, "status", str(small_fs / "f")], capture_output=True, text=True, env=ENV,
+                            timeout=300)
+    assert "incomplete" in status.stderr and "is full (no space left on device)" in status.stderr, status.stderr
     filler.unlink()  # space freed: the same sweep resumes to its count
     resumed = subprocess.run([*CLI, "resume", str(small_fs / "f")], capture_output=True, text=True, env=ENV,
                              timeout=600, start_new_session=True)

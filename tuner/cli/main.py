@@ -95,7 +95,7 @@ def _print_status(sweep_dir: Path) -> int:
     for dataset, c in status.incomplete.items():
         print(f"mbrl-tune: incomplete: {Path(dataset).stem}: {c.ended} finished, {c.errored} errored, {c.missing} "
               f"missing of {c.target}", file=sys.stderr)
-    if any(c.disk_full for c in status.incomplete.values()):
+    if status.storage_full or any(c.disk_full for c in status.incomplete.values()):
         print(f"mbrl-tune: error: the filesystem of {sweep_dir} is full (no space left on device); free space "
               f"there, then resume", file=sys.stderr)
     print(f"mbrl-tune: continue with: mbrl-tune resume {sweep_dir}", file=sys.stderr)

@@ -195,6 +195,15 @@ def trial_failure(trial: Any) -> str:
     return f"{trial.path or trial.local_path}{why}"
 
 
+#: Free bytes under which a filesystem counts as full (what is left when a write hits ENOSPC).
+FULL_BELOW = 1 << 20
+
+
+def storage_full(path: Path) -> bool:
+    """Whether the filesystem holding ``path`` has under :data:`FULL_BELOW` bytes free now."""
+    return free_bytes(path) < FULL_BELOW
+
+
 def free_bytes(path: Path) -> int:
     """Bytes available to this user on the filesystem holding ``path`` (or its nearest existing parent)."""
     while not path.exists() and path != path.parent:
@@ -213,7 +222,7 @@ def storage_guard(storage: Path, resume_hint: str) -> Iterator[None]:
     except (UsageError, KeyboardInterrupt):
         raise
     except Exception as exc:
-        if disk_full(exc) or free_bytes(storage) < (1 << 20):
+        if disk_full(exc) or storage_full(storage):
             raise StorageFullError(f"the filesystem of {storage} is full (no space left on device); free space "
                                    f"there, then run: {resume_hint}") from None
         raise
