@@ -5,7 +5,7 @@ deviation over the same seeds, per seed in the JSON); Kendall's tau between the 
 two budgets (with its n; with ``--top-k all`` the arms are every finished trial, and a second tau compares
 their sweep scores with the confirm budget's); the search budget judged as a predictor of the confirm
 budget, with the measures an offline estimate gets (``analysis.ranking``: Spearman with a bootstrap
-interval, regret@1 and @3); the arm that wins at the confirm budget; and the sweep's
+interval, regret@1, and regret@3 beyond 3 arms); the arm that wins at the confirm budget; and the sweep's
 winner (``best1``) against the hand-tuned ``baseline`` at the confirm budget, with Welch and bootstrap 95%
 intervals (``analysis.compare``). Written as ``confirmation.csv`` (a row per arm) and
 ``confirmation.json`` (per dataset, per-seed scores included) in the confirm folder.

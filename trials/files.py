@@ -91,13 +91,17 @@ def _is_enospc(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and exc.errno == errno.ENOSPC
 
 
+#: Free bytes under which a filesystem counts as full (what is left when a write hits ENOSPC).
+FULL_BELOW = 1 << 20
+
+
 def _nearly_full(folder: Path) -> bool:
-    """Under 1 MiB free on the filesystem of ``folder``."""
+    """Under :data:`FULL_BELOW` bytes free on the filesystem of ``folder``."""
     try:
         st = os.statvfs(folder)
     except OSError:
         return False
-    return st.f_bavail * st.f_frsize < (1 << 20)
+    return st.f_bavail * st.f_frsize < FULL_BELOW
 
 
 def atomic_write_text(path: Path, text: str) -> Path:

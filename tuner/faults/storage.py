@@ -23,6 +23,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.fs as pafs
 
+from trials.files import FULL_BELOW
 from tuner.errors import StorageFullError, UsageError
 
 
@@ -195,12 +196,9 @@ def trial_failure(trial: Any) -> str:
     return f"{trial.path or trial.local_path}{why}"
 
 
-#: Free bytes under which a filesystem counts as full (what is left when a write hits ENOSPC).
-FULL_BELOW = 1 << 20
-
-
 def storage_full(path: Path) -> bool:
-    """Whether the filesystem holding ``path`` has under :data:`FULL_BELOW` bytes free now."""
+    """Whether the filesystem holding ``path`` has under ``trials.files.FULL_BELOW`` bytes free now (the
+    rule the atomic writer uses)."""
     return free_bytes(path) < FULL_BELOW
 
 
