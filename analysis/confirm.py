@@ -5,9 +5,10 @@ deviation over the same seeds, per seed in the JSON); Kendall's tau between the 
 two budgets (with its n; with ``--top-k all`` the arms are every finished trial, and a second tau compares
 their sweep scores with the confirm budget's); the search budget judged as a predictor of the confirm
 budget, with the measures an offline estimate gets (``analysis.ranking``: Spearman with a bootstrap
-interval, regret@1, and regret@3 beyond 3 arms); the arm that wins at the confirm budget; and the sweep's
-winner (``best1``) against the hand-tuned ``baseline`` at the confirm budget, with Welch and bootstrap 95%
-intervals (``analysis.compare``). Written as ``confirmation.csv`` (a row per arm) and
+interval, regret@1, and regret@3 beyond 3 arms); the arm that wins at the confirm budget; and each arm
+against the hand-tuned ``baseline`` at both budgets, with Welch and bootstrap 95% intervals
+(``analysis.compare``) and, at the confirm budget, Welch's p Holm-adjusted over the arms (``best1``'s, the
+sweep's winner's, is the headline). Written as ``confirmation.csv`` (a row per arm) and
 ``confirmation.json`` (per dataset, per-seed scores included) in the confirm folder.
 """
 
@@ -30,6 +31,7 @@ from analysis.tables import write_table
 from trials.envs import get_env_spec
 from tuner.store.compare_plan import run_key
 from tuner.store.confirm_plan import (
+    BASELINE,
     CONFIRM,
     SEARCH,
     ConfirmDataset,
@@ -105,17 +107,44 @@ def dataset_row(plan: ConfirmPlan, entry: ConfirmDataset) -> dict[str, Any]:
         # analysis.ope): Spearman with its bootstrap interval, and regret@k, what trusting its top k costs.
         out["search_ranking"] = asdict(agreement([a[CONFIRM]["mean"] for a in complete],
                                                  [a[SEARCH]["mean"] for a in complete]))
-    by_name = {a["arm"]: a for a in arms}
-    if "baseline" in by_name and "best1" in by_name:
-        best = scores.get("best1", {}).get(CONFIRM, {})
-        base = scores.get("baseline", {}).get(CONFIRM, {})
-        b, h = np.array(list(best.values()), dtype=float), np.array(list(base.values()), dtype=float)
-        welch, p = welch_interval(b, h)
-        boot = bootstrap_interval(b, h)
-        out["best1_vs_baseline_at_confirm"] = {
-            "difference": float(b.mean() - h.mean()) if len(b) and len(h) else math.nan,
-            "welch": [welch.low, welch.high], "p": p, "bootstrap": [boot.low, boot.high], "n": [len(b), len(h)]}
+    if any(a["arm"] == BASELINE for a in arms):
+        out["vs_baseline"] = vs_baseline(scores, [a["arm"] for a in arms if a["arm"] != BASELINE])
+        if "best1" in out["vs_baseline"]:  # the headline figure, under the key tables stored before kept
+            out["best1_vs_baseline_at_confirm"] = out["vs_baseline"]["best1"][CONFIRM]
     return out
+
+
+def vs_baseline(scores: dict[str, dict[str, dict[int, float]]], arms: list[str]
+                ) -> dict[str, dict[str, dict[str, Any]]]:
+    """Arm -> budget -> the arm minus the baseline (:func:`arm_scores` gives ``scores``), with Welch's p
+    Holm-adjusted over ``arms`` at the confirm budget."""
+    out = {name: {budget: _difference(scores, name, budget) for budget in (SEARCH, CONFIRM)} for name in arms}
+    _holm(out, CONFIRM)
+    return out
+
+
+def _difference(scores: dict[str, dict[str, dict[int, float]]], arm: str, budget: str) -> dict[str, Any]:
+    """``arm`` minus the baseline at ``budget``: the difference of the means over the seeds each has finished,
+    Welch's and the bootstrap's 95% intervals and Welch's two-sided p (NaN below 2 seeds per arm)."""
+    b = np.array(list(scores.get(arm, {}).get(budget, {}).values()), dtype=float)
+    h = np.array(list(scores.get(BASELINE, {}).get(budget, {}).values()), dtype=float)
+    welch, p = welch_interval(b, h)
+    boot = bootstrap_interval(b, h)
+    return {"difference": float(b.mean() - h.mean()) if len(b) and len(h) else math.nan,
+            "welch": [welch.low, welch.high], "p": p, "bootstrap": [boot.low, boot.high], "n": [len(b), len(h)]}
+
+
+def _holm(differences: dict[str, dict[str, dict[str, Any]]], budget: str) -> None:
+    """Add ``p_holm`` to each arm's difference at ``budget``: Welch's p adjusted by Holm's step-down rule over
+    the arms compared with the baseline (the family-wise error of asking "is any arm ahead?"). Arms without a
+    p yet (fewer than 2 seeds) are left out of the family and get NaN."""
+    ps = sorted((d[budget]["p"], arm) for arm, d in differences.items() if not math.isnan(d[budget]["p"]))
+    running = 0.0
+    for i, (p, arm) in enumerate(ps):
+        running = max(running, min(1.0, (len(ps) - i) * p))
+        differences[arm][budget]["p_holm"] = running
+    for d in differences.values():
+        d[budget].setdefault("p_holm", math.nan)
 
 
 def _fmt(cell: dict[str, Any]) -> str:
@@ -154,30 +183,57 @@ def _ranking_text(r: dict[str, Any]) -> str:
             "mean minus the best confirm-budget mean among the k arms ranked highest at the search budget)")
 
 
-def _difference_text(d: dict[str, Any], with_p: bool = False) -> str:
-    """best1 - baseline with its Welch and bootstrap intervals, or only the difference while either arm has
-    fewer than 2 seeds (no interval from one seed)."""
+def _difference_text(d: dict[str, Any], with_p: bool = False, family: int = 1) -> str:
+    """An arm minus the baseline with its Welch and bootstrap intervals (and Welch's p, Holm-adjusted over the
+    ``family`` arms when there are several), or only the difference while either arm has fewer than 2 seeds
+    (no interval from one seed)."""
     n = f"n={d['n'][0]}/{d['n'][1]}"
     if not (d["n"][0] and d["n"][1]):
         return f"not yet (needs a finished seed of each arm; {n})"
     if min(d["n"]) < 2:
         return f"{d['difference']:+.2f} ({n}; intervals need 2 seeds per arm)"
-    p = f" (p {d['p']:.2f})" if with_p else ""
+    holm = d.get("p_holm", math.nan)
+    adjusted = f", Holm over {family} arms {holm:.2f}" if family > 1 and not math.isnan(holm) else ""
+    p = f" (p {d['p']:.2f}{adjusted})" if with_p else ""
     return (f"{d['difference']:+.2f}, 95% CI Welch [{d['welch'][0]:.2f}, {d['welch'][1]:.2f}]{p}, bootstrap "
             f"[{d['bootstrap'][0]:.2f}, {d['bootstrap'][1]:.2f}] ({n})")
 
 
+def _differences(row: dict[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:
+    """Arm -> budget -> its difference from the baseline; a table stored before every arm was compared holds
+    best1's at the confirm budget only."""
+    if "vs_baseline" in row:
+        return row["vs_baseline"]
+    if "best1_vs_baseline_at_confirm" in row:
+        return {"best1": {CONFIRM: row["best1_vs_baseline_at_confirm"]}}
+    return {}
+
+
+def _family(differences: dict[str, dict[str, dict[str, Any]]]) -> int:
+    """How many arms' confirm-budget differences have a p (the family Holm's rule adjusts over)."""
+    return sum(1 for d in differences.values() if not math.isnan(d[CONFIRM].get("p", math.nan)))
+
+
 def flat_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per (dataset, arm), for the CSV."""
+    """One row per (dataset, arm), for the CSV; an arm's difference from the baseline at each budget, with
+    its intervals at the confirm budget, on the arm's row (empty on the baseline's)."""
     out = []
     for row in rows:
+        differences = _differences(row)
         for arm in row["arms"]:
+            d = differences.get(arm["arm"], {})
+            at, search = d.get(CONFIRM, {}), d.get(SEARCH, {})
+            welch, boot = at.get("welch", [math.nan] * 2), at.get("bootstrap", [math.nan] * 2)
             out.append({"dataset": row["dataset"], "arm": arm["arm"], "sweep_trial": arm["sweep_trial"],
                         "sweep_score": arm["sweep_score"],
                         "search_updates": row["updates"][SEARCH], "search_mean": arm[SEARCH]["mean"],
                         "search_std": arm[SEARCH]["std"], "search_n": arm[SEARCH]["n"],
                         "confirm_updates": row["updates"][CONFIRM], "confirm_mean": arm[CONFIRM]["mean"],
                         "confirm_std": arm[CONFIRM]["std"], "confirm_n": arm[CONFIRM]["n"],
+                        "search_minus_baseline": search.get("difference", math.nan),
+                        "confirm_minus_baseline": at.get("difference", math.nan),
+                        "welch_low": welch[0], "welch_high": welch[1], "p": at.get("p", math.nan),
+                        "p_holm": at.get("p_holm", math.nan), "bootstrap_low": boot[0], "bootstrap_high": boot[1],
                         "setting": json.dumps(arm["setting"], sort_keys=True)})
     return out
 
@@ -203,9 +259,11 @@ def format_confirmation(rows: list[dict[str, Any]]) -> str:
             if "search_ranking" in row:  # tables stored before it was measured lack it
                 lines.append(f"Ranking the arms by their {u[SEARCH]:,}-update scores, judged at {u[CONFIRM]:,}: "
                              f"{_ranking_text(row['search_ranking'])}")
-        if "best1_vs_baseline_at_confirm" in row:
-            d = row["best1_vs_baseline_at_confirm"]
-            lines.append(f"best1 - baseline at {u[CONFIRM]:,} updates: {_difference_text(d, True)}")
+        differences = _differences(row)
+        for arm, d in differences.items():
+            search = f"; at {u[SEARCH]:,}: {_difference_text(d[SEARCH])}" if SEARCH in d else ""
+            lines.append(f"{arm} - baseline at {u[CONFIRM]:,} updates: "
+                         f"{_difference_text(d[CONFIRM], True, _family(differences))}{search}")
         lines.append("")
     return "\n".join(lines)
 
@@ -251,9 +309,10 @@ def transfer_summary(row: dict[str, Any]) -> str:
         if "search_ranking" in row:
             parts.append(f"the {u[SEARCH]:,}-update ranking judged at {u[CONFIRM]:,}: "
                          f"{_ranking_text(row['search_ranking'])}")
-    d = row.get("best1_vs_baseline_at_confirm")
-    if d and d["n"][0] and d["n"][1]:
-        parts.append(f"best1 - baseline at {u[CONFIRM]:,}: {_difference_text(d)}")
+    for arm, both in _differences(row).items():
+        d = both[CONFIRM]
+        if d["n"][0] and d["n"][1]:
+            parts.append(f"{arm} - baseline at {u[CONFIRM]:,}: {_difference_text(d)}")
     return "; ".join(parts) + "."
 
 

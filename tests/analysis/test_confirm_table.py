@@ -8,10 +8,11 @@ import math
 from typing import Any
 
 import numpy as np
+import pytest
 from scipy import stats
 
 from analysis.compare import bootstrap_interval, welch_interval
-from analysis.confirm import format_confirmation, transfer_summary
+from analysis.confirm import flat_rows, format_confirmation, transfer_summary, vs_baseline
 from tuner.store.confirm_plan import CONFIRM, SEARCH
 
 
@@ -93,3 +94,45 @@ def test_tied_scores_give_an_undefined_rank_figure_not_nan() -> None:
     text = format_confirmation([row])
     assert "updates: undefined (tied scores; n=3)" in text and "Spearman undefined (tied scores), regret@1 0.00" in text
     assert "nan" not in text, text
+
+
+def test_every_arm_is_compared_with_the_baseline_and_p_is_holm_adjusted() -> None:
+    """Each arm's difference from the baseline at both budgets, Welch's p from scipy, and Holm's step-down
+    adjustment over the arms at the confirm budget: sort the m p-values, multiply the i-th smallest by
+    m - i (i from 0), keep the running maximum, cap at 1. An arm with one seed has no p and stays out of
+    the family."""
+    base = {1: 2.1, 2: 4.3, 3: 1.4}
+    arms = {"best1": {1: 5.0, 2: 9.5, 3: 1.6}, "best2": {1: 6.9, 2: 7.3, 3: 8.9}, "best3": {1: 2.0, 2: 5.5, 3: 3.0},
+            "best4": {1: 40.0}}
+    scores = {name: {SEARCH: {1: 0.5}, CONFIRM: s} for name, s in {**arms, "baseline": base}.items()}
+    scores["baseline"][SEARCH] = {1: 0.25}
+    out = vs_baseline(scores, list(arms))
+    p = {a: stats.ttest_ind(list(arms[a].values()), list(base.values()), equal_var=False).pvalue
+         for a in ("best1", "best2", "best3")}
+    ordered = sorted(p, key=p.get)
+    holm, running = {}, 0.0
+    for i, a in enumerate(ordered):
+        running = max(running, min(1.0, (len(ordered) - i) * p[a]))
+        holm[a] = running
+    for a in ordered:
+        d = out[a][CONFIRM]
+        assert d["p"] == pytest.approx(p[a]) and d["p_holm"] == pytest.approx(holm[a]), (a, d)
+        assert d["difference"] == pytest.approx(np.mean(list(arms[a].values())) - np.mean(list(base.values())))
+        assert out[a][SEARCH]["difference"] == pytest.approx(0.25) and out[a][SEARCH]["n"] == [1, 1]
+    assert math.isnan(out["best4"][CONFIRM]["p_holm"]) and out["best4"][CONFIRM]["n"] == [1, 3]
+    assert holm["best2"] > p["best2"]  # the adjustment is not a no-op here
+
+    row = _row(list(arms["best1"].values()), list(base.values()))
+    row["vs_baseline"] = out
+    text = format_confirmation([row])
+    d = out["best2"][CONFIRM]
+    assert (f"best2 - baseline at 200,000 updates: {d['difference']:+.2f}, 95% CI Welch [{d['welch'][0]:.2f}, "
+            f"{d['welch'][1]:.2f}] (p {d['p']:.2f}, Holm over 3 arms {d['p_holm']:.2f})") in text, text
+    assert "best4 - baseline at 200,000 updates: +37.40 (n=1/3; intervals need 2 seeds per arm)" in text, text
+    assert "; at 20,000: +0.25 (n=1/1; intervals need 2 seeds per arm)" in text, text
+    assert "best3 - baseline at 200,000:" in transfer_summary(row) and "nan" not in text
+
+    csv = {r["arm"]: r for r in flat_rows([row])}  # the row's own arms: baseline and best1
+    assert csv["best1"]["p_holm"] == pytest.approx(holm["best1"])
+    assert csv["best1"]["confirm_minus_baseline"] == pytest.approx(out["best1"][CONFIRM]["difference"])
+    assert math.isnan(csv["baseline"]["confirm_minus_baseline"])

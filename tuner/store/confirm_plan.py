@@ -50,6 +50,8 @@ DEFAULT_FACTOR = 10
 FIXED_KEYS = ("seed", "dataset", "pool_dir")
 #: The two budgets every arm runs at.
 SEARCH, CONFIRM = "search", "confirm"
+#: The hand-tuned arm (the source's published setting); every other arm is measured against it.
+BASELINE = "baseline"
 
 
 class _Model(BaseModel):
@@ -255,7 +257,7 @@ def plan_confirm(sweep_dir: Path, source: str, top_k: int | None, seeds: int, ov
             # As the comparison builds it: the published point as published, the pool enlarged if needed.
             pool = max(base.dynamics.pool_size, int(published.get("num_models", base.num_models)))
             setting = {**published, "dynamics.pool_size": pool}
-            arms.append(ConfirmArm(name="baseline", setting=published,
+            arms.append(ConfirmArm(name=BASELINE, setting=published,
                                    configs={SEARCH: base.with_overrides(setting).to_dict(),
                                             CONFIRM: base.with_overrides({**setting, **plan.overrides}).to_dict()}))
             search_cfg = arms[0].configs[SEARCH]
@@ -263,7 +265,7 @@ def plan_confirm(sweep_dir: Path, source: str, top_k: int | None, seeds: int, ov
             compared = finished_runs(spec.root / COMPARE_DIR / source, spec.experiment_name(path))
             speed = _seconds_per_update([r for k, r in compared.items() if k in keys])
             if speed is not None:
-                measured["baseline"] = speed
+                measured[BASELINE] = speed
         for rank, record in enumerate(chosen, 1):
             arm_name = f"best{rank}" if top_k is not None else record.name
             arms.append(ConfirmArm(
