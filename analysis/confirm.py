@@ -135,9 +135,9 @@ def _difference(scores: dict[str, dict[str, dict[int, float]]], arm: str, budget
 
 
 def _holm(differences: dict[str, dict[str, dict[str, Any]]], budget: str) -> None:
-    """Add ``p_holm`` to each arm's difference at ``budget``: Welch's p adjusted by Holm's step-down rule over
-    the arms compared with the baseline (the family-wise error of asking "is any arm ahead?"). Arms without a
-    p yet (fewer than 2 seeds) are left out of the family and get NaN."""
+    """Add ``p_holm`` to each arm's difference at ``budget``: Welch's two-sided p adjusted by Holm's step-down
+    rule over the arms compared with the baseline (the family-wise error of asking "does any arm differ from
+    it?"). Arms without a p yet (fewer than 2 seeds) are left out of the family and get NaN."""
     ps = sorted((d[budget]["p"], arm) for arm, d in differences.items() if not math.isnan(d[budget]["p"]))
     running = 0.0
     for i, (p, arm) in enumerate(ps):
@@ -183,18 +183,27 @@ def _ranking_text(r: dict[str, Any]) -> str:
             "mean minus the best confirm-budget mean among the k arms ranked highest at the search budget)")
 
 
-def _difference_text(d: dict[str, Any], with_p: bool = False, family: int = 1) -> str:
-    """An arm minus the baseline with its Welch and bootstrap intervals (and Welch's p, Holm-adjusted over the
-    ``family`` arms when there are several), or only the difference while either arm has fewer than 2 seeds
-    (no interval from one seed)."""
+def _p_text(p: float) -> str:
+    """A p-value to three decimals (0.046, not 0.05, beside a 0.05 bar)."""
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def _difference_text(d: dict[str, Any], family: tuple[int, int] | None = None) -> str:
+    """An arm minus the baseline with its Welch and bootstrap intervals, or only the difference while either
+    arm has fewer than 2 seeds (no interval from one seed). With ``family`` (the arms that have a p, the arms
+    compared) also Welch's p, and its Holm adjustment when several arms were compared."""
     n = f"n={d['n'][0]}/{d['n'][1]}"
     if not (d["n"][0] and d["n"][1]):
         return f"not yet (needs a finished seed of each arm; {n})"
     if min(d["n"]) < 2:
         return f"{d['difference']:+.2f} ({n}; intervals need 2 seeds per arm)"
-    holm = d.get("p_holm", math.nan)
-    adjusted = f", Holm over {family} arms {holm:.2f}" if family > 1 and not math.isnan(holm) else ""
-    p = f" (p {d['p']:.2f}{adjusted})" if with_p else ""
+    p = ""
+    if family is not None:
+        have, compared = family
+        holm = d.get("p_holm", math.nan)
+        over = f"{have} arms" if have == compared else f"{have} of {compared} arms so far"
+        adjusted = f", Holm over {over} {_p_text(holm)}" if compared > 1 and not math.isnan(holm) else ""
+        p = f" (p {_p_text(d['p'])}{adjusted})"
     return (f"{d['difference']:+.2f}, 95% CI Welch [{d['welch'][0]:.2f}, {d['welch'][1]:.2f}]{p}, bootstrap "
             f"[{d['bootstrap'][0]:.2f}, {d['bootstrap'][1]:.2f}] ({n})")
 
@@ -209,9 +218,11 @@ def _differences(row: dict[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:
     return {}
 
 
-def _family(differences: dict[str, dict[str, dict[str, Any]]]) -> int:
-    """How many arms' confirm-budget differences have a p (the family Holm's rule adjusts over)."""
-    return sum(1 for d in differences.values() if not math.isnan(d[CONFIRM].get("p", math.nan)))
+def _family(differences: dict[str, dict[str, dict[str, Any]]]) -> tuple[int, int]:
+    """The arms whose confirm-budget difference has a p (the family Holm's rule adjusts over), and the arms
+    compared with the baseline."""
+    have = sum(1 for d in differences.values() if not math.isnan(d.get(CONFIRM, {}).get("p", math.nan)))
+    return have, len(differences)
 
 
 def flat_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -232,8 +243,9 @@ def flat_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                         "confirm_std": arm[CONFIRM]["std"], "confirm_n": arm[CONFIRM]["n"],
                         "search_minus_baseline": search.get("difference", math.nan),
                         "confirm_minus_baseline": at.get("difference", math.nan),
-                        "welch_low": welch[0], "welch_high": welch[1], "p": at.get("p", math.nan),
-                        "p_holm": at.get("p_holm", math.nan), "bootstrap_low": boot[0], "bootstrap_high": boot[1],
+                        "confirm_welch_low": welch[0], "confirm_welch_high": welch[1],
+                        "confirm_p": at.get("p", math.nan), "confirm_p_holm": at.get("p_holm", math.nan),
+                        "confirm_bootstrap_low": boot[0], "confirm_bootstrap_high": boot[1],
                         "setting": json.dumps(arm["setting"], sort_keys=True)})
     return out
 
@@ -260,10 +272,10 @@ def format_confirmation(rows: list[dict[str, Any]]) -> str:
                 lines.append(f"Ranking the arms by their {u[SEARCH]:,}-update scores, judged at {u[CONFIRM]:,}: "
                              f"{_ranking_text(row['search_ranking'])}")
         differences = _differences(row)
+        family = _family(differences)
         for arm, d in differences.items():
             search = f"; at {u[SEARCH]:,}: {_difference_text(d[SEARCH])}" if SEARCH in d else ""
-            lines.append(f"{arm} - baseline at {u[CONFIRM]:,} updates: "
-                         f"{_difference_text(d[CONFIRM], True, _family(differences))}{search}")
+            lines.append(f"{arm} - baseline at {u[CONFIRM]:,} updates: {_difference_text(d[CONFIRM], family)}{search}")
         lines.append("")
     return "\n".join(lines)
 
@@ -297,7 +309,7 @@ def curves(plan: ConfirmPlan, entry: ConfirmDataset, runs: dict[str, TrialRecord
 
 
 def transfer_summary(row: dict[str, Any]) -> str:
-    """One dataset's transfer figures in a sentence: the tau(s), the winners, best1 against the baseline."""
+    """One dataset's transfer figures in a sentence: the tau(s), the winners, each arm against the baseline."""
     u = row["updates"]
     tau = row["kendall_search_vs_confirm"]
     parts = [f"Kendall's tau of the arms between {u[SEARCH]:,} and {u[CONFIRM]:,} updates {_tau_text(tau)}"]
@@ -309,10 +321,11 @@ def transfer_summary(row: dict[str, Any]) -> str:
         if "search_ranking" in row:
             parts.append(f"the {u[SEARCH]:,}-update ranking judged at {u[CONFIRM]:,}: "
                          f"{_ranking_text(row['search_ranking'])}")
-    for arm, both in _differences(row).items():
+    differences = _differences(row)
+    for arm, both in differences.items():
         d = both[CONFIRM]
         if d["n"][0] and d["n"][1]:
-            parts.append(f"{arm} - baseline at {u[CONFIRM]:,}: {_difference_text(d)}")
+            parts.append(f"{arm} - baseline at {u[CONFIRM]:,}: {_difference_text(d, _family(differences))}")
     return "; ".join(parts) + "."
 
 

@@ -42,7 +42,7 @@ from analysis.ope import (
 )
 from analysis.results import COMPLETED, SweepResults, load_sweeps
 from trials.files import atomic_write_text
-from tuner.store.confirm_plan import finished, stored_plans
+from tuner.store.confirm_plan import BASELINE, finished, stored_plans
 from tuner.store.spec import SweepSpec
 
 HTML_FILE = "report.html"
@@ -185,7 +185,7 @@ class _Bandit:
 def _online_budget(episodes: dict[str, Any], entry: Any, path: Path) -> _Bandit | None:
     """The UCB-bandit curve over the confirmation's candidates (every arm but the baseline) from their final
     policies' recorded episodes at the confirm budget; None when fewer than two candidates have episodes."""
-    baseline = episodes.pop("baseline", None)
+    baseline = episodes.pop(BASELINE, None)
     if len(episodes) < 2:
         return None
     result = ucb_curve(episodes)
