@@ -1,12 +1,14 @@
 """The fidelity-transfer table and the learning curves of a confirmation (``tuner.run.confirm``).
 
 Per dataset: each arm's score at the search budget and at the confirm budget (mean ± sample standard
-deviation over the same seeds, per seed in the JSON); Kendall's tau between the arms' mean scores at the
+deviation over the same seeds, per seed in the JSON), and beside it the late mean (each run's evaluations
+in the last tenth of the confirm budget averaged, then the seeds: steadier than the score window where
+evaluations swing); Kendall's tau between the arms' mean scores at the
 two budgets (with its n; with ``--top-k all`` the arms are every finished trial, and a second tau compares
 their sweep scores with the confirm budget's); the search budget judged as a predictor of the confirm
 budget, with the measures an offline estimate gets (``analysis.ranking``: Spearman with a bootstrap
 interval, regret@1, and regret@3 beyond 3 arms); the arm that wins at the confirm budget; and each arm
-against the hand-tuned ``baseline`` at both budgets, with Welch and bootstrap 95% intervals
+against the hand-tuned ``baseline`` at both budgets and by the late mean, with Welch and bootstrap 95% intervals
 (``analysis.compare``) and, at the confirm budget, Welch's p Holm-adjusted over the arms (``best1``'s, the
 sweep's winner's, is the headline). Written as ``confirmation.csv`` (a row per arm) and
 ``confirmation.json`` (per dataset, per-seed scores included) in the confirm folder.
@@ -44,6 +46,10 @@ from tuner.store.confirm_plan import (
 from tuner.store.records import TrialRecord, read_trials
 
 TABLE_CSV = "confirmation.csv"
+#: The late mean: every evaluation in this last fraction of the confirm budget's updates, averaged per run.
+LATE_FRACTION = 0.1
+#: The late mean's key beside the two budgets' (``row["arms"][i]["late"]``, ``vs_baseline[arm]["late"]``).
+LATE = "late"
 TABLE_JSON = "confirmation.json"
 
 
@@ -69,6 +75,27 @@ def arm_scores(plan: ConfirmPlan, entry: ConfirmDataset, runs: dict[str, TrialRe
     return out
 
 
+def late_means(plan: ConfirmPlan, entry: ConfirmDataset, runs: dict[str, TrialRecord] | None = None,
+               fraction: float = LATE_FRACTION) -> dict[str, dict[int, tuple[float, int]]]:
+    """Arm -> seed -> (the mean score of the evaluations in the last ``fraction`` of the updates, how many) of
+    each finished confirm-budget run: a steadier final figure than the score window where a run's evaluations
+    swing (hopper's from 8 to 70 in three evaluations). Runs recorded without their history give none."""
+    runs = finished(plan, entry) if runs is None else runs
+    out: dict[str, dict[int, tuple[float, int]]] = {}
+    for arm in entry.arms:
+        for seed in entry.seeds:
+            record = runs.get(run_key(run_config(arm, CONFIRM, seed)))
+            if record is None:
+                continue
+            cfg = record.trial_config()
+            epochs = [int(h["epoch"]) for h in record.history]
+            late = [float(h["normalized_score"]) for h, epoch in zip(record.history, epochs, strict=True)
+                    if epoch > (1 - fraction) * cfg.epochs and evaluated(epoch, cfg.eval_every, cfg.epochs)]
+            if late:
+                out.setdefault(arm.name, {})[seed] = (float(np.mean(late)), len(late))
+    return out
+
+
 def _tau(x: list[float], y: list[float]) -> dict[str, float | int]:
     if len(x) < 2:
         return {"tau": math.nan, "p": math.nan, "n": len(x)}
@@ -79,6 +106,7 @@ def _tau(x: list[float], y: list[float]) -> dict[str, float | int]:
 def dataset_row(plan: ConfirmPlan, entry: ConfirmDataset) -> dict[str, Any]:
     """The transfer figures of one dataset (see the module docstring)."""
     scores = arm_scores(plan, entry)
+    late = late_means(plan, entry)
     arms = []
     for arm in entry.arms:
         row: dict[str, Any] = {"arm": arm.name, "setting": arm.setting, "sweep_trial": arm.sweep_trial,
@@ -88,11 +116,15 @@ def dataset_row(plan: ConfirmPlan, entry: ConfirmDataset) -> dict[str, Any]:
             mean, std = mean_std(np.array(list(per_seed.values()), dtype=float))
             row[budget] = {"mean": mean, "std": std, "n": len(per_seed),
                            "seeds": {str(s): v for s, v in per_seed.items()}}
+        runs = late.get(arm.name, {})
+        mean, std = mean_std(np.array([m for m, _ in runs.values()], dtype=float))
+        row[LATE] = {"mean": mean, "std": std, "n": len(runs), "seeds": {str(s): m for s, (m, _) in runs.items()},
+                       "evaluations": sorted({k for _, k in runs.values()})}
         arms.append(row)
     complete = [a for a in arms if a[SEARCH]["n"] == a[CONFIRM]["n"] == len(entry.seeds)]
     out: dict[str, Any] = {
         "dataset": entry.experiment, "name": entry.name, "seeds": entry.seeds, "updates": entry.updates,
-        "arms": arms,
+        "late_updates": round(LATE_FRACTION * entry.updates[CONFIRM]), "arms": arms,
         "kendall_search_vs_confirm": _tau([a[SEARCH]["mean"] for a in complete],
                                           [a[CONFIRM]["mean"] for a in complete]),
     }
@@ -108,17 +140,21 @@ def dataset_row(plan: ConfirmPlan, entry: ConfirmDataset) -> dict[str, Any]:
         out["search_ranking"] = asdict(agreement([a[CONFIRM]["mean"] for a in complete],
                                                  [a[SEARCH]["mean"] for a in complete]))
     if any(a["arm"] == BASELINE for a in arms):
-        out["vs_baseline"] = vs_baseline(scores, [a["arm"] for a in arms if a["arm"] != BASELINE])
+        with_late = {a.name: {**scores.get(a.name, {}), LATE: {s: m for s, (m, _) in late.get(a.name, {}).items()}}
+                     for a in entry.arms}
+        out["vs_baseline"] = vs_baseline(with_late, [a["arm"] for a in arms if a["arm"] != BASELINE],
+                                         (SEARCH, CONFIRM, LATE))
         if "best1" in out["vs_baseline"]:  # the headline figure, under the key tables stored before kept
             out["best1_vs_baseline_at_confirm"] = out["vs_baseline"]["best1"][CONFIRM]
     return out
 
 
-def vs_baseline(scores: dict[str, dict[str, dict[int, float]]], arms: list[str]
-                ) -> dict[str, dict[str, dict[str, Any]]]:
-    """Arm -> budget -> the arm minus the baseline (:func:`arm_scores` gives ``scores``), with Welch's p
-    Holm-adjusted over ``arms`` at the confirm budget."""
-    out = {name: {budget: _difference(scores, name, budget) for budget in (SEARCH, CONFIRM)} for name in arms}
+def vs_baseline(scores: dict[str, dict[str, dict[int, float]]], arms: list[str],
+                budgets: tuple[str, ...] = (SEARCH, CONFIRM)) -> dict[str, dict[str, dict[str, Any]]]:
+    """Arm -> budget -> the arm minus the baseline (:func:`arm_scores` gives ``scores``; ``budgets`` may name
+    :data:`LATE` too, the late means by seed), with Welch's p Holm-adjusted over ``arms`` at the confirm
+    budget."""
+    out = {name: {budget: _difference(scores, name, budget) for budget in budgets} for name in arms}
     _holm(out, CONFIRM)
     return out
 
@@ -233,7 +269,7 @@ def flat_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         differences = _differences(row)
         for arm in row["arms"]:
             d = differences.get(arm["arm"], {})
-            at, search = d.get(CONFIRM, {}), d.get(SEARCH, {})
+            at, search, late = d.get(CONFIRM, {}), d.get(SEARCH, {}), d.get(LATE, {})
             welch, boot = at.get("welch", [math.nan] * 2), at.get("bootstrap", [math.nan] * 2)
             out.append({"dataset": row["dataset"], "arm": arm["arm"], "sweep_trial": arm["sweep_trial"],
                         "sweep_score": arm["sweep_score"],
@@ -241,6 +277,9 @@ def flat_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                         "search_std": arm[SEARCH]["std"], "search_n": arm[SEARCH]["n"],
                         "confirm_updates": row["updates"][CONFIRM], "confirm_mean": arm[CONFIRM]["mean"],
                         "confirm_std": arm[CONFIRM]["std"], "confirm_n": arm[CONFIRM]["n"],
+                        "late_updates": row.get("late_updates"), "late_mean": arm.get(LATE, {}).get("mean"),
+                        "late_std": arm.get(LATE, {}).get("std"), "late_n": arm.get(LATE, {}).get("n"),
+                        "late_minus_baseline": late.get("difference", math.nan),
                         "search_minus_baseline": search.get("difference", math.nan),
                         "confirm_minus_baseline": at.get("difference", math.nan),
                         "confirm_welch_low": welch[0], "confirm_welch_high": welch[1],
@@ -255,11 +294,14 @@ def format_confirmation(rows: list[dict[str, Any]]) -> str:
     lines = []
     for row in rows:
         u = row["updates"]
+        late = late_header(row)
         lines += [f"{row['dataset']} (seeds {', '.join(map(str, row['seeds']))}):", "",
-                  f"| arm | sweep score | {u[SEARCH]:,} updates | {u[CONFIRM]:,} updates |", "|---|---|---|---|"]
+                  f"| arm | sweep score | {u[SEARCH]:,} updates | {u[CONFIRM]:,} updates |"
+                  + (f" {late} |" if late else ""), "|---|---|---|---|" + ("---|" if late else "")]
         for arm in row["arms"]:
             sweep = f"{arm['sweep_score']:.2f}" if arm["sweep_score"] is not None else "-"
-            lines.append(f"| {arm['arm']} | {sweep} | {_fmt(arm[SEARCH])} | {_fmt(arm[CONFIRM])} |")
+            lines.append(f"| {arm['arm']} | {sweep} | {_fmt(arm[SEARCH])} | {_fmt(arm[CONFIRM])} |"
+                         + (f" {_fmt(arm[LATE])} |" if late else ""))
         tau = row["kendall_search_vs_confirm"]
         lines += ["", f"Kendall's tau, arms at {u[SEARCH]:,} vs {u[CONFIRM]:,} updates: {_tau_text(tau, with_p=True)}"]
         if "kendall_sweep_vs_confirm" in row:
@@ -274,10 +316,22 @@ def format_confirmation(rows: list[dict[str, Any]]) -> str:
         differences = _differences(row)
         family = _family(differences)
         for arm, d in differences.items():
+            late = f"; by the late mean: {_difference_text(d[LATE])}" if LATE in d else ""
             search = f"; at {u[SEARCH]:,}: {_difference_text(d[SEARCH])}" if SEARCH in d else ""
-            lines.append(f"{arm} - baseline at {u[CONFIRM]:,} updates: {_difference_text(d[CONFIRM], family)}{search}")
+            lines.append(f"{arm} - baseline at {u[CONFIRM]:,} updates: {_difference_text(d[CONFIRM], family)}"
+                         f"{late}{search}")
         lines.append("")
     return "\n".join(lines)
+
+
+def late_header(row: dict[str, Any]) -> str:
+    """The late-mean column's heading (``mean of the last 20,000 updates (10 evaluations)``), or "" for a
+    table stored before it was measured."""
+    if "late_updates" not in row:
+        return ""
+    counts = sorted({k for a in row["arms"] for k in a[LATE]["evaluations"]})
+    evaluations = f" ({'/'.join(map(str, counts))} evaluations)" if counts else ""
+    return f"mean of the last {row['late_updates']:,} updates{evaluations}"
 
 
 def evaluated(epoch: int, eval_every: int, epochs: int) -> bool:

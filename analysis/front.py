@@ -11,7 +11,7 @@ from typing import Any
 
 from analysis.calibration import read_calibration
 from analysis.compare import sources_compared, write_comparison
-from analysis.confirm import cell, transfer_summary, write_confirmation
+from analysis.confirm import LATE, cell, late_header, transfer_summary, write_confirmation
 from analysis.document import Paragraph, Section, Table
 from analysis.ope import AGREEMENT_HEADER, AGREEMENT_TEXT, SweepEstimates, agreement_row, sweep_estimates
 from trials.models.pool import read_pool
@@ -107,10 +107,12 @@ def confirm_blocks(sweeps: list[SweepSpec]) -> list[Paragraph | Table]:
                     continue
                 blocks.append(Paragraph(f"Fidelity transfer, {row['dataset']} ({which} {row['seeds']}): "
                                         + transfer_summary(row)))
+                late = late_header(row)  # "" for a table stored before the late mean was measured
                 blocks.append(Table(["arm", "configuration", "sweep score", f"{u['search']:,} updates",
-                                     f"{u['confirm']:,} updates"],
+                                     f"{u['confirm']:,} updates"] + ([late] if late else []),
                                     [[a["arm"], _setting(a["setting"], list(a["setting"])), _num(a["sweep_score"]),
-                                      cell(a["search"]), cell(a["confirm"])] for a in row["arms"]]))
+                                      cell(a["search"]), cell(a["confirm"])] + ([cell(a[LATE])] if late else [])
+                                     for a in row["arms"]]))
     return blocks
 
 

@@ -15,7 +15,7 @@ from scipy import stats
 
 from analysis import confirm
 from analysis.compare import bootstrap_interval, welch_interval
-from analysis.confirm import flat_rows, format_confirmation, transfer_summary, vs_baseline
+from analysis.confirm import LATE, flat_rows, format_confirmation, late_header, transfer_summary, vs_baseline
 from tuner.store.confirm_plan import CONFIRM, SEARCH
 
 
@@ -163,6 +163,8 @@ def test_dataset_row_compares_every_arm_and_keeps_best1_under_its_old_key(monkey
     scores = {a: {SEARCH: {s: v / 2 for s, v in zip((1, 2, 3), vals, strict=True)},
                   CONFIRM: dict(zip((1, 2, 3), vals, strict=True))} for a, vals in per_seed.items()}
     monkeypatch.setattr(confirm, "arm_scores", lambda plan, entry: scores)
+    late = {"baseline": {1: (1.0, 10), 2: (2.0, 10), 3: (3.0, 10)}, "best1": {1: (5.0, 10), 2: (6.0, 10), 3: (7.0, 10)}}
+    monkeypatch.setattr(confirm, "late_means", lambda plan, entry: late)  # best2's runs kept no history
 
     def entry(names: list[str]) -> SimpleNamespace:
         arms = [SimpleNamespace(name=n, setting={}, sweep_trial=None if n == "baseline" else n,
@@ -177,6 +179,25 @@ def test_dataset_row_compares_every_arm_and_keeps_best1_under_its_old_key(monkey
     gap = np.mean(per_seed["best2"]) - np.mean(per_seed["baseline"])
     assert best2[SEARCH]["difference"] == pytest.approx(gap / 2)
     assert best2[CONFIRM]["p_holm"] == pytest.approx(2 * best2[CONFIRM]["p"])  # best2's p is the smaller of 2
+    assert row["vs_baseline"]["best1"][LATE]["difference"] == pytest.approx(4.0)
+    assert row["vs_baseline"]["best2"][LATE]["n"] == [0, 3] and row["late_updates"] == 20_000
+    assert [a[LATE]["mean"] for a in row["arms"]] == [2.0, 6.0, pytest.approx(math.nan, nan_ok=True)]
+    text = format_confirmation([row])
+    assert "mean of the last 20,000 updates (10 evaluations) |" in text
+    assert "; by the late mean: +4.00, 95% CI Welch [" in text and "nan" not in text, text
     row = confirm.dataset_row(SimpleNamespace(top_k=None), entry(["best1", "best2"]))
     assert "vs_baseline" not in row and "best1_vs_baseline_at_confirm" not in row
     assert "baseline" not in format_confirmation([row]) and "nan" not in transfer_summary(row)
+
+
+def test_the_late_mean_is_a_column_beside_the_score_and_absent_from_older_tables() -> None:
+    row = _row([5.0, 9.5, 1.6], [2.1, 4.3, 1.4])
+    assert late_header(row) == "" and "mean of the last" not in format_confirmation([row])  # stored before
+    row["late_updates"] = 20_000
+    for arm, mean in zip(row["arms"], (2.57, 50.2), strict=True):
+        arm["late"] = {"mean": mean, "std": 2.0, "n": 2, "seeds": {}, "evaluations": [10]}
+    text = format_confirmation([row])
+    assert "| 200,000 updates | mean of the last 20,000 updates (10 evaluations) |\n|---|---|---|---|---|" in text
+    assert "| 5.37 ± 3.96 (n=3) | 50.20 ± 2.00 (n=2) |" in text, text
+    csv = {r["arm"]: r for r in flat_rows([row])}
+    assert csv["baseline"]["late_mean"] == 2.57 and csv["best1"]["late_updates"] == 20_000

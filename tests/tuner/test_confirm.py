@@ -96,6 +96,20 @@ def test_confirm_stage_survives_a_kill_and_its_study_moves(tmp_path: Path) -> No
     assert [a["arm"] for a in table["arms"]] == ["baseline", "best1", "best2"]
     assert all(a[b]["n"] == 1 for a in table["arms"] for b in (SEARCH, CONFIRM))
     assert table["kendall_search_vs_confirm"]["n"] == 3 and table["winner_at_confirm"] in {"baseline", "best1", "best2"}
+    # The late mean: each confirm-budget run's evaluations (the reports with episode returns) after 90% of
+    # its epochs.
+    arm_of = {run_key(config): (arm, budget) for arm, budget, _, config in planned_runs(entry)}
+    late = {a["arm"]: a["late"] for a in table["arms"]}
+    assert table["late_updates"] == 120
+    for record in made:
+        arm, budget = arm_of[run_key(record.trial_config().to_dict())]
+        if budget == CONFIRM:
+            tail = [h["normalized_score"] for h in record.history
+                    if f"episode_returns_seed{record.seeds[0]}" in h and h["epoch"] > 27]
+            assert late[arm]["n"] == 1 and late[arm]["evaluations"] == [len(tail)] and len(tail) >= 1, late[arm]
+            assert late[arm]["mean"] == pytest.approx(sum(tail) / len(tail)), (arm, tail)
+    best1_late = table["vs_baseline"]["best1"]["late"]
+    assert best1_late["difference"] == pytest.approx(late["best1"]["mean"] - late["baseline"]["mean"])
     # regret@1 of the search budget's ranking, from the arms' own scores: best at the confirm budget minus
     # the confirm score of the arm that was best at the search budget
     means = {a["arm"]: (a[SEARCH]["mean"], a[CONFIRM]["mean"]) for a in table["arms"]}
