@@ -30,17 +30,19 @@ import yaml
 from filelock import FileLock, Timeout
 from ray import tune
 
-from trials.files import atomic_write_text
+from trials.files import DamagedFileError
 from tuner.store.durations import duration
 from tuner.store.study_folder import (
     STAGE_NAMES,
     STUDY_FILE,
     Stages,
     eta_line,
+    read_study_record,
     say,
     study_sweeps,
     sweep_dir,
     sweep_missing,
+    write_study_record,
 )
 from tuner.store.study_spec import StudyDataset, StudyError, StudySpec, check_study, load_study_file
 
@@ -189,15 +191,15 @@ def _stored_spec(folder: Path, spec: StudySpec, source: str) -> None:
     path = folder / STUDY_FILE
     mine = spec.model_dump(mode="json")
     if not path.is_file():
-        atomic_write_text(path, yaml.safe_dump(mine, sort_keys=False))
+        write_study_record(path, mine)
         return
     try:
-        stored = yaml.safe_load(path.read_text())
-    except (UnicodeDecodeError, yaml.YAMLError):
+        stored = read_study_record(path)
+    except (UnicodeDecodeError, yaml.YAMLError, DamagedFileError):
         stored = None
     if not isinstance(stored, dict):  # damaged: the study file given is what it was written from
         say(f"{path}: damaged; written again from {source}")
-        atomic_write_text(path, yaml.safe_dump(mine, sort_keys=False))
+        write_study_record(path, mine)
         return
     for key in mine:
         if key in MAY_CHANGE:
@@ -209,8 +211,7 @@ def _stored_spec(folder: Path, spec: StudySpec, source: str) -> None:
             raise StudyError(f"{source}: key '{key}' differs from the study already in {folder} ({stored.get(key)!r} "
                              f"there); resume it unchanged or give the study another name")
     if any(stored.get(key) != mine[key] for key in MAY_CHANGE if key in mine):
-        atomic_write_text(path, yaml.safe_dump({**stored, **{k: mine[k] for k in MAY_CHANGE if k in mine}},
-                                               sort_keys=False))
+        write_study_record(path, {**stored, **{k: mine[k] for k in MAY_CHANGE if k in mine}})
 
 
 def _located_nowhere(datasets: Any) -> Any:

@@ -24,6 +24,11 @@ STAGE_NAMES = ("generate", "sweep", "compare", "calibrate", "confirm")
 
 STUDY_FILE = "study.yaml"
 STAGES_FILE = "stages.json"
+#: The first and last lines of a study record: a record that opens with the first but lacks the last was cut
+#: short (a truncated YAML file can still parse, as a different study). Records written before these lines
+#: existed have neither and are read as they are.
+RECORD_HEAD = "# mbrl-tune study record: written whole, closed by its last line\n"
+RECORD_END = "# end of study record\n"
 
 
 def sweep_dir(folder: Path, ds: StudyDataset) -> Path:
@@ -47,9 +52,23 @@ def finished_compare_runs(spec: StudySpec, folder: Path, ds: StudyDataset) -> li
     return [r for run in runs for r in read_trials(run) if r.status in RAN_OUT]
 
 
+def write_study_record(path: Path, data: dict[str, Any]) -> None:
+    """Write a study record (``study.yaml``) between :data:`RECORD_HEAD` and :data:`RECORD_END`, atomically."""
+    atomic_write_text(path, RECORD_HEAD + yaml.safe_dump(data, sort_keys=False) + RECORD_END)
+
+
+def read_study_record(path: Path) -> Any:
+    """The YAML data of a study record; :class:`DamagedFileError` when it opens as a record and does not close
+    (cut short). Raises what reading and parsing raise for other damage."""
+    text = path.read_text()
+    if text.startswith(RECORD_HEAD) and not text.endswith(RECORD_END):
+        raise DamagedFileError(f"{path}: cut short (no closing line)")
+    return yaml.safe_load(text)
+
+
 def stored_study(folder: Path) -> StudySpec:
     """The study its first run wrote into ``folder`` (``study.yaml``)."""
-    return StudySpec.model_validate(yaml.safe_load((folder / STUDY_FILE).read_text()))
+    return StudySpec.model_validate(read_study_record(folder / STUDY_FILE))
 
 
 def study_sweeps(folder: Path) -> tuple[list[Path], str]:

@@ -11,6 +11,7 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
+from trials.files import DamagedFileError
 from trials.models.dynamics import saved_fit_epoch
 from trials.models.pool import trainings_in_progress
 from tuner.store.compare_plan import load_plan, planned_runs, run_key, run_label
@@ -92,8 +93,9 @@ def study_status(folder: Path) -> str:
     """The status text of the study in ``folder``; a damaged ``study.yaml`` is refused in one line."""
     try:
         spec = stored_study(folder)
-    except (UnicodeDecodeError, yaml.YAMLError, ValidationError, TypeError) as exc:
-        raise StudyError(f"{folder / STUDY_FILE}: damaged ({type(exc).__name__}); run the study command again: it "
+    except (UnicodeDecodeError, yaml.YAMLError, ValidationError, TypeError, DamagedFileError) as exc:
+        why = "cut short" if isinstance(exc, DamagedFileError) else type(exc).__name__
+        raise StudyError(f"{folder / STUDY_FILE}: damaged ({why}); run the study command again: it "
                          f"writes it from the study file") from None
     stages = Stages(folder)
     lines = [f"study {spec.name}: {len(spec.datasets)} datasets x {spec.trials} trials, folder {folder}"]
