@@ -308,14 +308,26 @@ def _start_worker(address: str, name: str, procs: list) -> None:
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV, start_new_session=True))
 
 
-def _wait_cpus(address: str, cpus: int) -> None:
-    deadline = time.time() + 180
-    while time.time() < deadline:
-        status = subprocess.run([str(BIN / "ray"), "status", "--address", address], capture_output=True,
-                                text=True, env=ENV).stdout
-        if f"/{cpus}.0 CPU" in status:
-            return
-        time.sleep(2)
+def _has_cpus(address: str, cpus: int) -> bool:
+    status = subprocess.run([str(BIN / "ray"), "status", "--address", address], capture_output=True, text=True,
+                            env=ENV).stdout
+    return f"/{cpus}.0 CPU" in status
+
+
+def _join_worker(address: str, name: str, procs: list, cpus: int) -> None:
+    """Start worker ``name`` and wait until the cluster offers ``cpus`` CPUs. A worker whose ``ray start``
+    ends before that (one of its agent ports taken by another node between ``_free_port`` and its bind, as
+    when another test starts Ray beside this one) is started again with fresh ports, up to 3 times."""
+    for _ in range(3):
+        _start_worker(address, name, procs)
+        worker = procs[-1]
+        deadline = time.time() + 180
+        while time.time() < deadline and worker.poll() is None:
+            if _has_cpus(address, cpus):
+                return
+            time.sleep(2)
+        if worker.poll() is None:
+            break  # alive but not joined: not a port race
     pytest.fail(f"the cluster did not reach {cpus} CPUs")
 
 
@@ -325,8 +337,7 @@ def test_a_worker_node_lost_mid_trial_continues_on_another_from_its_checkpoint(
     session, as a lost machine) after the trial checkpointed: Tune restarts the trial on b from its last
     checkpoint, and the sweep completes with nothing lost."""
     address, _, procs, _ = ray_head_without_cpus
-    _start_worker(address, "a", procs)
-    _wait_cpus(address, 1)
+    _join_worker(address, "a", procs, 1)
     args = sweep_args(hopper_random_file, tmp_path, "lost", 1, "--concurrency", "1", "--set", "epochs=100", "--set",
                       "steps_per_epoch=100")  # long enough to outlast worker b's joining on a busy machine
     driver = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
@@ -341,8 +352,7 @@ def test_a_worker_node_lost_mid_trial_continues_on_another_from_its_checkpoint(
             time.sleep(0.5)
         else:
             pytest.fail("the trial did not reach its third epoch")
-        _start_worker(address, "b", procs)
-        _wait_cpus(address, 2)
+        _join_worker(address, "b", procs, 2)
         subprocess.run(["pkill", "-9", "-s", str(procs[1].pid)], check=False)  # worker a, all of it
         at_kill = len(results[0].read_text().splitlines())
         _, err = driver.communicate(timeout=600)
