@@ -105,8 +105,9 @@ def _tau(x: list[float], y: list[float]) -> dict[str, float | int]:
 
 def dataset_row(plan: ConfirmPlan, entry: ConfirmDataset) -> dict[str, Any]:
     """The transfer figures of one dataset (see the module docstring)."""
-    scores = arm_scores(plan, entry)
-    late = late_means(plan, entry)
+    runs = finished(plan, entry)  # read from disk once for both
+    scores = arm_scores(plan, entry, runs)
+    late = late_means(plan, entry, runs)
     arms = []
     for arm in entry.arms:
         row: dict[str, Any] = {"arm": arm.name, "setting": arm.setting, "sweep_trial": arm.sweep_trial,
@@ -116,10 +117,10 @@ def dataset_row(plan: ConfirmPlan, entry: ConfirmDataset) -> dict[str, Any]:
             mean, std = mean_std(np.array(list(per_seed.values()), dtype=float))
             row[budget] = {"mean": mean, "std": std, "n": len(per_seed),
                            "seeds": {str(s): v for s, v in per_seed.items()}}
-        runs = late.get(arm.name, {})
-        mean, std = mean_std(np.array([m for m, _ in runs.values()], dtype=float))
-        row[LATE] = {"mean": mean, "std": std, "n": len(runs), "seeds": {str(s): m for s, (m, _) in runs.items()},
-                       "evaluations": sorted({k for _, k in runs.values()})}
+        tail = late.get(arm.name, {})
+        mean, std = mean_std(np.array([m for m, _ in tail.values()], dtype=float))
+        row[LATE] = {"mean": mean, "std": std, "n": len(tail), "seeds": {str(s): m for s, (m, _) in tail.items()},
+                     "evaluations": sorted({k for _, k in tail.values()})}
         arms.append(row)
     complete = [a for a in arms if a[SEARCH]["n"] == a[CONFIRM]["n"] == len(entry.seeds)]
     out: dict[str, Any] = {

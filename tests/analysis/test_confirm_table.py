@@ -162,9 +162,10 @@ def test_dataset_row_compares_every_arm_and_keeps_best1_under_its_old_key(monkey
     per_seed = {"baseline": [2.1, 4.3, 1.4], "best1": [5.0, 9.5, 1.6], "best2": [6.9, 7.3, 8.9]}
     scores = {a: {SEARCH: {s: v / 2 for s, v in zip((1, 2, 3), vals, strict=True)},
                   CONFIRM: dict(zip((1, 2, 3), vals, strict=True))} for a, vals in per_seed.items()}
-    monkeypatch.setattr(confirm, "arm_scores", lambda plan, entry: scores)
+    monkeypatch.setattr(confirm, "arm_scores", lambda plan, entry, runs: scores)
     late = {"baseline": {1: (1.0, 10), 2: (2.0, 10), 3: (3.0, 10)}, "best1": {1: (5.0, 10), 2: (6.0, 10), 3: (7.0, 10)}}
-    monkeypatch.setattr(confirm, "late_means", lambda plan, entry: late)  # best2's runs kept no history
+    monkeypatch.setattr(confirm, "finished", lambda plan, entry: {})
+    monkeypatch.setattr(confirm, "late_means", lambda plan, entry, runs: late)  # best2's runs kept no history
 
     def entry(names: list[str]) -> SimpleNamespace:
         arms = [SimpleNamespace(name=n, setting={}, sweep_trial=None if n == "baseline" else n,
