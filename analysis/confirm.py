@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ from tuner.store.confirm_plan import (
     BASELINE,
     CONFIRM,
     SEARCH,
+    ConfirmArm,
     ConfirmDataset,
     ConfirmPlan,
     confirm_dir,
@@ -64,15 +66,23 @@ class ConfirmTable:
 def arm_scores(plan: ConfirmPlan, entry: ConfirmDataset, runs: dict[str, TrialRecord] | None = None
                ) -> dict[str, dict[str, dict[int, float]]]:
     """Arm -> budget -> seed -> final score, of the runs finished so far."""
-    runs = finished(plan, entry) if runs is None else runs
     out: dict[str, dict[str, dict[int, float]]] = {}
+    for arm, budget, seed, record in _runs(plan, entry, runs, (SEARCH, CONFIRM)):
+        out.setdefault(arm.name, {}).setdefault(budget, {})[seed] = float(record.last["score"])
+    return out
+
+
+def _runs(plan: ConfirmPlan, entry: ConfirmDataset, runs: dict[str, TrialRecord] | None,
+          budgets: tuple[str, ...]) -> Iterator[tuple[ConfirmArm, str, int, TrialRecord]]:
+    """Each finished run of the dataset's arms at ``budgets``, as (arm, budget, seed, its record), arm by arm;
+    ``runs`` are the finished runs by key (read from disk when None)."""
+    runs = finished(plan, entry) if runs is None else runs
     for arm in entry.arms:
-        for budget in (SEARCH, CONFIRM):
+        for budget in budgets:
             for seed in entry.seeds:
                 record = runs.get(run_key(run_config(arm, budget, seed)))
                 if record is not None:
-                    out.setdefault(arm.name, {}).setdefault(budget, {})[seed] = float(record.last["score"])
-    return out
+                    yield arm, budget, seed, record
 
 
 def late_means(plan: ConfirmPlan, entry: ConfirmDataset, runs: dict[str, TrialRecord] | None = None,
@@ -80,19 +90,14 @@ def late_means(plan: ConfirmPlan, entry: ConfirmDataset, runs: dict[str, TrialRe
     """Arm -> seed -> (the mean score of the evaluations in the last ``fraction`` of the updates, how many) of
     each finished confirm-budget run: a steadier final figure than the score window where a run's evaluations
     swing (hopper's from 8 to 70 in three evaluations). Runs recorded without their history give none."""
-    runs = finished(plan, entry) if runs is None else runs
     out: dict[str, dict[int, tuple[float, int]]] = {}
-    for arm in entry.arms:
-        for seed in entry.seeds:
-            record = runs.get(run_key(run_config(arm, CONFIRM, seed)))
-            if record is None:
-                continue
-            cfg = record.trial_config()
-            epochs = [int(h["epoch"]) for h in record.history]
-            late = [float(h["normalized_score"]) for h, epoch in zip(record.history, epochs, strict=True)
-                    if epoch > (1 - fraction) * cfg.epochs and evaluated(epoch, cfg.eval_every, cfg.epochs)]
-            if late:
-                out.setdefault(arm.name, {})[seed] = (float(np.mean(late)), len(late))
+    for arm, _, seed, record in _runs(plan, entry, runs, (CONFIRM,)):
+        cfg = record.trial_config()
+        epochs = [int(h["epoch"]) for h in record.history]
+        late = [float(h["normalized_score"]) for h, epoch in zip(record.history, epochs, strict=True)
+                if epoch > (1 - fraction) * cfg.epochs and evaluated(epoch, cfg.eval_every, cfg.epochs)]
+        if late:
+            out.setdefault(arm.name, {})[seed] = (float(np.mean(late)), len(late))
     return out
 
 
@@ -395,17 +400,10 @@ def final_episodes(plan: ConfirmPlan, entry: ConfirmDataset, budget: str = CONFI
     last ``score_window`` evaluations (the ones its score averages) of each seed's finished run. Runs made
     before episodes were recorded contribute none."""
     spec = get_env_spec(entry.name.split("-", 1)[0])
-    runs = finished(plan, entry) if runs is None else runs
-    out: dict[str, np.ndarray] = {}
-    for arm in entry.arms:
-        scores: list[float] = []
-        for seed in entry.seeds:
-            record = runs.get(run_key(run_config(arm, budget, seed)))
-            if record is not None:
-                scores += final_episode_scores(record, [seed], spec)
-        if scores:
-            out[arm.name] = np.array(scores)
-    return out
+    scores: dict[str, list[float]] = {}
+    for arm, _, seed, record in _runs(plan, entry, runs, (budget,)):
+        scores.setdefault(arm.name, []).extend(final_episode_scores(record, [seed], spec))
+    return {arm: np.array(values) for arm, values in scores.items() if values}
 
 
 def write_confirmation(plan: ConfirmPlan) -> ConfirmTable:
