@@ -16,7 +16,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from trials.files import atomic_write_text, read_yaml_mapping
+from trials.files import atomic_write_text, framed_yaml, read_yaml_mapping
 
 PenaltyName = Literal["none", "max_aleatoric", "max_pairwise_diff", "ensemble_std", "ensemble_var",
                       "ll_var", "loo_kl", "mobile"]
@@ -310,10 +310,11 @@ class TrialConfig(_Strict):
         return self.model_dump(mode="json")
 
     def save(self, path: str | Path) -> Path:
-        """Write YAML (or JSON for a ``.json`` name) atomically."""
+        """Write YAML framed as a "trial config" (``trials.files.framed_yaml``: a copy cut short is refused when
+        read back) or JSON for a ``.json`` name, atomically."""
         path = Path(path)
         text = (json.dumps(self.to_dict(), indent=2) if path.suffix == ".json"
-                else yaml.safe_dump(self.to_dict(), sort_keys=False))
+                else framed_yaml(self.to_dict(), "trial config"))
         atomic_write_text(path, text)
         return path
 

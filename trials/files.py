@@ -114,13 +114,43 @@ def atomic_write_bytes(path: Path, data: bytes) -> Path:
     return atomic_write(path, lambda tmp: tmp.write_bytes(data))
 
 
+#: The first and last lines of a YAML file this tool writes whole (:func:`framed_yaml`): YAML cut short can
+#: still parse, as a different valid document, so a file that opens with the first and lacks the last is
+#: refused (:func:`check_framed`). ``{kind}`` names what the file is ("study record", "trial config").
+_OPEN_PREFIX, _OPEN_SUFFIX = "# mbrl-tune ", ": written whole, closed by its last line"
+FRAME_OPEN = _OPEN_PREFIX + "{kind}" + _OPEN_SUFFIX + "\n"
+FRAME_CLOSE = "# end of {kind}\n"
+
+
+def framed_yaml(data: Any, kind: str) -> str:
+    """``data`` as YAML between :data:`FRAME_OPEN` and :data:`FRAME_CLOSE` (comments to a YAML reader)."""
+    return FRAME_OPEN.format(kind=kind) + yaml.safe_dump(data, sort_keys=False) + FRAME_CLOSE.format(kind=kind)
+
+
+def check_framed(path: Path, text: str) -> None:
+    """:class:`DamagedFileError` when ``text`` opens as a framed file (:func:`framed_yaml`) and does not close
+    (cut short); files without the opening line (written by hand, or before framing) pass."""
+    first, newline, _ = text.partition("\n")
+    if not (newline and first.startswith(_OPEN_PREFIX) and first.endswith(_OPEN_SUFFIX)):
+        return
+    kind = first[len(_OPEN_PREFIX):len(first) - len(_OPEN_SUFFIX)]
+    close = FRAME_CLOSE.format(kind=kind)
+    if not text.endswith(close):
+        raise DamagedFileError(f"{path}: {kind} cut short (no closing line '{close.strip()}'); write it again")
+
+
 def read_yaml_mapping(path: Path, error: type[Exception], what: str) -> dict[str, Any]:
-    """The mapping a YAML (or JSON) file holds, or ``error`` with one line: file missing, not YAML, or
-    not a mapping (of ``what``, e.g. "config fields")."""
+    """The mapping a YAML (or JSON) file holds, or ``error`` with one line: file missing, not YAML, cut
+    short (a framed file without its closing line, :func:`check_framed`), or not a mapping (of ``what``,
+    e.g. "config fields")."""
     if not path.is_file():
         raise error(f"{path}: file not found")
     try:
-        data = yaml.safe_load(path.read_text())
+        text = path.read_text()
+        check_framed(path, text)
+        data = yaml.safe_load(text)
+    except DamagedFileError as exc:
+        raise error(str(exc)) from None
     except UnicodeDecodeError:
         raise error(f"{path}: not a text file (expected YAML or JSON)") from None
     except yaml.YAMLError as exc:

@@ -58,3 +58,24 @@ def test_bad_files(tmp_path: Path) -> None:
         TrialConfig.load(bad)
     with pytest.raises(ConfigError, match="expected key=value"):
         parse_overrides(["horizon"])
+
+
+def test_every_cut_of_a_saved_trial_config_is_refused_and_the_whole_one_reads(tmp_path: Path) -> None:
+    # YAML cut short often parses, as another valid config (a list or a number left short, a key lost): a file
+    # this tool writes opens and closes with a comment line, and one that opens so and does not close is refused.
+    cfg = TrialConfig(dataset="d.hdf5", penalty="ensemble_var", lam=20.28, real_ratio=0.82)
+    path = cfg.save(tmp_path / "config.yaml")
+    assert TrialConfig.load(path) == cfg
+    whole = path.read_bytes()
+    parsed = 0
+    for cut in range(len(whole)):
+        path.write_bytes(whole[:cut])
+        with pytest.raises(ConfigError) as refused:
+            TrialConfig.load(path)
+        parsed += "cut short" in str(refused.value)
+    assert parsed >= len(whole) - len(whole.split(b"\n", 1)[0]) - 1, "every cut after the opening line is named"
+    path.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(ConfigError, match=r"config.yaml: trial config cut short \(no closing line"):
+        TrialConfig.load(path)
+    path.write_text(whole.decode().split("\n", 1)[1])  # hand-written (no opening line): read as plain YAML
+    assert TrialConfig.load(path) == cfg

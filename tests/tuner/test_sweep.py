@@ -100,6 +100,14 @@ def test_export_then_train_reproduces_the_trial(small_sweep: tuple[Path, str], h
     results = json.loads((tmp_path / "t" / "results.json").read_text())
     # Same config, same seed, same machine: the exported config reproduces the trial's seed-0 score.
     assert results["score"] == pytest.approx(best.last["score_seed0"])
+    # A copy cut short (outside damage: the export is atomic) is refused in one line, not trained as another
+    # config: cut YAML can parse as a valid document.
+    whole = (tmp_path / "best-2.yaml").read_bytes()
+    (tmp_path / "half.yaml").write_bytes(whole[: len(whole) // 2])
+    refused = subprocess.run([*CLI, "train", "--config", str(tmp_path / "half.yaml"), "--out", str(tmp_path / "h")],
+                             capture_output=True, text=True, timeout=120, env=ENV)
+    assert refused.returncode == 2 and "exported configuration cut short" in refused.stderr, refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1 and not (tmp_path / "h").exists()
 
 
 def test_previous_sweep_warm_starts_the_searcher(small_sweep: tuple[Path, str], hopper_random_file: Path) -> None:

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-
 from trials.data.dataset import load_dataset
-from trials.files import atomic_write_text
+from trials.files import atomic_write_text, framed_yaml
 from tuner.errors import UsageError
 from tuner.store.records import read_trials
 from tuner.store.spec import MEASURE_FIELDS, SweepSpec
 from tuner.store.status import best_trials
+
+#: What an exported configuration's framing lines call it (``trials.files.framed_yaml``).
+EXPORT_KIND = "exported configuration"
 
 
 def export_best(sweep_dir: Path, out: Path, top: int, dataset: str | None = None) -> list[Path]:
@@ -46,6 +47,6 @@ def export_best(sweep_dir: Path, out: Path, top: int, dataset: str | None = None
             "config": {k: v for k, v in record.trial_config().with_overrides(
                 {"dataset": chosen, "pool_dir": str(spec.pool_dir)}).to_dict().items() if k not in MEASURE_FIELDS},
         }
-        atomic_write_text(path, yaml.safe_dump(doc, sort_keys=False))
+        atomic_write_text(path, framed_yaml(doc, EXPORT_KIND))  # a copy cut short is refused by `train`
         written.append(path)
     return written

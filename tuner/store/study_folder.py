@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 
 from trials.config import ConfigError
-from trials.files import DamagedFileError, atomic_write_text, read_json
+from trials.files import DamagedFileError, atomic_write_text, check_framed, framed_yaml, read_json
 from tuner.store.confirm_plan import stored_progress
 from tuner.store.durations import duration
 from tuner.store.records import ENDED, RAN_OUT, TrialRecord, read_trials
@@ -27,8 +27,8 @@ STAGES_FILE = "stages.json"
 #: The first and last lines of a study record: a record that opens with the first but lacks the last was cut
 #: short (a truncated YAML file can still parse, as a different study). Records written before these lines
 #: existed have neither and are read as they are.
-RECORD_HEAD = "# mbrl-tune study record: written whole, closed by its last line\n"
-RECORD_END = "# end of study record\n"
+#: What ``study.yaml``'s framing lines call it (``trials.files.framed_yaml``).
+RECORD_KIND = "study record"
 
 
 def sweep_dir(folder: Path, ds: StudyDataset) -> Path:
@@ -53,16 +53,16 @@ def finished_compare_runs(spec: StudySpec, folder: Path, ds: StudyDataset) -> li
 
 
 def write_study_record(path: Path, data: dict[str, Any]) -> None:
-    """Write a study record (``study.yaml``) between :data:`RECORD_HEAD` and :data:`RECORD_END`, atomically."""
-    atomic_write_text(path, RECORD_HEAD + yaml.safe_dump(data, sort_keys=False) + RECORD_END)
+    """Write a study record (``study.yaml``) framed as a :data:`RECORD_KIND` (``trials.files.framed_yaml``),
+    atomically."""
+    atomic_write_text(path, framed_yaml(data, RECORD_KIND))
 
 
 def read_study_record(path: Path) -> Any:
     """The YAML data of a study record; :class:`DamagedFileError` when it opens as a record and does not close
     (cut short). Raises what reading and parsing raise for other damage."""
     text = path.read_text()
-    if text.startswith(RECORD_HEAD) and not text.endswith(RECORD_END):
-        raise DamagedFileError(f"{path}: cut short (no closing line)")
+    check_framed(path, text)
     return yaml.safe_load(text)
 
 
