@@ -89,6 +89,7 @@ def test_confirm_stage_survives_a_kill_and_its_study_moves(tmp_path: Path) -> No
         after = next(r for r in made if r.path == before.path)
         assert reported_epochs(after).count(1) == 1, reported_epochs(after)
     assert all(next(r for r in made if r.path == p).last["score"] == s for p, s in ended_before.items())
+    assert all(r.replay.differing == 0 for r in made), [(r.name, r.replay) for r in made]  # same seed, same result
     for record in made:  # every evaluation keeps each episode's return (learning curves, bandits)
         evaluations = [h for h in record.history if f"episode_returns_seed{record.seeds[0]}" in h]
         assert len(evaluations) == record.trial_config().epochs, record.name

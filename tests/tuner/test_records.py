@@ -156,3 +156,40 @@ def test_a_full_filesystem_during_the_repair_leaves_no_half_copy(
     assert err.value.errno == errno.ENOSPC or "No space left" in str(err.value)
     assert sorted(p.name for p in stale.iterdir()) == ["checkpoint_000003", "params.json", "result.json"]
     assert (stale / "checkpoint_000003" / "state.pt").read_bytes() == state
+
+
+def test_epochs_reported_again_are_compared_with_their_first_report(tmp_path: Path) -> None:
+    from tuner.store.records import read_trials
+    from tuner.store.status import replay_line
+
+    def report(epoch: int, score: float, clock: float, q: float = float("nan")) -> dict[str, object]:
+        return {"epoch": epoch, "normalized_score": score, "q_mean": q, "actor_loss": -epoch / 3,
+                "time_this_iter_s": clock, "time_rollout": 7 * clock, "timestamp": 1000 + clock,
+                "hostname": f"host{clock}", "fqe_seconds": clock}
+
+    # Killed after epoch 3 with a checkpoint at 2, resumed: epoch 3 runs again (other clocks and host, same
+    # numbers, NaN included); then started over from no checkpoint: epochs 1-2 again, epoch 2's score
+    # different (as on another CPU's arithmetic).
+    rows = [report(1, 1.5, 1), report(2, 2.5, 2), report(3, 3.5, 3),
+            report(3, 3.5, 30), report(4, 4.5, 4),
+            report(1, 1.5, 10), report(2, 2.25, 20)]
+    for name, lines in (("trial-0001-aa", rows), ("trial-0002-bb", rows[:3])):
+        trial = tmp_path / name
+        trial.mkdir()
+        (trial / "params.json").write_text(json.dumps({"base": {"dataset": "d.hdf5"}, "seeds": [0]}))
+        (trial / "result.json").write_text("".join(json.dumps(r) + "\n" for r in lines))
+
+    replayed, once = read_trials(tmp_path)
+    assert [h["epoch"] for h in replayed.history] == [1, 2] and replayed.last["normalized_score"] == 2.25
+    assert (replayed.replay.epochs, replayed.replay.differing) == (3, 1)  # epochs 3, 1 and 2 compared
+    assert replayed.replay.examples == [(2, "normalized_score", 2.5, 2.25)]
+    assert (once.replay.epochs, once.replay.differing) == (0, 0)
+    assert replay_line([once]) is None
+    line = replay_line([replayed, once])
+    assert line is not None and line.startswith("epochs run again after a resume or a start over: 3 in 1 trial(s), "
+                                                 "1 differing from their earlier report (trial-0001-aa epoch 2 "
+                                                 "normalized_score 2.5 then 2.25)"), line
+    equal = rows[:5]  # the resume alone: its epoch reported again is equal
+    (tmp_path / "trial-0001-aa" / "result.json").write_text("".join(json.dumps(r) + "\n" for r in equal))
+    assert replay_line(read_trials(tmp_path)) == ("epochs run again after a resume or a start over: 1 in 1 trial(s), "
+                                                  "every one equal to its earlier report (same seed, same result)")

@@ -141,6 +141,10 @@ def test_study_survives_kills_inside_and_between_stages(tmp_path: Path) -> None:
 
     records = [r for r in read_trials(exp) if r.status == "finished"]
     assert len(records) == 6
+    # Same seed, same code, same CPU: every epoch a resume (or a start over) ran again reported what it had
+    # reported before the kill, in the sweep and in the comparison.
+    again = [r for r in [*read_trials(exp), *read_trials(run_dir)] if r.replay.epochs]
+    assert all(r.replay.differing == 0 for r in again), [(r.name, r.replay) for r in again]
     scores = {r.trial_id: r.last["score"] for r in records}
     assert all(scores[t] == s for t, s in kept.items()), "trials finished before the kill are kept as they were"
     stages = json.loads((folder / "stages.json").read_text())

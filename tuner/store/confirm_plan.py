@@ -37,7 +37,7 @@ from tuner.errors import UsageError
 from tuner.store.compare_plan import COMPARE_DIR, finished_runs, fresh_seeds, open_sweep, read_plan, run_key
 from tuner.store.durations import duration
 from tuner.store.records import RAN_OUT, TrialRecord, read_trials
-from tuner.store.status import epoch_progress
+from tuner.store.status import epoch_progress, replay_line
 
 CONFIRM_DIR = "confirm"
 PLAN_FILE = "plan.json"
@@ -320,6 +320,8 @@ class ConfirmProgress:
     checkpoint); NaN when no run time was measured."""
     running: list[str]
     """The runs of the newest ``run-NNN`` in progress, each with its last reported epoch."""
+    replayed: str | None = None
+    """:func:`tuner.store.status.replay_line` of every run of the confirmation's own folders."""
 
 
 def confirm_progress(plan: ConfirmPlan, entry: ConfirmDataset) -> ConfirmProgress:
@@ -330,7 +332,8 @@ def confirm_progress(plan: ConfirmPlan, entry: ConfirmDataset) -> ConfirmProgres
     runs = sorted((confirm_dir(Path(plan.sweep), plan.source, plan.top_k) / entry.experiment).glob("run-*"))
     kept: dict[str, float] = {}  # run key -> fraction of its epochs a resume keeps (the largest, if run twice)
     running = []
-    for record in (r for r in (read_trials(runs[-1]) if runs else []) if r.status == "running"):
+    every = [record for run in runs for record in read_trials(run)]
+    for record in (r for r in every if r.path.parent == runs[-1] and r.status == "running"):
         cfg = record.trial_config()
         key = run_key(cfg.to_dict())
         running.append(f"{labels.get(key, record.name)} epoch {epoch_progress(record)}")
@@ -339,7 +342,7 @@ def confirm_progress(plan: ConfirmPlan, entry: ConfirmDataset) -> ConfirmProgres
     left = expected_seconds(entry, list(todo.values()))
     left -= sum(expected_seconds(entry, [todo[key]]) * fraction for key, fraction in kept.items() if key in todo)
     return ConfirmProgress(sum(key in done for key, _ in keyed), len(keyed),
-                           max(left, 0.0) if math.isfinite(left) else math.nan, running)
+                           max(left, 0.0) if math.isfinite(left) else math.nan, running, replay_line(every))
 
 
 def progress_lines(sweep_dir: Path) -> list[str]:
@@ -356,6 +359,8 @@ def progress_lines(sweep_dir: Path) -> list[str]:
                          f"times; divide by the runs at a time)" if math.isfinite(p.seconds_left)
                          else ", run time left unknown (no run time measured yet)")
             lines.append(text + (f"; in progress (last reports): {', '.join(p.running)}" if p.running else ""))
+            if p.replayed:
+                lines.append(f"  {p.replayed}")
     return lines
 
 

@@ -6,10 +6,11 @@ of checkpoints a killed driver left missing."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,45 @@ def mark_stopped(trial_dir: Path, epoch: int) -> None:
     atomic_write_text(trial_dir / STOPPED_MARKER, json.dumps({"stopped_after_epoch": epoch}) + "\n")
 
 
+#: Report fields that are not the run's own numbers: Tune's bookkeeping, clocks, hosts and speeds. Every other
+#: field of an epoch reported again (after a resume or a start over) must come back equal (:class:`Replay`).
+NOT_REPLAYED = frozenset({"timestamp", "date", "hostname", "node_ip", "node_id", "pid", "trial_id", "config",
+                          "done", "checkpoint_dir_name", "training_iteration", "iterations_since_restore",
+                          "updates_per_sec", "should_checkpoint"})
+#: Differences a :class:`Replay` keeps (the first ones, to name; all are counted).
+_KEPT_DIFFERENCES = 5
+
+
+def _clock(key: str) -> bool:
+    return key.startswith("time_") or key.endswith("_seconds") or key in NOT_REPLAYED
+
+
+def _equal(a: Any, b: Any) -> bool:
+    return a == b or (isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b))
+
+
+@dataclass
+class Replay:
+    """The epochs a trial reported a second time (a resume re-runs the epochs after its last checkpoint, a run
+    that starts over re-runs all of them), each compared with the report it replaces: same seed, same code and same
+    kind of CPU give the same numbers, so a difference means the run is not reproducible there (another
+    CPU's arithmetic, another library version, or a bug)."""
+
+    epochs: int = 0
+    """Epochs reported again and compared."""
+    differing: int = 0
+    """Of those, the epochs where a field differs."""
+    examples: list[tuple[int, str, Any, Any]] = field(default_factory=list)
+    """The first differences: (epoch, field, the report replaced, the new one)."""
+
+    def compare(self, epoch: int, first: dict[str, Any], again: dict[str, Any]) -> None:
+        keys = [k for k in first.keys() & again.keys() if not _clock(k) and not _equal(first[k], again[k])]
+        self.epochs += 1
+        self.differing += bool(keys)
+        for key in sorted(keys)[: _KEPT_DIFFERENCES - len(self.examples)]:
+            self.examples.append((epoch, key, first[key], again[key]))
+
+
 @dataclass
 class TrialRecord:
     trial_id: str
@@ -63,6 +103,8 @@ class TrialRecord:
     """Every report of the latest attempt, in order: a trial resumed from a checkpoint (or started over)
     re-reports from that epoch, and its new reports replace the earlier attempt's from there on."""
     errored: bool
+    replay: Replay = field(default_factory=Replay)
+    """The epochs reported again after a resume or a start over, each compared with the report it replaces."""
 
     @property
     def order(self) -> int:
@@ -117,9 +159,12 @@ class TrialRecord:
         return cfg.with_overrides({"seed": self.seeds[0]}) if self.seeds else cfg
 
 
-def _read_history(path: Path) -> list[dict[str, Any]]:
+def _read_history(path: Path, replay: Replay | None = None) -> list[dict[str, Any]]:
+    """The latest attempt's reports, by epoch; each epoch reported again is compared into ``replay``."""
     rows: dict[int, dict[str, Any]] = {}
+    dropped: dict[int, dict[str, Any]] = {}  # an earlier attempt's reports, until reported again
     newest = 0
+    replay = Replay() if replay is None else replay
     if not path.is_file():
         return []
     try:
@@ -137,7 +182,9 @@ def _read_history(path: Path) -> list[dict[str, Any]]:
             continue  # a line cut by a crash, or damaged
         if epoch <= newest:  # a resume (or a start over) reports from here again
             for stale in [k for k in rows if k >= epoch]:
-                del rows[stale]
+                dropped[stale] = rows.pop(stale)
+        if epoch in dropped:
+            replay.compare(epoch, dropped.pop(epoch), row)
         rows[epoch] = row
         newest = epoch
     return [rows[k] for k in sorted(rows)]
@@ -148,7 +195,8 @@ def read_trials(experiment_dir: Path) -> list[TrialRecord]:
     records = []
     for params_path in sorted(Path(experiment_dir).glob("*/params.json")):
         folder = params_path.parent
-        history = _read_history(folder / "result.json")
+        replay = Replay()
+        history = _read_history(folder / "result.json", replay)
         try:
             params = json.loads(params_path.read_bytes())
         except (OSError, ValueError):
@@ -161,7 +209,7 @@ def read_trials(experiment_dir: Path) -> list[TrialRecord]:
         if not isinstance(params, dict):
             continue  # never reported and no whole config: the trial never ran
         trial_id = str(history[-1]["trial_id"]) if history and "trial_id" in history[-1] else _folder_id(folder.name)
-        records.append(TrialRecord(trial_id, folder, params, history, _errored(folder, history)))
+        records.append(TrialRecord(trial_id, folder, params, history, _errored(folder, history), replay))
     return sorted(records, key=lambda r: (r.order, r.path.name))
 
 

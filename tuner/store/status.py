@@ -44,11 +44,31 @@ def status_table(sweep_dir: Path) -> str:
         lines.append(f"\n{dataset}")
         lines += ["  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) for row in rows]
         lines.append("  " + done.line())
+        replayed = replay_line(records)
+        if replayed:
+            lines.append("  " + replayed)
         best = best_trials(records, 1, spec.metric)
         if best:
             by = "" if spec.objective == "simulator" else f" by {spec.metric} {_fmt(best[0].last[spec.metric])},"
             lines.append(f"  best:{by} {best[0].name} score {_fmt(best[0].last['score'])} {best[0].overrides}")
     return "\n".join(lines)
+
+
+def replay_line(records: list[TrialRecord]) -> str | None:
+    """Whether the epochs these trials reported a second time (after a resume or a start over) came back
+    equal to the reports they replace (:class:`tuner.store.records.Replay`); None when none was reported twice."""
+    replayed = [r for r in records if r.replay.epochs]
+    if not replayed:
+        return None
+    epochs = sum(r.replay.epochs for r in replayed)
+    differing = sum(r.replay.differing for r in replayed)
+    head = f"epochs run again after a resume or a start over: {epochs} in {len(replayed)} trial(s)"
+    if not differing:
+        return f"{head}, every one equal to its earlier report (same seed, same result)"
+    named = [f"{r.name} epoch {epoch} {key} {_fmt(first)} then {_fmt(again)}"
+             for r in replayed for epoch, key, first, again in r.replay.examples][:3]
+    return (f"{head}, {differing} differing from their earlier report ({'; '.join(named)}): not reproducible as run "
+            f"(another CPU, library version or a bug)")
 
 
 def _total_epochs(record: TrialRecord) -> int | None:
