@@ -128,15 +128,23 @@ def framed_yaml(data: Any, kind: str) -> str:
 
 
 def check_framed(path: Path, text: str) -> None:
-    """:class:`DamagedFileError` when ``text`` opens as a framed file (:func:`framed_yaml`) and does not close
-    (cut short); files without the opening line (written by hand, or before framing) pass."""
+    """:class:`DamagedFileError` when ``text`` opens as a framed file (:func:`framed_yaml`) and does not end
+    with its closing line (trailing blanks aside): cut short, or edited below that line. Files without the
+    opening line (written by hand, or before framing) pass."""
+    text = text.removeprefix("\ufeff")  # a byte-order mark an editor added must not hide the frame
     first, newline, _ = text.partition("\n")
+    first = first.rstrip()
     if not (newline and first.startswith(_OPEN_PREFIX) and first.endswith(_OPEN_SUFFIX)):
         return
     kind = first[len(_OPEN_PREFIX):len(first) - len(_OPEN_SUFFIX)]
-    close = FRAME_CLOSE.format(kind=kind)
-    if not text.endswith(close):
-        raise DamagedFileError(f"{path}: {kind} cut short (no closing line '{close.strip()}'); write it again")
+    close = FRAME_CLOSE.format(kind=kind).rstrip()
+    if text.rstrip().endswith(close):
+        return
+    if any(line.rstrip() == close for line in text.splitlines()):
+        raise DamagedFileError(f"{path}: {kind} has text after its closing line '{close}'; put edits above that "
+                               "line (or delete the first line to read it as plain YAML)")
+    raise DamagedFileError(f"{path}: {kind} cut short (no closing line '{close}'); make it again with the "
+                           "command that wrote it")
 
 
 def read_yaml_mapping(path: Path, error: type[Exception], what: str) -> dict[str, Any]:

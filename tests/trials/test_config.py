@@ -67,15 +67,28 @@ def test_every_cut_of_a_saved_trial_config_is_refused_and_the_whole_one_reads(tm
     path = cfg.save(tmp_path / "config.yaml")
     assert TrialConfig.load(path) == cfg
     whole = path.read_bytes()
-    parsed = 0
-    for cut in range(len(whole)):
+    named = 0
+    for cut in range(len(whole) - 1):  # every cut short of the closing line's last character
         path.write_bytes(whole[:cut])
         with pytest.raises(ConfigError) as refused:
             TrialConfig.load(path)
-        parsed += "cut short" in str(refused.value)
-    assert parsed >= len(whole) - len(whole.split(b"\n", 1)[0]) - 1, "every cut after the opening line is named"
+        named += "cut short" in str(refused.value)
+    first = len(whole.split(b"\n", 1)[0]) + 1
+    assert named == len(whole) - 1 - first, "every cut after the opening line is named as cut short"
     path.write_bytes(whole[: len(whole) // 2])
     with pytest.raises(ConfigError, match=r"config.yaml: trial config cut short \(no closing line"):
         TrialConfig.load(path)
+    # Harmless changes read: the final newline gone, blanks after the closing line, a byte-order mark.
+    for same in (whole[:-1], whole + b"\n\n", whole[:-1] + b"  \n", b"\xef\xbb\xbf" + whole):
+        path.write_bytes(same)
+        assert TrialConfig.load(path) == cfg
+    path.write_bytes(b"\xef\xbb\xbf" + whole[: len(whole) // 2])  # the mark does not hide a cut
+    with pytest.raises(ConfigError, match="cut short"):
+        TrialConfig.load(path)
+    path.write_bytes(whole + b"seed: 3\n")  # an edit below the closing line is named as such
+    with pytest.raises(ConfigError, match=r"trial config has text after its closing line '# end of trial config'; "
+                                          r"put edits above that line") as edited:
+        TrialConfig.load(path)
+    assert "\n" not in str(edited.value)
     path.write_text(whole.decode().split("\n", 1)[1])  # hand-written (no opening line): read as plain YAML
     assert TrialConfig.load(path) == cfg

@@ -159,7 +159,7 @@ def test_a_full_filesystem_during_the_repair_leaves_no_half_copy(
 
 
 def test_epochs_reported_again_are_compared_with_their_first_report(tmp_path: Path) -> None:
-    from tuner.store.records import read_trials
+    from tuner.store.records import _equal, read_trials
     from tuner.store.status import replay_line
 
     def report(epoch: int, score: float, clock: float, q: float = float("nan")) -> dict[str, object]:
@@ -189,6 +189,9 @@ def test_epochs_reported_again_are_compared_with_their_first_report(tmp_path: Pa
     assert line is not None and line.startswith("epochs run again after a resume or a start over: 3 in 1 trial(s), "
                                                  "1 differing from their earlier report (trial-0001-aa epoch 2 "
                                                  "normalized_score 2.5 then 2.25)"), line
+    nan = float("nan")  # NaN equals NaN in a replay, inside lists and mappings too; other values do not
+    assert _equal([nan, 1.0], [float("nan"), 1.0]) and _equal({"a": [nan]}, {"a": [float("nan")]})
+    assert not _equal([nan, 1.0], [nan, 1.5]) and not _equal([1.0], [1.0, 2.0]) and not _equal({"a": 1}, {"b": 1})
     equal = rows[:5]  # the resume alone: its epoch reported again is equal
     (tmp_path / "trial-0001-aa" / "result.json").write_text("".join(json.dumps(r) + "\n" for r in equal))
     assert replay_line(read_trials(tmp_path)) == ("epochs run again after a resume or a start over: 1 in 1 trial(s), "

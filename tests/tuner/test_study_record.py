@@ -41,10 +41,12 @@ def test_every_cut_of_a_record_is_refused_and_the_whole_one_reads(tmp_path: Path
     write_study_record(path, data)
     assert stored_study(tmp_path) == spec
     whole = path.read_bytes()
-    for cut in range(len(whole)):
+    for cut in range(len(whole) - 1):  # every cut short of the closing line's last character
         path.write_bytes(whole[:cut])
         with pytest.raises(DAMAGED):
             stored_study(tmp_path)
+    path.write_bytes(whole[:-1])  # only the final newline gone: the record is whole
+    assert stored_study(tmp_path) == spec
     path.write_bytes(whole[: len(whole) // 2])
     with pytest.raises(StudyError, match=r"study.yaml: damaged \(cut short\); run the study command again"):
         study_status(tmp_path)

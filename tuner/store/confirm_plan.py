@@ -320,8 +320,6 @@ class ConfirmProgress:
     checkpoint); NaN when no run time was measured."""
     running: list[str]
     """The runs of the newest ``run-NNN`` in progress, each with its last reported epoch."""
-    replayed: str | None = None
-    """:func:`tuner.store.status.replay_line` of every run of the confirmation's own folders."""
 
 
 def confirm_progress(plan: ConfirmPlan, entry: ConfirmDataset) -> ConfirmProgress:
@@ -332,8 +330,7 @@ def confirm_progress(plan: ConfirmPlan, entry: ConfirmDataset) -> ConfirmProgres
     runs = sorted((confirm_dir(Path(plan.sweep), plan.source, plan.top_k) / entry.experiment).glob("run-*"))
     kept: dict[str, float] = {}  # run key -> fraction of its epochs a resume keeps (the largest, if run twice)
     running = []
-    every = [record for run in runs for record in read_trials(run)]
-    for record in (r for r in every if r.path.parent == runs[-1] and r.status == "running"):
+    for record in (r for r in (read_trials(runs[-1]) if runs else []) if r.status == "running"):
         cfg = record.trial_config()
         key = run_key(cfg.to_dict())
         running.append(f"{labels.get(key, record.name)} epoch {epoch_progress(record)}")
@@ -342,7 +339,7 @@ def confirm_progress(plan: ConfirmPlan, entry: ConfirmDataset) -> ConfirmProgres
     left = expected_seconds(entry, list(todo.values()))
     left -= sum(expected_seconds(entry, [todo[key]]) * fraction for key, fraction in kept.items() if key in todo)
     return ConfirmProgress(sum(key in done for key, _ in keyed), len(keyed),
-                           max(left, 0.0) if math.isfinite(left) else math.nan, running, replay_line(every))
+                           max(left, 0.0) if math.isfinite(left) else math.nan, running)
 
 
 def progress_lines(sweep_dir: Path) -> list[str]:
@@ -359,8 +356,10 @@ def progress_lines(sweep_dir: Path) -> list[str]:
                          f"times; divide by the runs at a time)" if math.isfinite(p.seconds_left)
                          else ", run time left unknown (no run time measured yet)")
             lines.append(text + (f"; in progress (last reports): {', '.join(p.running)}" if p.running else ""))
-            if p.replayed:
-                lines.append(f"  {p.replayed}")
+            folder = confirm_dir(Path(plan.sweep), plan.source, plan.top_k) / entry.experiment
+            replayed = replay_line([r for run in sorted(folder.glob("run-*")) for r in read_trials(run)])
+            if replayed:  # read here, not in confirm_progress: the time estimates need no second read
+                lines.append(f"  {replayed}")
     return lines
 
 

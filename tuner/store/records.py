@@ -59,7 +59,7 @@ def mark_stopped(trial_dir: Path, epoch: int) -> None:
 NOT_REPLAYED = frozenset({"timestamp", "date", "hostname", "node_ip", "node_id", "pid", "trial_id", "config",
                           "done", "checkpoint_dir_name", "training_iteration", "iterations_since_restore",
                           "updates_per_sec", "should_checkpoint"})
-#: Differences a :class:`Replay` keeps (the first ones, to name; all are counted).
+#: Differing epochs a :class:`Replay` names (the first ones; all are counted).
 _KEPT_DIFFERENCES = 5
 
 
@@ -68,7 +68,14 @@ def _clock(key: str) -> bool:
 
 
 def _equal(a: Any, b: Any) -> bool:
-    return a == b or (isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b))
+    """``a == b`` with NaN equal to NaN, inside lists and mappings too (episode returns, per-seed fields)."""
+    if isinstance(a, float) and isinstance(b, float):
+        return a == b or (math.isnan(a) and math.isnan(b))
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_equal(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_equal(a[k], b[k]) for k in a)
+    return bool(a == b)
 
 
 @dataclass
@@ -83,14 +90,16 @@ class Replay:
     differing: int = 0
     """Of those, the epochs where a field differs."""
     examples: list[tuple[int, str, Any, Any]] = field(default_factory=list)
-    """The first differences: (epoch, field, the report replaced, the new one)."""
+    """The first differing epochs, one difference each: (epoch, field, the report replaced, the new one)."""
 
     def compare(self, epoch: int, first: dict[str, Any], again: dict[str, Any]) -> None:
-        keys = [k for k in first.keys() & again.keys() if not _clock(k) and not _equal(first[k], again[k])]
+        """Count ``epoch`` and whether a field both reports hold differs (a field one lacks is not compared:
+        a newer version may report more)."""
+        keys = sorted(k for k in first.keys() & again.keys() if not _clock(k) and not _equal(first[k], again[k]))
         self.epochs += 1
         self.differing += bool(keys)
-        for key in sorted(keys)[: _KEPT_DIFFERENCES - len(self.examples)]:
-            self.examples.append((epoch, key, first[key], again[key]))
+        if keys and len(self.examples) < _KEPT_DIFFERENCES:
+            self.examples.append((epoch, keys[0], first[keys[0]], again[keys[0]]))
 
 
 @dataclass

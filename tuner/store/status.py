@@ -54,6 +54,19 @@ def status_table(sweep_dir: Path) -> str:
     return "\n".join(lines)
 
 
+def _short(value: object, width: int = 40) -> str:
+    text = f"{value:.6g}" if isinstance(value, float) else str(value)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _pair(first: object, again: object) -> str:
+    """Two differing values, short, in full where the short forms look alike (a last-digit difference)."""
+    a, b = _short(first), _short(again)
+    if a == b:
+        a, b = repr(first), repr(again)
+    return f"{a} then {b}"
+
+
 def replay_line(records: list[TrialRecord]) -> str | None:
     """Whether the epochs these trials reported a second time (after a resume or a start over) came back
     equal to the reports they replace (:class:`tuner.store.records.Replay`); None when none was reported twice."""
@@ -65,8 +78,8 @@ def replay_line(records: list[TrialRecord]) -> str | None:
     head = f"epochs run again after a resume or a start over: {epochs} in {len(replayed)} trial(s)"
     if not differing:
         return f"{head}, every one equal to its earlier report (same seed, same result)"
-    named = [f"{r.name} epoch {epoch} {key} {_fmt(first)} then {_fmt(again)}"
-             for r in replayed for epoch, key, first, again in r.replay.examples][:3]
+    named = [f"{r.name} epoch {epoch} {key} {_pair(first, again)}"  # the first of each trial
+             for r in replayed for epoch, key, first, again in r.replay.examples[:1]][:3]
     return (f"{head}, {differing} differing from their earlier report ({'; '.join(named)}): not reproducible as run "
             f"(another CPU, library version or a bug)")
 

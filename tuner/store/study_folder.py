@@ -24,10 +24,9 @@ STAGE_NAMES = ("generate", "sweep", "compare", "calibrate", "confirm")
 
 STUDY_FILE = "study.yaml"
 STAGES_FILE = "stages.json"
-#: The first and last lines of a study record: a record that opens with the first but lacks the last was cut
-#: short (a truncated YAML file can still parse, as a different study). Records written before these lines
-#: existed have neither and are read as they are.
-#: What ``study.yaml``'s framing lines call it (``trials.files.framed_yaml``).
+#: What ``study.yaml``'s first and last lines call it (``trials.files.framed_yaml``): a record that opens so and
+#: does not close was cut short (a truncated YAML file can still parse, as a different study). Records
+#: written before these lines existed have neither and are read as they are.
 RECORD_KIND = "study record"
 
 
