@@ -20,10 +20,12 @@ from tuner.run.confirm import planned_runs
 from tuner.store.confirm_plan import (
     CONFIRM,
     SEARCH,
+    ConfirmArm,
     ConfirmDataset,
     confirm_progress,
     cost_line,
     expected_seconds,
+    expected_wall_seconds,
     load_plan,
     pending_runs,
 )
@@ -195,3 +197,26 @@ def test_cost_and_time_left_say_when_nothing_was_measured() -> None:
     assert expected_seconds(measured, todo) == 0.05 * 1000 + 0.05 * 100  # best1 unmeasured: the others' mean
     assert "about 55 s at 1 at a time" in cost_line(measured, todo, 1)
     assert [duration(s) for s in (45, 720, 12_240)] == ["45 s", "12 min", "3.4 h"]
+
+
+def test_the_slowest_arm_starts_first_and_the_wall_time_waits_for_the_longest_run() -> None:
+    """Within a budget and seed the slowest arm starts first (a long run started last would run alone at
+    the end); the printed wall time is that of the runs started in order as slots free, never less than the
+    longest run, where the summed time over the slots would say less."""
+    arms = [ConfirmArm(name=n, setting={}, configs={SEARCH: {"arm": n}, CONFIRM: {"arm": n}})
+            for n in ("baseline", "best1", "best2")]
+    entry = ConfirmDataset(dataset="d.hdf5", experiment="d", name="hopper-random", seeds=[1, 2],
+                           updates={SEARCH: 100, CONFIRM: 1000}, arms=arms,
+                           seconds_per_update={"baseline": 0.01, "best1": 0.05, "best2": 0.03})
+    order = [(arm, budget, seed) for arm, budget, seed, _ in planned_runs(entry)]
+    assert order == [("best1", SEARCH, 1), ("best1", SEARCH, 2), ("best2", SEARCH, 1), ("best2", SEARCH, 2),
+                     ("baseline", SEARCH, 1), ("baseline", SEARCH, 2),
+                     ("best1", CONFIRM, 1), ("best2", CONFIRM, 1), ("baseline", CONFIRM, 1),
+                     ("best1", CONFIRM, 2), ("best2", CONFIRM, 2), ("baseline", CONFIRM, 2)]
+    todo = [("best1", CONFIRM, 1, {}), *(("baseline", CONFIRM, s, {}) for s in (1, 2, 3))]
+    assert expected_seconds(entry, todo) == pytest.approx(80.0)  # 50 + 3 x 10 run time
+    assert expected_wall_seconds(entry, todo, 2) == pytest.approx(50.0)  # not 80 / 2: best1 alone takes 50
+    assert expected_wall_seconds(entry, todo, 1) == pytest.approx(80.0)
+    assert "about 50 s at 2 at a time" in cost_line(entry, todo, 2)
+    unmeasured = entry.model_copy(update={"seconds_per_update": {}})
+    assert [arm for arm, *_ in planned_runs(unmeasured)][:3] == ["baseline", "baseline", "best1"], "plan order kept"

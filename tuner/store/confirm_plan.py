@@ -131,12 +131,22 @@ def run_config(arm: ConfirmArm, budget: str, seed: int) -> dict[str, Any]:
     return {**arm.configs[budget], "seed": seed}
 
 
+def _slowest_first(entry: ConfirmDataset) -> list[ConfirmArm]:
+    """The arms, the slowest per update first (:func:`run_seconds`; ties, and a plan with no time measured,
+    keep the plan's order)."""
+    seconds = {arm.name: run_seconds(entry, arm.name, SEARCH) for arm in entry.arms}
+    return sorted(entry.arms, key=lambda arm: -seconds[arm.name] if math.isfinite(seconds[arm.name]) else 0.0)
+
+
 def planned_runs(entry: ConfirmDataset) -> list[tuple[str, str, int, dict[str, Any]]]:
     """Every (arm, budget, seed, run config) of one dataset, in the order they are started: the search
     budget's runs first (cheap: their table is there early), then the confirm budget's seed by seed, so that
-    a confirmation cut short holds paired arms."""
-    out = [(arm.name, SEARCH, seed, run_config(arm, SEARCH, seed)) for arm in entry.arms for seed in entry.seeds]
-    out += [(arm.name, CONFIRM, seed, run_config(arm, CONFIRM, seed)) for seed in entry.seeds for arm in entry.arms]
+    a confirmation cut short holds paired arms. Within a budget and seed the slowest arm starts first, so
+    that runs side by side end close together instead of leaving one long run alone at the end (with
+    ``--top-k all``'s 16 arms on one seed, the longest run is a fifth of the whole)."""
+    arms = _slowest_first(entry)
+    out = [(arm.name, SEARCH, seed, run_config(arm, SEARCH, seed)) for arm in arms for seed in entry.seeds]
+    out += [(arm.name, CONFIRM, seed, run_config(arm, CONFIRM, seed)) for seed in entry.seeds for arm in arms]
     return out
 
 
@@ -286,21 +296,36 @@ def plan_confirm(sweep_dir: Path, source: str, top_k: int | None, seeds: int, ov
     return plan
 
 
-def expected_seconds(entry: ConfirmDataset, todo: list[tuple[str, str, int, dict[str, Any]]]) -> float:
-    """The summed run time of ``todo``, from the per-update times the sweep and the comparison measured (each
-    run's arm; the mean of the measured arms for the others); NaN when none was measured."""
+def run_seconds(entry: ConfirmDataset, arm: str, budget: str) -> float:
+    """One run's expected time, from the per-update times the sweep and the comparison measured (the arm's;
+    the mean of the measured arms for the others); NaN when none was measured."""
     known = entry.seconds_per_update
-    fallback = sum(known.values()) / len(known) if known else math.nan
-    return sum(known.get(arm, fallback) * entry.updates[budget] for arm, budget, _, _ in todo)
+    per_update = known.get(arm, sum(known.values()) / len(known) if known else math.nan)
+    return per_update * entry.updates[budget]
+
+
+def expected_seconds(entry: ConfirmDataset, todo: list[tuple[str, str, int, dict[str, Any]]]) -> float:
+    """The summed run time of ``todo`` (:func:`run_seconds`); NaN when no run time was measured."""
+    return sum(run_seconds(entry, arm, budget) for arm, budget, _, _ in todo)
+
+
+def expected_wall_seconds(entry: ConfirmDataset, todo: list[tuple[str, str, int, dict[str, Any]]],
+                          concurrency: int) -> float:
+    """The wall time of ``todo`` run ``concurrency`` at a time, each started in order as a slot frees (as Tune
+    starts a grid): at least the longest run, where the summed time over ``concurrency`` would say less."""
+    slots = [0.0] * max(concurrency, 1)
+    for arm, budget, _, _ in todo:
+        slots[slots.index(min(slots))] += run_seconds(entry, arm, budget)
+    return max(slots)
 
 
 def cost_line(entry: ConfirmDataset, todo: list[tuple[str, str, int, dict[str, Any]]], concurrency: int) -> str:
-    """The expected wall time of ``todo`` (:func:`expected_seconds`), ``concurrency`` runs at a time."""
+    """The expected wall time of ``todo`` (:func:`expected_wall_seconds`), ``concurrency`` runs at a time."""
     known = entry.seconds_per_update
-    seconds = expected_seconds(entry, todo)
+    seconds = expected_wall_seconds(entry, todo, concurrency)
     counts = {b: sum(1 for _, budget, _, _ in todo if budget == b) for b in (SEARCH, CONFIRM)}
     per_arm = ", ".join(f"{arm} {known[arm] * 1000:.0f} s" for arm in known)
-    when = f"about {duration(seconds / max(concurrency, 1))}" if math.isfinite(seconds) else "time unknown"
+    when = f"about {duration(seconds)}" if math.isfinite(seconds) else "time unknown"
     return (f"{counts[CONFIRM]} runs at {entry.updates[CONFIRM]:,} updates and {counts[SEARCH]} at "
             f"{entry.updates[SEARCH]:,}: {when} at {concurrency} at a time (seconds per 1,000 "
             f"updates measured in the sweep: {per_arm or 'none yet'})")
