@@ -3,7 +3,7 @@
 
 - **Configure**: :func:`new_sweep`, :func:`load_sweep`, :func:`trial_config`, :func:`calibration_config`.
 - **Run**: :func:`generate_dataset`, :func:`train`, :func:`run_sweep`, :func:`compare`, :func:`confirm`,
-  :func:`calibrate`, :func:`estimate`, :func:`run_study`.
+  :func:`calibrate`, :func:`estimate`, :func:`run_study`, :func:`verify`.
 - **Read**: :func:`dataset_summary`, :func:`sweep_status`, :func:`is_study`, :func:`study_status`.
 - **Export**: :func:`export_best`, :func:`write_report`.
 
@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from analysis.confirm import ConfirmTable
     from analysis.report import ReportFiles
     from trials.data.dataset import Dataset
+    from tuner.run.verify import Verified
 
 #: Errors that mean the input was wrong (exit 2 at the command line), each with a one-line message.
 INPUT_ERRORS: tuple[type[Exception], ...] = (UsageError, DatasetError, ConfigError, FileNotFoundError,
@@ -50,7 +51,7 @@ __all__ = [
     "DATASET_ENVS", "INPUT_ERRORS", "LEVEL_NAMES", "OBJECTIVES", "PRESETS", "GenerateConfig", "Interrupted",
     "StorageFullError", "SweepError", "SweepSpec", "UsageError", "full_filesystem_line", "parse_overrides",
     "new_sweep", "load_sweep", "trial_config", "calibration_config",
-    "generate_dataset", "train", "run_sweep", "compare", "confirm", "calibrate", "estimate", "run_study",
+    "generate_dataset", "train", "run_sweep", "compare", "confirm", "calibrate", "estimate", "run_study", "verify",
     "dataset_summary", "SweepStatus", "sweep_status", "is_study", "study_status",
     "export_best", "write_report",
 ]
@@ -211,6 +212,16 @@ def estimate(sweep: str | Path, *, fqe_steps: int | None = None, only: list[str]
     from tuner.run.estimate import estimate_sweep  # noqa: PLC0415
 
     return estimate_sweep(Path(sweep), fqe_steps, only)
+
+
+def verify(path: str | Path, *, epochs: int | None = None, every: bool = False,
+           datasets: Sequence[str | Path] = ()) -> list[Verified]:
+    """Re-run the first ``epochs`` epochs (None: up to the first evaluation) of the stored trials under
+    ``path`` here (one per experiment folder, or ``every`` one) and compare every reported field with the
+    stored report (:mod:`tuner.run.verify`); ``datasets`` stand in, by file name, for moved dataset files."""
+    from tuner.run.verify import verify as verify_trials  # noqa: PLC0415
+
+    return verify_trials(Path(path), epochs, every, [Path(d) for d in datasets])
 
 
 def run_study(file: str | Path) -> int:

@@ -5,6 +5,7 @@ to another folder gives the same tables; bad input refused in one line."""
 from __future__ import annotations
 
 import json
+import math
 import re
 import shutil
 import subprocess
@@ -149,6 +150,28 @@ def test_confirm_stage_survives_a_kill_and_its_study_moves(tmp_path: Path) -> No
     assert of_study.returncode == 0, of_study.stderr
     text = (moved / "rep-study/report.md").read_text()
     assert text.startswith("# mbrl-tune study: tiny") and "Fidelity transfer" in text, text[:500]
+
+    # Same seed, same result, on demand, in the moved study: the first trial of each experiment folder (the
+    # sweep's, the comparison's, each confirm run folder: the one killed and resumed) re-run here
+    # to its first evaluation, through the trainable's own loop without Ray, every field equal; the pools are
+    # found above the trials (their stored folder went with the move), and nothing is written.
+    before = sorted((p, p.stat().st_mtime_ns) for p in (moved / "out").rglob("*") if p.is_file())
+    folders = {r.parent for r in (moved / "out").rglob("*/params.json")}
+    verified = _cli("verify", "out/tiny", "--dataset", "data/hopper-random-2k.hdf5", cwd=moved)
+    assert verified.returncode == 0, (verified.stdout, verified.stderr[-2000:])
+    lines = [line for line in verified.stdout.splitlines() if "every field equal" in line]
+    assert len(lines) == len({f.parent for f in folders}) >= 3, verified.stdout  # sweep, compare, confirm
+    assert f"reproduced: {len(lines)} of {len(lines)} trials" in verified.stdout
+    assert sorted((p, p.stat().st_mtime_ns) for p in (moved / "out").rglob("*") if p.is_file()) == before
+    # A stored report changed in its last digit: the check fails (exit 1) and names the field.
+    trial = next(r for r in made if r.history[0].get("critic_loss") is not None)
+    copy = moved / "out" / trial.path.relative_to(home / "out")
+    rows = [json.loads(line) for line in (copy / "result.json").read_text().splitlines() if line.strip()]
+    rows[0]["critic_loss"] = math.nextafter(rows[0]["critic_loss"], math.inf)
+    (copy / "result.json").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    changed = _cli("verify", str(copy), "--epochs", "1", "--dataset", "data/hopper-random-2k.hdf5", cwd=moved)
+    assert changed.returncode == 1, (changed.stdout, changed.stderr[-2000:])
+    assert "1 of 1 differ (epoch 1 critic_loss" in changed.stdout and "NOT reproduced" in changed.stdout
 
 
 BAD = {

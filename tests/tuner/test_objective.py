@@ -21,8 +21,9 @@ from trials.config import ConfigError, TrialConfig
 from trials.data.dataset import load_dataset
 from trials.measure.offline import floor_value
 from trials.run.build import build_trainer
+from trials.run.lockstep import offline_scores
 from trials.run.mopo import DIVERGED
-from trials.run.trainable import CHECKPOINT_FILE, offline_scores
+from trials.run.trainable import CHECKPOINT_FILE
 from tuner.run.estimate import estimate_experiment, sweep_estimate_config
 from tuner.store.presets import load_preset
 from tuner.store.records import read_trials

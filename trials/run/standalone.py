@@ -13,7 +13,7 @@ from tqdm import tqdm
 from trials.config import TrialConfig, atomic_write_text
 from trials.data.dataset import load_dataset
 from trials.run.build import build_trainer
-from trials.run.trainable import offline_scores
+from trials.run.lockstep import offline_scores
 
 
 def run_standalone(cfg: TrialConfig, out_dir: Path, progress: bool = True) -> dict[str, Any]:

@@ -6,7 +6,9 @@ compare, confirm, calibrate, report.
 - ``confirm SWEEP_DIR --top-k K --seeds N --set epochs=200``: the baseline and the K best at the search
   budget and a larger one, with the fidelity-transfer table;
 - ``calibrate --dataset FILE --out DIR``: every penalty heuristic against the true model error;
-- ``report SWEEP_DIR [SWEEP_DIR ...] --out DIR``: ``report.html`` and ``report.md`` with tables and plots.
+- ``report SWEEP_DIR [SWEEP_DIR ...] --out DIR``: ``report.html`` and ``report.md`` with tables and plots;
+- ``verify PATH``: re-run the first epochs of stored trials here and check that every reported field comes
+  back equal (exit 1 when one differs).
 
 Heavy modules (Ray, matplotlib, the analysis package) are imported inside the commands.
 """
@@ -90,6 +92,15 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- verify
+def cmd_verify(args: argparse.Namespace) -> int:
+    results = api.verify(args.path, epochs=args.epochs, every=args.all, datasets=args.dataset or [])
+    same = sum(r.equal for r in results)
+    verdict = "reproduced" if same == len(results) else "NOT reproduced by all"
+    print(f"{verdict}: {same} of {len(results)} trials gave every compared field equal here")
+    return 0 if same == len(results) else 1
+
+
 def _rerun_options(parser: argparse.ArgumentParser, seeds_help: str) -> None:
     """The options of the commands that re-run a sweep's configurations (``compare``, ``confirm``)."""
     parser.add_argument("path", help="the sweep folder (<storage>/<name>)")
@@ -152,3 +163,16 @@ def add_analysis_commands(sub: argparse._SubParsersAction) -> None:
                         "or a study folder (its sweeps, under the study's title)")
     report.add_argument("--out", required=True, help="output folder for report.html, report.md, figures/")
     report.set_defaults(func=cmd_report)
+
+    verify = add_command(sub, "verify", "re-run the first epochs of stored trials here and check that every "
+                         "reported field comes back equal (same seed, same result); exit 1 when one differs",
+                         "mbrl-tune verify runs/studies/evidence\nmbrl-tune verify runs/sweeps/hopper-paper --all "
+                         "--epochs 4")
+    verify.add_argument("path", help="a trial folder, or a sweep, comparison, confirmation or study folder")
+    verify.add_argument("--epochs", type=positive_int, help="epochs to re-run per trial (default: up to its first "
+                        "evaluation; never past its last stored epoch)")
+    verify.add_argument("--all", action="store_true", help="every trial that reported (default: the first of "
+                        "each experiment folder)")
+    verify.add_argument("--dataset", nargs="+", metavar="FILE", help="dataset files standing in, by file name, "
+                        "for ones no longer where the trials ran")
+    verify.set_defaults(func=cmd_verify)

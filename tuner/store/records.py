@@ -78,6 +78,12 @@ def _equal(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
+def compared_fields(first: dict[str, Any], again: dict[str, Any]) -> list[str]:
+    """The fields of two reports of one epoch that must be equal: every field both hold but clocks, hosts and
+    Tune's counters (:data:`NOT_REPLAYED`), sorted."""
+    return sorted(k for k in first.keys() & again.keys() if not _clock(k))
+
+
 @dataclass
 class Replay:
     """The epochs a trial reported a second time (a resume re-runs the epochs after its last checkpoint, a run
@@ -95,7 +101,7 @@ class Replay:
     def compare(self, epoch: int, first: dict[str, Any], again: dict[str, Any]) -> None:
         """Count ``epoch`` and whether a field both reports hold differs (a field one lacks is not compared:
         a newer version may report more)."""
-        keys = sorted(k for k in first.keys() & again.keys() if not _clock(k) and not _equal(first[k], again[k]))
+        keys = [k for k in compared_fields(first, again) if not _equal(first[k], again[k])]
         self.epochs += 1
         self.differing += bool(keys)
         if keys and len(self.examples) < _KEPT_DIFFERENCES:
