@@ -16,6 +16,7 @@ import pytest
 
 from tests.tuner.test_study import CLI, ENV, run_until, write_study
 from tests.tuner.tune_state import reported_epochs, resumable_from_checkpoint
+from trials.host import cpu_kind
 from tuner.run.compare import run_key
 from tuner.run.confirm import planned_runs
 from tuner.store.confirm_plan import (
@@ -93,6 +94,7 @@ def test_confirm_stage_survives_a_kill_and_its_study_moves(tmp_path: Path) -> No
         assert reported_epochs(after).count(1) == 1, reported_epochs(after)
     assert all(next(r for r in made if r.path == p).last["score"] == s for p, s in ended_before.items())
     assert all(r.replay.differing == 0 for r in made), [(r.name, r.replay) for r in made]  # same seed, same result
+    assert all(h["cpu"] == cpu_kind() for r in made for h in r.history), "every report names the CPU that ran it"
     for record in made:  # every evaluation keeps each episode's return (learning curves, bandits)
         evaluations = [h for h in record.history if f"episode_returns_seed{record.seeds[0]}" in h]
         assert len(evaluations) == record.trial_config().epochs, record.name
@@ -172,6 +174,7 @@ def test_confirm_stage_survives_a_kill_and_its_study_moves(tmp_path: Path) -> No
     changed = _cli("verify", str(copy), "--epochs", "1", "--dataset", "data/hopper-random-2k.hdf5", cwd=moved)
     assert changed.returncode == 1, (changed.stdout, changed.stderr[-2000:])
     assert "1 of 1 differ (epoch 1 critic_loss" in changed.stdout and "NOT reproduced" in changed.stdout
+    assert f"stored on {cpu_kind()}, here {cpu_kind()})" in changed.stdout, changed.stdout
 
 
 BAD = {

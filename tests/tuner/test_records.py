@@ -165,10 +165,11 @@ def test_epochs_reported_again_are_compared_with_their_first_report(tmp_path: Pa
     def report(epoch: int, score: float, clock: float, q: float = float("nan")) -> dict[str, object]:
         return {"epoch": epoch, "normalized_score": score, "q_mean": q, "actor_loss": -epoch / 3,
                 "time_this_iter_s": clock, "time_rollout": 7 * clock, "timestamp": 1000 + clock,
-                "hostname": f"host{clock}", "fqe_seconds": clock}
+                "hostname": f"host{clock}", "fqe_seconds": clock, "cpu": f"cpu {clock} (avx2)",
+                "torch_threads": int(clock), "torch_version": f"2.{clock}", "gpu": ""}
 
-    # Killed after epoch 3 with a checkpoint at 2, resumed: epoch 3 runs again (other clocks and host, same
-    # numbers, NaN included); then started over from no checkpoint: epochs 1-2 again, epoch 2's score
+    # Killed after epoch 3 with a checkpoint at 2, resumed: epoch 3 runs again (other clocks, host and named
+    # machine, same numbers, NaN included); then started over from no checkpoint: epochs 1-2 again, epoch 2's score
     # different (as on another CPU's arithmetic).
     rows = [report(1, 1.5, 1), report(2, 2.5, 2), report(3, 3.5, 3),
             report(3, 3.5, 30), report(4, 4.5, 4),

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
+import torch
 
 from trials.data.dataset import Dataset
 from trials.measure.offline import estimate_policies, floor_value, load_judge
@@ -104,6 +105,10 @@ class LockstepTrial:
     @property
     def done(self) -> bool:
         return all(t.done for t in self.trainers.values())
+
+    @property
+    def device(self) -> torch.device:
+        return next(iter(self.trainers.values())).device
 
     def final_report(self) -> dict[str, Any] | None:
         """The last epoch's report again, for a trial continued from the state of its last epoch (a killed

@@ -12,6 +12,7 @@ from tqdm import tqdm
 
 from trials.config import TrialConfig, atomic_write_text
 from trials.data.dataset import load_dataset
+from trials.host import machine
 from trials.run.build import build_trainer
 from trials.run.lockstep import offline_scores
 
@@ -41,6 +42,7 @@ def run_standalone(cfg: TrialConfig, out_dir: Path, progress: bool = True) -> di
         "pool": {"key": trainer.pool_info.key, "trained_here": trainer.pool_info.trained_here,
                  "epochs": trainer.pool_info.epochs, "holdout_mse": trainer.pool_info.holdout_mse,
                  **trainer.pool_info.fit},
+        "machine": machine(trainer.device),
         "phase_seconds": dict(trainer.phase_seconds),
         "wall_seconds": time.perf_counter() - start,
         "history": trainer.history,

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from trials.data.dataset import Dataset, load_dataset
+from trials.host import machine
 from trials.run.lockstep import LockstepTrial
 from trials.run.params import TuneParams
 
@@ -52,13 +53,14 @@ def tune_trainable(config: dict[str, Any], dataset: Dataset | None = None, pool_
     checkpoint = tune.get_checkpoint()
     states = read_checkpoint(checkpoint) if checkpoint is not None else None
     trial = LockstepTrial(params, ds, pool_dir, states)
+    where = {"node_id": node_id, **machine(trial.device)}  # which node, and what kind of machine
     final = trial.final_report()
     if final is not None:
         # Restored from the checkpoint of its last epoch, whose report a killed driver never recorded: report
         # it again, or Tune would end the trial with the epoch before as its last result.
-        tune.report({**final, "node_id": node_id})
+        tune.report({**final, **where})
     for metrics in trial.epochs():
-        metrics["node_id"] = node_id
+        metrics.update(where)
         if trial.done or metrics["epoch"] % trial.cfg.checkpoint_every == 0:
             with tempfile.TemporaryDirectory() as d:
                 torch.save(trial.state_dict(), Path(d) / CHECKPOINT_FILE)

@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from trials.data.dataset import load_dataset
+from trials.host import cpu_kind
 from trials.run.lockstep import LockstepTrial
 from tuner.errors import UsageError
 from tuner.store.records import Replay, TrialRecord, compared_fields, read_trials
@@ -40,6 +41,8 @@ class Verified:
     """Each re-run epoch compared with the stored one."""
     fields: int = 0
     """Fields compared, summed over the epochs."""
+    stored_cpu: str = ""
+    """The CPU the stored reports name (``trials.host.cpu_kind``; "" for reports from before they did)."""
 
     @property
     def equal(self) -> bool:
@@ -110,7 +113,7 @@ def verify_trial(record: TrialRecord, epochs: int | None = None, datasets: Seque
     torch.set_num_threads(params.threads)
     try:
         trial = LockstepTrial(params, data, _pool_dir(record, cfg.pool_dir))
-        out = Verified(record, want)
+        out = Verified(record, want, stored_cpu=str(record.history[0].get("cpu", "")))
         for report in trial.epochs():
             epoch = int(report["epoch"])
             if epoch in stored:
@@ -150,6 +153,8 @@ def verified_line(result: Verified, root: Path) -> str:
         return f"{where}: {span} re-run, every field equal ({result.fields} compared)"
     if replay.differing:
         epoch, key, before, now = replay.examples[0]
+        machines = (f"stored on {result.stored_cpu}, here {cpu_kind()}" if result.stored_cpu
+                    else f"its CPU not recorded, here {cpu_kind()}")
         return (f"{where}: {span} re-run, {replay.differing} of {replay.epochs} differ (epoch {epoch} {key}: "
-                f"stored {before!r}, here {now!r})")
+                f"stored {before!r}, here {now!r}; {machines})")
     return f"{where}: {span} re-run, but no stored field could be compared ({replay.epochs} epochs matched)"

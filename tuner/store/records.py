@@ -16,6 +16,7 @@ from typing import Any
 
 from trials.config import TrialConfig
 from trials.files import atomic_write_text
+from trials.host import MACHINE_FIELDS
 from trials.run.params import TuneParams
 
 #: Status of a trial the scheduler (``--early-stop asha``) ended before its last epoch.
@@ -58,7 +59,7 @@ def mark_stopped(trial_dir: Path, epoch: int) -> None:
 #: field of an epoch reported again (after a resume or a start over) must come back equal (:class:`Replay`).
 NOT_REPLAYED = frozenset({"timestamp", "date", "hostname", "node_ip", "node_id", "pid", "trial_id", "config",
                           "done", "checkpoint_dir_name", "training_iteration", "iterations_since_restore",
-                          "updates_per_sec", "should_checkpoint"})
+                          "updates_per_sec", "should_checkpoint", *MACHINE_FIELDS})
 #: Differing epochs a :class:`Replay` names (the first ones; all are counted).
 _KEPT_DIFFERENCES = 5
 
