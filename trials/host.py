@@ -17,10 +17,11 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import torch
 
-#: CPU flags that change which kernels (and so which rounding) torch uses, in the order they are printed.
-ARITHMETIC_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_fp16", "amx_bf16")
+#: CPU flags that change which kernels (and so which rounding) torch uses, in the order they are printed
+#: (x86, then ARM's).
+ARITHMETIC_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_fp16", "amx_bf16", "asimd", "sve", "bf16")
 #: Report fields naming the machine (:func:`machine`).
-MACHINE_FIELDS = ("cpu", "torch_version", "torch_threads", "gpu")
+MACHINE_FIELDS = ("cpu", "torch_cpu_capability", "torch_version", "torch_threads", "gpu")
 
 
 @functools.cache
@@ -37,17 +38,19 @@ def cpu_kind(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
         key = key.strip()
         if key == "model name" and not model:
             model = value.strip()
-        elif key == "flags" and not flags:
+        elif key in ("flags", "Features") and not flags:  # x86; ARM names them Features
             flags = set(value.split())
     has = [f for f in ARITHMETIC_FLAGS if f in flags]
     return f"{model or platform.machine() or 'unknown'} ({' '.join(has) or 'none of ' + '/'.join(ARITHMETIC_FLAGS)})"
 
 
 def machine(device: torch.device) -> dict[str, str | int]:
-    """The report fields that name the machine: the CPU (:func:`cpu_kind`), torch's version and threads, and
-    the GPU's name when the trial runs on one ("" otherwise). Light to import: torch loads here."""
+    """The report fields that name the machine: the CPU (:func:`cpu_kind`) and the kernel family torch chose
+    for it (``torch.backends.cpu.get_cpu_capability``: what ``ATEN_CPU_CAPABILITY`` can override), torch's
+    version and threads, and the GPU's name when the trial runs on one ("" otherwise). Torch loads here, not
+    at import."""
     import torch  # noqa: PLC0415
 
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else ""
-    return {"cpu": cpu_kind(), "torch_version": torch.__version__, "torch_threads": torch.get_num_threads(),
-            "gpu": gpu}
+    return {"cpu": cpu_kind(), "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "torch_version": torch.__version__, "torch_threads": torch.get_num_threads(), "gpu": gpu}

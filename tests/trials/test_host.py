@@ -29,9 +29,17 @@ def test_the_cpu_is_named_with_the_flags_that_change_its_arithmetic(tmp_path: Pa
     old.write_text("model name\t: Old CPU\nflags\t\t: fpu sse2\n")
     assert cpu_kind(old) == f"Old CPU (none of {'/'.join(ARITHMETIC_FLAGS)})"
     assert cpu_kind(tmp_path / "absent") == (platform.processor() or platform.machine() or "unknown")
+    arm = tmp_path / "arm"
+    arm.write_text("processor\t: 0\nBogoMIPS\t: 243.75\nFeatures\t: fp asimd sve bf16 i8mm\n")
+    assert cpu_kind(arm) == f"{platform.machine() or 'unknown'} (asimd sve bf16)"
 
 
 def test_a_report_names_this_machine() -> None:
+    """On this machine: the CPU as /proc/cpuinfo names it, the kernel family torch chose (DEFAULT, AVX2,
+    AVX512 ...), no GPU on a CPU device."""
     here = machine(torch.device("cpu"))
-    assert here["cpu"] == cpu_kind() and here["torch_version"] == torch.__version__
-    assert here["torch_threads"] == torch.get_num_threads() and here["gpu"] == ""
+    with open("/proc/cpuinfo") as f:
+        model = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    assert str(here["cpu"]).startswith(f"{model} (") and here["gpu"] == ""
+    assert here["torch_cpu_capability"] in {"DEFAULT", "AVX2", "AVX512", "SVE256", "NO AVX", "ZVECTOR", "VSX"}
+    assert here["torch_version"] == torch.__version__ and here["torch_threads"] == torch.get_num_threads()

@@ -97,7 +97,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     results = api.verify(args.path, epochs=args.epochs, every=args.all, datasets=args.dataset or [])
     same = sum(r.equal for r in results)
     verdict = "reproduced" if same == len(results) else "NOT reproduced by all"
-    print(f"{verdict}: {same} of {len(results)} trials gave every compared field equal here")
+    print(f"{verdict}: {same} of {len(results)} trials gave every stored field equal here")
     return 0 if same == len(results) else 1
 
 
@@ -173,6 +173,7 @@ def add_analysis_commands(sub: argparse._SubParsersAction) -> None:
                         "evaluation; never past its last stored epoch)")
     verify.add_argument("--all", action="store_true", help="every trial that reported (default: the first of "
                         "each experiment folder)")
-    verify.add_argument("--dataset", nargs="+", metavar="FILE", help="dataset files standing in, by file name, "
-                        "for ones no longer where the trials ran")
+    verify.add_argument("--dataset", action="append", metavar="FILE", help="a dataset file standing in, by file "
+                        "name, for one no longer where the trials ran (its content must be the one the trials' "
+                        "pools were trained on); repeatable")
     verify.set_defaults(func=cmd_verify)

@@ -79,10 +79,15 @@ def _equal(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
+def replayed_field(key: str) -> bool:
+    """Whether a report field is one of the run's own numbers, which a re-run must repeat (not a clock, a host,
+    the machine or Tune's bookkeeping: :data:`NOT_REPLAYED`)."""
+    return not _clock(key)
+
+
 def compared_fields(first: dict[str, Any], again: dict[str, Any]) -> list[str]:
-    """The fields of two reports of one epoch that must be equal: every field both hold but clocks, hosts and
-    Tune's counters (:data:`NOT_REPLAYED`), sorted."""
-    return sorted(k for k in first.keys() & again.keys() if not _clock(k))
+    """The fields of two reports of one epoch that must be equal: every :func:`replayed_field` both hold, sorted."""
+    return sorted(k for k in first.keys() & again.keys() if replayed_field(k))
 
 
 @dataclass
