@@ -24,12 +24,14 @@ from tuner.store.confirm_plan import (
     SEARCH,
     ConfirmArm,
     ConfirmDataset,
+    ConfirmProgress,
     confirm_progress,
     cost_line,
     expected_seconds,
     expected_wall_seconds,
     load_plan,
     pending_runs,
+    wall_seconds,
 )
 from tuner.store.durations import duration
 from tuner.store.records import read_trials
@@ -67,13 +69,15 @@ def test_confirm_stage_survives_a_kill_and_its_study_moves(tmp_path: Path) -> No
     status = _cli("status", "out/tiny", cwd=home)  # the time left counts the confirm stage's runs too
     left = r"; [2-5]/6 confirm runs done, about [\d.]+ (s|min|h) left \(\d at a time\)"
     assert re.search(left, status.stdout), status.stdout
-    of_sweep = _cli("status", f"out/tiny/sweeps/{STEM}", cwd=home)  # and per sweep, the run time left
-    assert re.search(r"confirm mopo_official .*: [2-5]/6 runs finished, about [\d.]+ (s|min|h) of run time left",
-                     of_sweep.stdout), of_sweep.stdout
+    of_sweep = _cli("status", f"out/tiny/sweeps/{STEM}", cwd=home)  # and per sweep, the wall and run time left
+    assert re.search(r"confirm mopo_official .*: [2-5]/6 runs finished, about [\d.]+ (s|min|h) left at 2 at a time "
+                     r"\([\d.]+ (s|min|h) of run time", of_sweep.stdout), of_sweep.stdout
 
     code, out = run_until(study, None)
     assert code == 0, out[-3000:]
     assert f"[confirm {STEM}] resuming" in out, out[-3000:]
+    assert re.search(rf"\[confirm {STEM}\] \d runs at 1,200 updates and \d at 120, 1 resumed from a checkpoint: about ",
+                     out), "the cost printed on resuming counts what the checkpoint keeps"
     assert f"{STEM}/compare: done earlier" in out and f"{STEM}/confirm: done in" in out, out[-3000:]
     plan = load_plan(runs_dir.parent)
     assert plan is not None and [a.name for a in plan.datasets[0].arms] == ["baseline", "best1", "best2"]
@@ -244,5 +248,14 @@ def test_the_slowest_arm_starts_first_and_the_wall_time_waits_for_the_longest_ru
     assert expected_wall_seconds(entry, todo, 2) == pytest.approx(50.0)  # not 80 / 2: best1 alone takes 50
     assert expected_wall_seconds(entry, todo, 1) == pytest.approx(80.0)
     assert "about 50 s at 2 at a time" in cost_line(entry, todo, 2)
+    # Resumed: the run in progress (best1, checkpointed at 60% of its epochs) keeps its slot with what it has
+    # left; the others start as slots free.
+    resumed = ConfirmProgress(ended=8, planned=12, pending=todo, runs_left=[20.0, 10.0, 10.0, 10.0], resumable=1,
+                              running=["best1 seed 1 at 1,000 updates epoch 6/10"])
+    assert resumed.seconds_left == pytest.approx(50.0)
+    assert resumed.wall_seconds(2) == pytest.approx(30.0) and resumed.wall_seconds(4) == pytest.approx(20.0)
+    assert "4 runs at 1,000 updates and 0 at 100, 1 resumed from a checkpoint: about 30 s at 2 at a time" in cost_line(
+        entry, todo, 2, resumed)
+    assert math.isnan(wall_seconds([10.0, math.nan], 2)), "an unknown run time is not a shorter wall time"
     unmeasured = entry.model_copy(update={"seconds_per_update": {}})
     assert [arm for arm, *_ in planned_runs(unmeasured)][:3] == ["baseline", "baseline", "best1"], "plan order kept"

@@ -9,15 +9,25 @@ from pathlib import Path
 from typing import Any
 
 from tuner.run.compare import RunSet, run_pending
-from tuner.store.confirm_plan import ConfirmPlan, cost_line, pending_runs, planned_runs, run_label, save_plan
+from tuner.store.confirm_plan import (
+    ConfirmPlan,
+    confirm_progress,
+    cost_line,
+    pending_runs,
+    planned_runs,
+    run_label,
+    save_plan,
+)
 
 
 def print_costs(plan: ConfirmPlan, concurrency: int) -> None:
-    """Each dataset's runs still to make and their expected cost."""
+    """Each dataset's runs still to make and their expected wall time (less what the runs with a checkpoint
+    keep when resumed)."""
     for entry in plan.datasets:
-        todo = pending_runs(plan, entry)
-        if todo:
-            print(f"[confirm {entry.experiment}] {cost_line(entry, todo, concurrency)}", flush=True)
+        progress = confirm_progress(plan, entry)
+        if progress.pending:
+            print(f"[confirm {entry.experiment}] {cost_line(entry, progress.pending, concurrency, progress)}",
+                  flush=True)
 
 
 def run_confirm(plan: ConfirmPlan, concurrency: int, callbacks: list[Any] | None = None) -> dict[str, int]:

@@ -78,13 +78,12 @@ def select_trials(path: Path, every: bool) -> list[TrialRecord]:
         raise UsageError(f"{path}: no such folder")
     path = path.resolve()
     if (path / "params.json").is_file():
-        chosen = [r for r in read_trials(path.parent) if r.path == path]
+        chosen = [r for r in read_trials(path.parent) if r.path == path and _stored_epochs(r)]
     else:
         chosen = []
         for folder in experiment_folders(path):
             reported = [r for r in read_trials(folder) if _stored_epochs(r)]
             chosen += reported if every else reported[:1]
-    chosen = [r for r in chosen if _stored_epochs(r)]
     if not chosen:
         raise UsageError(f"{path}: no trial that reported an epoch (a trial folder, or a sweep, comparison, "
                          f"confirmation or study folder holding some)")

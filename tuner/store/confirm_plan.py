@@ -25,7 +25,7 @@ the plan, its cost and its progress, read from the folder without Ray; :mod:`tun
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,7 @@ from tuner.errors import UsageError
 from tuner.store.compare_plan import COMPARE_DIR, finished_runs, fresh_seeds, open_sweep, read_plan, run_key
 from tuner.store.durations import duration
 from tuner.store.records import RAN_OUT, TrialRecord, read_trials
+from tuner.store.spec import SweepSpec
 from tuner.store.status import epoch_progress, replay_line
 
 CONFIRM_DIR = "confirm"
@@ -309,25 +310,40 @@ def expected_seconds(entry: ConfirmDataset, todo: list[tuple[str, str, int, dict
     return sum(run_seconds(entry, arm, budget) for arm, budget, _, _ in todo)
 
 
-def expected_wall_seconds(entry: ConfirmDataset, todo: list[tuple[str, str, int, dict[str, Any]]],
-                          concurrency: int) -> float:
-    """The wall time of ``todo`` run ``concurrency`` at a time, each started in order as a slot frees (as Tune
-    starts a grid): at least the longest run, where the summed time over ``concurrency`` would say less."""
+def wall_seconds(seconds: Sequence[float], concurrency: int) -> float:
+    """The wall time of runs taking ``seconds``, ``concurrency`` at a time, each started in order as a slot
+    frees (as Tune starts a grid): at least the longest run, where the summed time over ``concurrency``
+    would say less; NaN when any run's time is unknown."""
+    if not all(math.isfinite(run) for run in seconds):
+        return math.nan
     slots = [0.0] * max(concurrency, 1)
-    for arm, budget, _, _ in todo:
-        slots[slots.index(min(slots))] += run_seconds(entry, arm, budget)
+    for run in seconds:
+        slots[slots.index(min(slots))] += run
     return max(slots)
 
 
-def cost_line(entry: ConfirmDataset, todo: list[tuple[str, str, int, dict[str, Any]]], concurrency: int) -> str:
-    """The expected wall time of ``todo`` (:func:`expected_wall_seconds`), ``concurrency`` runs at a time."""
+def expected_wall_seconds(entry: ConfirmDataset, todo: list[tuple[str, str, int, dict[str, Any]]],
+                          concurrency: int) -> float:
+    """The wall time of ``todo`` run from their start, ``concurrency`` at a time (:func:`wall_seconds`)."""
+    return wall_seconds([run_seconds(entry, arm, budget) for arm, budget, _, _ in todo], concurrency)
+
+
+def cost_line(entry: ConfirmDataset, todo: list[tuple[str, str, int, dict[str, Any]]], concurrency: int,
+              progress: ConfirmProgress | None = None) -> str:
+    """The expected wall time of ``todo``, ``concurrency`` runs at a time: from their start
+    (:func:`expected_wall_seconds`), or with ``progress`` (the same runs, :func:`confirm_progress`) less
+    what the runs with a checkpoint keep when resumed."""
     known = entry.seconds_per_update
-    seconds = expected_wall_seconds(entry, todo, concurrency)
+    if progress is None:
+        seconds, resumed = expected_wall_seconds(entry, todo, concurrency), ""
+    else:
+        seconds = progress.wall_seconds(concurrency)
+        resumed = f", {progress.resumable} resumed from a checkpoint" if progress.resumable else ""
     counts = {b: sum(1 for _, budget, _, _ in todo if budget == b) for b in (SEARCH, CONFIRM)}
     per_arm = ", ".join(f"{arm} {known[arm] * 1000:.0f} s" for arm in known)
     when = f"about {duration(seconds)}" if math.isfinite(seconds) else "time unknown"
     return (f"{counts[CONFIRM]} runs at {entry.updates[CONFIRM]:,} updates and {counts[SEARCH]} at "
-            f"{entry.updates[SEARCH]:,}: {when} at {concurrency} at a time (seconds per 1,000 "
+            f"{entry.updates[SEARCH]:,}{resumed}: {when} at {concurrency} at a time (seconds per 1,000 "
             f"updates measured in the sweep: {per_arm or 'none yet'})")
 
 
@@ -339,12 +355,24 @@ class ConfirmProgress:
     ended: int
     """Planned runs finished (here, in the comparison, or as a sweep trial)."""
     planned: int
-    seconds_left: float
-    """Run time still needed, summed over the runs (divide by the runs at a time): :func:`expected_seconds`
-    of the runs not finished, less what each run in progress keeps when resumed (its epochs up to its last
-    checkpoint); NaN when no run time was measured."""
+    pending: list[tuple[str, str, int, dict[str, Any]]]
+    """The runs not finished, in the order the next ``confirm`` starts them (:func:`pending_runs`)."""
+    runs_left: list[float]
+    """Each pending run's expected time left (:func:`run_seconds`, less what a run in progress keeps when
+    resumed: its epochs up to its last checkpoint); NaN where no run time was measured."""
+    resumable: int
+    """Pending runs that resume from a checkpoint instead of from the start."""
     running: list[str]
     """The runs of the newest ``run-NNN`` in progress, each with its last reported epoch."""
+
+    @property
+    def seconds_left(self) -> float:
+        """The run time left, summed over the pending runs (NaN when unknown)."""
+        return sum(self.runs_left)
+
+    def wall_seconds(self, concurrency: int) -> float:
+        """The wall time left, ``concurrency`` runs at a time (:func:`wall_seconds`)."""
+        return wall_seconds(self.runs_left, concurrency)
 
 
 def confirm_progress(plan: ConfirmPlan, entry: ConfirmDataset) -> ConfirmProgress:
@@ -361,25 +389,27 @@ def confirm_progress(plan: ConfirmPlan, entry: ConfirmDataset) -> ConfirmProgres
         running.append(f"{labels.get(key, record.name)} epoch {epoch_progress(record)}")
         epoch = min(int(record.last.get("epoch", 0)), cfg.epochs)
         kept[key] = max(kept.get(key, 0.0), (epoch - epoch % cfg.checkpoint_every) / cfg.epochs)
-    left = expected_seconds(entry, list(todo.values()))
-    left -= sum(expected_seconds(entry, [todo[key]]) * fraction for key, fraction in kept.items() if key in todo)
-    return ConfirmProgress(sum(key in done for key, _ in keyed), len(keyed),
-                           max(left, 0.0) if math.isfinite(left) else math.nan, running)
+    left = [run_seconds(entry, arm, budget) * (1.0 - kept.get(key, 0.0)) for key, (arm, budget, _, _) in todo.items()]
+    return ConfirmProgress(sum(key in done for key, _ in keyed), len(keyed), list(todo.values()), left,
+                           sum(kept.get(key, 0.0) > 0 for key in todo), running)
 
 
-def progress_lines(sweep_dir: Path) -> list[str]:
+def progress_lines(sweep_dir: Path, concurrency: int | None = None) -> list[str]:
     """Per confirmation stored in a sweep folder (``confirm/<source or all>/plan.json``) and dataset: runs
-    finished of planned, the run time left and the runs in progress (:func:`confirm_progress`)."""
+    finished of planned, the wall time left at ``concurrency`` runs at a time (default: the sweep's, as
+    ``confirm`` runs them) and the run time it sums, and the runs in progress (:func:`confirm_progress`)."""
     lines = []
-    for plan in stored_plans(sweep_dir):
+    plans = stored_plans(sweep_dir)
+    at = concurrency or (SweepSpec.load(sweep_dir).concurrency if plans else 1)
+    for plan in plans:
         for entry in plan.datasets:
             p = confirm_progress(plan, entry)
             text = f"confirm {confirm_dir(Path(plan.sweep), plan.source, plan.top_k).name} {entry.experiment}: "
             text += f"{p.ended}/{p.planned} runs finished"
             if p.ended < p.planned:
-                text += (f", about {duration(p.seconds_left)} of run time left (from the sweep's per-update "
-                         f"times; divide by the runs at a time)" if math.isfinite(p.seconds_left)
-                         else ", run time left unknown (no run time measured yet)")
+                text += (f", about {duration(p.wall_seconds(at))} left at {at} at a time "
+                         f"({duration(p.seconds_left)} of run time, from the sweep's per-update times)"
+                         if math.isfinite(p.seconds_left) else ", time left unknown (no run time measured yet)")
             lines.append(text + (f"; in progress (last reports): {', '.join(p.running)}" if p.running else ""))
             folder = confirm_dir(Path(plan.sweep), plan.source, plan.top_k) / entry.experiment
             replayed = replay_line([r for run in sorted(folder.glob("run-*")) for r in read_trials(run)])

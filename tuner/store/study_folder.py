@@ -99,12 +99,13 @@ def trial_counts(folder: Path) -> dict[str, Any]:
 
 
 def confirm_eta(folder: Path) -> str:
-    """The confirm stage's part of the time left: its runs done of planned and their run time left
-    (``tuner.store.confirm_plan.confirm_progress``), over the datasets whose plan is written; empty without
-    a confirm block."""
+    """The confirm stage's part of the time left: its runs done of planned and their wall time left at the
+    stage's runs at a time (``tuner.store.confirm_plan.confirm_progress``), over the datasets whose plan is
+    written; empty without a confirm block."""
     spec = stored_study(folder)
     if spec.confirm is None:
         return ""
+    concurrency = spec.confirm.concurrency or spec.concurrency
     done = planned = 0
     seconds = 0.0
     unplanned = []
@@ -118,11 +119,10 @@ def confirm_eta(folder: Path) -> str:
             continue
         done += sum(p.ended for p in progress)
         planned += sum(p.planned for p in progress)
-        seconds += sum(p.seconds_left for p in progress)
-    concurrency = spec.confirm.concurrency or spec.concurrency
+        seconds += sum(p.wall_seconds(concurrency) for p in progress)  # one dataset's runs after another's
     parts = []
     if planned:
-        when = f"about {duration(seconds / concurrency)} left" if math.isfinite(seconds) else "time left unknown"
+        when = f"about {duration(seconds)} left" if math.isfinite(seconds) else "time left unknown"
         parts.append(f"{done}/{planned} confirm runs done, {when} ({concurrency} at a time)")
     if unplanned:
         parts.append(f"confirm of {', '.join(unplanned)} not planned yet (its cost is printed when it starts)")

@@ -71,10 +71,10 @@ def _in_progress(stage: str, spec: StudySpec, ds: StudyDataset, folder: Path) ->
                   for arm, seed, config in planned_runs(entry)}
         return [f"{labels.get(run_key(r.trial_config().to_dict()), r.name)} epoch {epoch_progress(r)}"
                 for r in read_trials(runs[-1]) if r.status == "running"]
-    if stage == "confirm":
+    if stage == "confirm" and spec.confirm is not None:
         from tuner.store.confirm_plan import progress_lines  # noqa: PLC0415
 
-        return progress_lines(sweep_dir(folder, ds))
+        return progress_lines(sweep_dir(folder, ds), spec.confirm.concurrency or spec.concurrency)
     return []
 
 
