@@ -21,6 +21,7 @@ from tuner.run.compare import run_key
 from tuner.run.confirm import planned_runs
 from tuner.store.confirm_plan import (
     CONFIRM,
+    RECENT_EPOCHS,
     SEARCH,
     ConfirmArm,
     ConfirmDataset,
@@ -31,6 +32,7 @@ from tuner.store.confirm_plan import (
     expected_wall_seconds,
     load_plan,
     pending_runs,
+    run_seconds,
     wall_seconds,
 )
 from tuner.store.durations import duration
@@ -62,9 +64,18 @@ def test_confirm_stage_survives_a_kill_and_its_study_moves(tmp_path: Path) -> No
     assert cut, "killed with a checkpointed confirm run unfinished"
     mid = load_plan(runs_dir.parent)
     assert mid is not None
-    progress = confirm_progress(mid, mid.datasets[0])  # the run in progress keeps its checkpointed epochs
-    whole = expected_seconds(mid.datasets[0], pending_runs(mid, mid.datasets[0]))
-    assert progress.running and 0 < progress.seconds_left < whole, (progress, whole)
+    progress = confirm_progress(mid, mid.datasets[0])
+    assert progress.running and progress.resumable >= 1 and progress.pending == pending_runs(mid, mid.datasets[0])
+    cut_short = {run_key(r.trial_config().to_dict()): r for r in read_trials(newest_run()) if r.status == "running"}
+    for (arm, budget, _, config), left in zip(progress.pending, progress.runs_left, strict=True):
+        record = cut_short.get(run_key(config))
+        if record is None:  # not started: the sweep's per-update time
+            assert left == pytest.approx(run_seconds(mid.datasets[0], arm, budget)), arm
+            continue
+        # In progress: the epochs after its last checkpoint (a resume repeats the rest), at its pace lately.
+        cfg, epoch = record.trial_config(), int(record.last["epoch"])
+        recent = [h["time_this_iter_s"] for h in record.history[-RECENT_EPOCHS:]]
+        assert left == pytest.approx((cfg.epochs - epoch + epoch % cfg.checkpoint_every) * sum(recent) / len(recent))
     ended_before = {r.path: r.last["score"] for r in read_trials(newest_run()) if r.status == "finished"}
     status = _cli("status", "out/tiny", cwd=home)  # the time left counts the confirm stage's runs too
     left = r"; [2-5]/6 confirm runs done, about [\d.]+ (s|min|h) left \(\d at a time\)"

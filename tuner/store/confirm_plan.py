@@ -53,6 +53,8 @@ FIXED_KEYS = ("seed", "dataset", "pool_dir")
 SEARCH, CONFIRM = "search", "confirm"
 #: The hand-tuned arm (the source's published setting); every other arm is measured against it.
 BASELINE = "baseline"
+#: A run in progress is timed by its last this many epochs (an even number: evaluations every 2 epochs).
+RECENT_EPOCHS = 10
 
 
 class _Model(BaseModel):
@@ -358,8 +360,9 @@ class ConfirmProgress:
     pending: list[tuple[str, str, int, dict[str, Any]]]
     """The runs not finished, in the order the next ``confirm`` starts them (:func:`pending_runs`)."""
     runs_left: list[float]
-    """Each pending run's expected time left (:func:`run_seconds`, less what a run in progress keeps when
-    resumed: its epochs up to its last checkpoint); NaN where no run time was measured."""
+    """Each pending run's expected time left: a run not started, :func:`run_seconds`; a run in progress, the
+    epochs after its last checkpoint (where a resume picks it up) at its own pace lately (its last
+    :data:`RECENT_EPOCHS` epochs: this host, this load); NaN where no run time was measured."""
     resumable: int
     """Pending runs that resume from a checkpoint instead of from the start."""
     running: list[str]
@@ -382,6 +385,7 @@ def confirm_progress(plan: ConfirmPlan, entry: ConfirmDataset) -> ConfirmProgres
     labels = {key: run_label(arm, budget, seed, entry.updates) for key, (arm, budget, seed, _) in keyed}
     runs = sorted((confirm_dir(Path(plan.sweep), plan.source, plan.top_k) / entry.experiment).glob("run-*"))
     kept: dict[str, float] = {}  # run key -> fraction of its epochs a resume keeps (the largest, if run twice)
+    paced: dict[str, float] = {}  # run key -> seconds left at its own pace lately, for a run in progress
     running = []
     for record in (r for r in (read_trials(runs[-1]) if runs else []) if r.status == "running"):
         cfg = record.trial_config()
@@ -389,7 +393,12 @@ def confirm_progress(plan: ConfirmPlan, entry: ConfirmDataset) -> ConfirmProgres
         running.append(f"{labels.get(key, record.name)} epoch {epoch_progress(record)}")
         epoch = min(int(record.last.get("epoch", 0)), cfg.epochs)
         kept[key] = max(kept.get(key, 0.0), (epoch - epoch % cfg.checkpoint_every) / cfg.epochs)
-    left = [run_seconds(entry, arm, budget) * (1.0 - kept.get(key, 0.0)) for key, (arm, budget, _, _) in todo.items()]
+        recent = [float(h["time_this_iter_s"]) for h in record.history[-RECENT_EPOCHS:]
+                  if isinstance(h.get("time_this_iter_s"), (int, float))]
+        if recent:
+            paced[key] = (1.0 - kept[key]) * cfg.epochs * sum(recent) / len(recent)
+    left = [paced.get(key, (1.0 - kept.get(key, 0.0)) * run_seconds(entry, arm, budget))
+            for key, (arm, budget, _, _) in todo.items()]
     return ConfirmProgress(sum(key in done for key, _ in keyed), len(keyed), list(todo.values()), left,
                            sum(kept.get(key, 0.0) > 0 for key in todo), running)
 
@@ -408,7 +417,7 @@ def progress_lines(sweep_dir: Path, concurrency: int | None = None) -> list[str]
             text += f"{p.ended}/{p.planned} runs finished"
             if p.ended < p.planned:
                 text += (f", about {duration(p.wall_seconds(at))} left at {at} at a time "
-                         f"({duration(p.seconds_left)} of run time, from the sweep's per-update times)"
+                         f"({duration(p.seconds_left)} of run time)"
                          if math.isfinite(p.seconds_left) else ", time left unknown (no run time measured yet)")
             lines.append(text + (f"; in progress (last reports): {', '.join(p.running)}" if p.running else ""))
             folder = confirm_dir(Path(plan.sweep), plan.source, plan.top_k) / entry.experiment
