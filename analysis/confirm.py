@@ -349,9 +349,10 @@ def evaluated(epoch: int, eval_every: int, epochs: int) -> bool:
 def curves(plan: ConfirmPlan, entry: ConfirmDataset, runs: dict[str, TrialRecord] | None = None) -> pd.DataFrame:
     """Every evaluation of every run of the confirmation so far (finished runs, and the ones in progress in
     its own folder): columns ``arm``, ``budget``, ``seed``, ``updates`` (SAC updates when evaluated),
-    ``score`` (that evaluation's D4RL-normalised score)."""
+    ``score`` (that evaluation's D4RL-normalised score), ``running`` (the run has not finished)."""
     labels = {run_key(config): (arm, budget, seed) for arm, budget, seed, config in planned_runs(entry)}
     records = dict(finished(plan, entry) if runs is None else runs)
+    ended = set(records)
     for run_dir in sorted((confirm_dir(Path(plan.sweep), plan.source, plan.top_k) / entry.experiment).glob("run-*")):
         for record in read_trials(run_dir):
             if record.history:
@@ -363,9 +364,9 @@ def curves(plan: ConfirmPlan, entry: ConfirmDataset, runs: dict[str, TrialRecord
         arm, budget, seed = labels[key]
         cfg = record.trial_config()
         rows += [{"arm": arm, "budget": budget, "seed": seed, "updates": int(h["epoch"]) * cfg.steps_per_epoch,
-                  "score": float(h["normalized_score"])} for h in record.history
+                  "score": float(h["normalized_score"]), "running": key not in ended} for h in record.history
                  if evaluated(int(h["epoch"]), cfg.eval_every, cfg.epochs)]
-    return pd.DataFrame(rows, columns=["arm", "budget", "seed", "updates", "score"])
+    return pd.DataFrame(rows, columns=["arm", "budget", "seed", "updates", "score", "running"])
 
 
 def transfer_summary(row: dict[str, Any]) -> str:

@@ -200,9 +200,27 @@ def plot_learning_curves(history: pd.DataFrame, path: Path) -> Path | None:
     return _save(fig, path)
 
 
+def seed_curve(part: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """One arm's evaluations at one budget (rows of ``analysis.confirm.curves``) across its seeds: per
+    evaluation point the ``mean``, ``min``, ``max`` and ``count`` of seeds, ``complete`` where every seed has
+    reported it; and the legend's note (``3 seeds``, or ``3 seeds, 1 running, at 92,000 updates`` while a
+    run is in progress: past that point the mean is over the seeds further along)."""
+    stats = part.groupby("updates")["score"].agg(["mean", "min", "max", "count"]).reset_index()
+    seeds = part["seed"].nunique()
+    stats["complete"] = stats["count"] == seeds
+    note = f"{seeds} seed{'s' if seeds > 1 else ''}"
+    going = part[part["running"].astype(bool)] if "running" in part else part.iloc[:0]
+    if not going.empty:
+        reach = int(going.groupby("seed")["updates"].max().min())
+        note += f", {going['seed'].nunique()} running, at {reach:,} updates"
+    return stats, note
+
+
 def plot_confirm_curves(curves: pd.DataFrame, search_updates: int, title: str, path: Path) -> Path | None:
     """Each arm's evaluations against SAC updates, mean over seeds with a min-max band: solid at the
-    confirm budget, dashed at the search budget (a dotted line marks where the search stopped)."""
+    confirm budget, dashed at the search budget (a dotted line marks where the search stopped). Where a run
+    is still in progress the line goes on faded past its last evaluation, over the seeds further along
+    (:func:`seed_curve`)."""
     if curves.empty:
         return None
     fig, ax = plt.subplots(figsize=(7.5, 4.2))
@@ -213,12 +231,17 @@ def plot_confirm_curves(curves: pd.DataFrame, search_updates: int, title: str, p
             part = by_arm[by_arm["budget"] == budget]
             if part.empty:
                 continue
-            stats = part.groupby("updates")["score"].agg(["mean", "min", "max", "count"]).reset_index()
-            seeds = part["seed"].nunique()
-            ax.plot(stats["updates"], stats["mean"], style, color=colour, lw=1.4,
-                    label=f"{arm} ({budget}, {seeds} seed{'s' if seeds > 1 else ''})")
-            if seeds > 1:
-                ax.fill_between(stats["updates"], stats["min"], stats["max"], color=colour, alpha=0.12, lw=0)
+            stats, note = seed_curve(part)
+            label = f"{arm} ({budget}, {note})"
+            full = stats[stats["complete"]]
+            if not full.empty:
+                ax.plot(full["updates"], full["mean"], style, color=colour, lw=1.4, label=label)
+                label = None
+                if part["seed"].nunique() > 1:
+                    ax.fill_between(full["updates"], full["min"], full["max"], color=colour, alpha=0.12, lw=0)
+            rest = stats[stats["updates"] >= (full["updates"].max() if not full.empty else 0)]
+            if len(rest) > 1 or label is not None:
+                ax.plot(rest["updates"], rest["mean"], style, color=colour, lw=1.0, alpha=0.4, label=label)
     ax.axvline(search_updates, color="grey", ls=":", lw=1)
     ax.set(title=title, xlabel="SAC updates", ylabel="normalised score (each evaluation)")
     ax.grid(alpha=0.3)

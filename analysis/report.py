@@ -153,7 +153,9 @@ def _confirmation(res: SweepResults, figures: Path) -> tuple[Section | None, lis
     blocks: list[Any] = [Paragraph(
         "Each arm's evaluations against SAC updates (mean over seeds, band from the lowest to the highest seed): "
         "solid at the confirm budget, dashed at the search budget, on the same seeds; the dotted line is where "
-        "the search stopped. The table with both budgets' final scores is in the front section.")]
+        "the search stopped. While a run is in progress (the legend says how far), its arm's line goes on faded "
+        "past that point, over the seeds further along. The table with both budgets' final scores is in the "
+        "front section.")]
     files: list[Path] = []
     for info in res.sweeps:
         for plan in stored_plans(info.root):

@@ -53,3 +53,21 @@ def test_nothing_scored_draws_nothing(tmp_path: Path) -> None:
     assert plots.plot_score_by_penalty(t, tmp_path / "c.png") is None
     assert plots.plot_parallel(t, params, set(), tmp_path / "d.png") is None
     assert not list(tmp_path.iterdir())
+
+
+def test_a_confirm_curve_with_a_run_in_progress_says_how_far_it_is(tmp_path: Path) -> None:
+    """Seeds 1 and 2 finished at 1,000 updates, seed 3 still running at 400: the mean is complete up to 400,
+    over the two seeds further along after it, and the legend's note says so."""
+    rows = [{"arm": "best1", "budget": "confirm", "seed": seed, "updates": u, "score": float(seed * u / 100),
+             "running": seed == 3} for seed in (1, 2, 3) for u in range(200, 1001 if seed < 3 else 401, 200)]
+    part = pd.DataFrame(rows)
+    stats, note = plots.seed_curve(part)
+    assert note == "3 seeds, 1 running, at 400 updates"
+    assert stats["complete"].tolist() == [True, True, False, False, False]
+    assert stats.loc[stats["updates"] == 400, "mean"].item() == (4 + 8 + 12) / 3
+    assert stats.loc[stats["updates"] == 600, "mean"].item() == (6 + 12) / 2
+    finished_only = part[part["seed"] < 3].assign(running=False)
+    assert plots.seed_curve(finished_only)[1] == "2 seeds"
+    path = plots.plot_confirm_curves(pd.concat([part, finished_only.assign(arm="baseline")]), 200, "t",
+                                     tmp_path / "c.png")
+    assert path is not None and matplotlib.image.imread(path).shape[0] > 100

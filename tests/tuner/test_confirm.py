@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from analysis.confirm import curves
 from tests.tuner.test_study import CLI, ENV, run_until, write_study
 from tests.tuner.tune_state import reported_epochs, resumable_from_checkpoint
 from trials.host import cpu_kind
@@ -76,6 +77,8 @@ def test_confirm_stage_survives_a_kill_and_its_study_moves(tmp_path: Path) -> No
         cfg, epoch = record.trial_config(), int(record.last["epoch"])
         recent = [h["time_this_iter_s"] for h in record.history[-RECENT_EPOCHS:]]
         assert left == pytest.approx((cfg.epochs - epoch + epoch % cfg.checkpoint_every) * sum(recent) / len(recent))
+    drawn = curves(mid, mid.datasets[0])  # the report's curves tell the run in progress from the finished ones
+    assert drawn["running"].any() and (~drawn["running"]).any(), drawn
     ended_before = {r.path: r.last["score"] for r in read_trials(newest_run()) if r.status == "finished"}
     status = _cli("status", "out/tiny", cwd=home)  # the time left counts the confirm stage's runs too
     left = r"; [2-5]/6 confirm runs done, about [\d.]+ (s|min|h) left \(\d at a time\)"
