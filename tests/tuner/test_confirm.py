@@ -11,6 +11,7 @@ import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -29,8 +30,6 @@ from tuner.store.confirm_plan import (
     ConfirmProgress,
     confirm_progress,
     cost_line,
-    expected_seconds,
-    expected_wall_seconds,
     load_plan,
     pending_runs,
     run_seconds,
@@ -230,16 +229,25 @@ def test_bad_confirm_input_is_refused_in_one_line(case: str, finished_sweep: Pat
     assert not (finished_sweep / "confirm").exists(), "nothing is written"
 
 
+def _not_started(entry: ConfirmDataset, todo: list[tuple[str, str, int, dict[str, Any]]]) -> ConfirmProgress:
+    """The progress of a confirmation none of whose runs ``todo`` has started (as ``confirm_progress``
+    reads it from an empty folder)."""
+    return ConfirmProgress(ended=0, planned=len(todo), pending=todo, resumable=0, running=[],
+                           runs_left=[run_seconds(entry, arm, budget) for arm, budget, _, _ in todo])
+
+
 def test_cost_and_time_left_say_when_nothing_was_measured() -> None:
     """No per-update time measured (no trial reported one): the cost line says the time is unknown instead
     of printing nan; spans of time read in s, min or h."""
     entry = ConfirmDataset(dataset="d.hdf5", experiment="d", name="hopper-random", seeds=[1],
                            updates={SEARCH: 100, CONFIRM: 1000}, arms=[])
     todo = [("baseline", CONFIRM, 1, {}), ("best1", SEARCH, 1, {})]
-    assert "1 runs at 1,000 updates and 1 at 100: time unknown at 2 at a time" in cost_line(entry, todo, 2)
+    assert "1 runs at 1,000 updates and 1 at 100: time unknown at 2 at a time" in cost_line(
+        entry, _not_started(entry, todo), 2)
     measured = entry.model_copy(update={"seconds_per_update": {"baseline": 0.05}})
-    assert expected_seconds(measured, todo) == 0.05 * 1000 + 0.05 * 100  # best1 unmeasured: the others' mean
-    assert "about 55 s at 1 at a time" in cost_line(measured, todo, 1)
+    progress = _not_started(measured, todo)
+    assert progress.seconds_left == 0.05 * 1000 + 0.05 * 100  # best1 unmeasured: the others' mean
+    assert "about 55 s at 1 at a time" in cost_line(measured, progress, 1)
     assert [duration(s) for s in (45, 720, 12_240)] == ["45 s", "12 min", "3.4 h"]
 
 
@@ -258,10 +266,11 @@ def test_the_slowest_arm_starts_first_and_the_wall_time_waits_for_the_longest_ru
                      ("best1", CONFIRM, 1), ("best2", CONFIRM, 1), ("baseline", CONFIRM, 1),
                      ("best1", CONFIRM, 2), ("best2", CONFIRM, 2), ("baseline", CONFIRM, 2)]
     todo = [("best1", CONFIRM, 1, {}), *(("baseline", CONFIRM, s, {}) for s in (1, 2, 3))]
-    assert expected_seconds(entry, todo) == pytest.approx(80.0)  # 50 + 3 x 10 run time
-    assert expected_wall_seconds(entry, todo, 2) == pytest.approx(50.0)  # not 80 / 2: best1 alone takes 50
-    assert expected_wall_seconds(entry, todo, 1) == pytest.approx(80.0)
-    assert "about 50 s at 2 at a time" in cost_line(entry, todo, 2)
+    fresh = _not_started(entry, todo)
+    assert fresh.seconds_left == pytest.approx(80.0)  # 50 + 3 x 10 run time
+    assert fresh.wall_seconds(2) == pytest.approx(50.0)  # not 80 / 2: best1 alone takes 50
+    assert fresh.wall_seconds(1) == pytest.approx(80.0)
+    assert "about 50 s at 2 at a time" in cost_line(entry, fresh, 2)
     # Resumed: the run in progress (best1, checkpointed at 60% of its epochs) keeps its slot with what it has
     # left; the others start as slots free.
     resumed = ConfirmProgress(ended=8, planned=12, pending=todo, runs_left=[20.0, 10.0, 10.0, 10.0], resumable=1,
@@ -269,7 +278,7 @@ def test_the_slowest_arm_starts_first_and_the_wall_time_waits_for_the_longest_ru
     assert resumed.seconds_left == pytest.approx(50.0)
     assert resumed.wall_seconds(2) == pytest.approx(30.0) and resumed.wall_seconds(4) == pytest.approx(20.0)
     assert "4 runs at 1,000 updates and 0 at 100, 1 resumed from a checkpoint: about 30 s at 2 at a time" in cost_line(
-        entry, todo, 2, resumed)
+        entry, resumed, 2)
     assert math.isnan(wall_seconds([10.0, math.nan], 2)), "an unknown run time is not a shorter wall time"
     unmeasured = entry.model_copy(update={"seconds_per_update": {}})
     assert [arm for arm, *_ in planned_runs(unmeasured)][:3] == ["baseline", "baseline", "best1"], "plan order kept"

@@ -26,7 +26,7 @@ def print_costs(plan: ConfirmPlan, concurrency: int) -> None:
     for entry in plan.datasets:
         progress = confirm_progress(plan, entry)
         if progress.pending:
-            print(f"[confirm {entry.experiment}] {cost_line(entry, progress.pending, concurrency, progress)}",
+            print(f"[confirm {entry.experiment}] {cost_line(entry, progress, concurrency)}",
                   flush=True)
 
 

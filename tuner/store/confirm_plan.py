@@ -307,11 +307,6 @@ def run_seconds(entry: ConfirmDataset, arm: str, budget: str) -> float:
     return per_update * entry.updates[budget]
 
 
-def expected_seconds(entry: ConfirmDataset, todo: list[tuple[str, str, int, dict[str, Any]]]) -> float:
-    """The summed run time of ``todo`` (:func:`run_seconds`); NaN when no run time was measured."""
-    return sum(run_seconds(entry, arm, budget) for arm, budget, _, _ in todo)
-
-
 def wall_seconds(seconds: Sequence[float], concurrency: int) -> float:
     """The wall time of runs taking ``seconds``, ``concurrency`` at a time, each started in order as a slot
     frees (as Tune starts a grid): at least the longest run, where the summed time over ``concurrency``
@@ -322,31 +317,6 @@ def wall_seconds(seconds: Sequence[float], concurrency: int) -> float:
     for run in seconds:
         slots[slots.index(min(slots))] += run
     return max(slots)
-
-
-def expected_wall_seconds(entry: ConfirmDataset, todo: list[tuple[str, str, int, dict[str, Any]]],
-                          concurrency: int) -> float:
-    """The wall time of ``todo`` run from their start, ``concurrency`` at a time (:func:`wall_seconds`)."""
-    return wall_seconds([run_seconds(entry, arm, budget) for arm, budget, _, _ in todo], concurrency)
-
-
-def cost_line(entry: ConfirmDataset, todo: list[tuple[str, str, int, dict[str, Any]]], concurrency: int,
-              progress: ConfirmProgress | None = None) -> str:
-    """The expected wall time of ``todo``, ``concurrency`` runs at a time: from their start
-    (:func:`expected_wall_seconds`), or with ``progress`` (the same runs, :func:`confirm_progress`) less
-    what the runs with a checkpoint keep when resumed."""
-    known = entry.seconds_per_update
-    if progress is None:
-        seconds, resumed = expected_wall_seconds(entry, todo, concurrency), ""
-    else:
-        seconds = progress.wall_seconds(concurrency)
-        resumed = f", {progress.resumable} resumed from a checkpoint" if progress.resumable else ""
-    counts = {b: sum(1 for _, budget, _, _ in todo if budget == b) for b in (SEARCH, CONFIRM)}
-    per_arm = ", ".join(f"{arm} {known[arm] * 1000:.0f} s" for arm in known)
-    when = f"about {duration(seconds)}" if math.isfinite(seconds) else "time unknown"
-    return (f"{counts[CONFIRM]} runs at {entry.updates[CONFIRM]:,} updates and {counts[SEARCH]} at "
-            f"{entry.updates[SEARCH]:,}{resumed}: {when} at {concurrency} at a time (seconds per 1,000 "
-            f"updates measured in the sweep: {per_arm or 'none yet'})")
 
 
 # ---------------------------------------------------------------- progress
@@ -379,6 +349,8 @@ class ConfirmProgress:
 
 
 def confirm_progress(plan: ConfirmPlan, entry: ConfirmDataset) -> ConfirmProgress:
+    """How far ``entry``'s confirmation is: the runs finished, those left in start order, and each one's
+    expected time left (see :class:`ConfirmProgress`)."""
     done = finished(plan, entry)
     keyed = _keyed_runs(entry)
     todo = _unfinished(keyed, done)
@@ -401,6 +373,21 @@ def confirm_progress(plan: ConfirmPlan, entry: ConfirmDataset) -> ConfirmProgres
             for key, (arm, budget, _, _) in todo.items()]
     return ConfirmProgress(sum(key in done for key, _ in keyed), len(keyed), list(todo.values()), left,
                            sum(kept.get(key, 0.0) > 0 for key in todo), running)
+
+
+def cost_line(entry: ConfirmDataset, progress: ConfirmProgress, concurrency: int) -> str:
+    """The expected wall time of the runs ``progress`` has left (:func:`confirm_progress`), ``concurrency``
+    at a time, with how many of them resume from a checkpoint."""
+    known = entry.seconds_per_update
+    todo = progress.pending
+    seconds = progress.wall_seconds(concurrency)
+    resumed = f", {progress.resumable} resumed from a checkpoint" if progress.resumable else ""
+    counts = {b: sum(1 for _, budget, _, _ in todo if budget == b) for b in (SEARCH, CONFIRM)}
+    per_arm = ", ".join(f"{arm} {known[arm] * 1000:.0f} s" for arm in known)
+    when = f"about {duration(seconds)}" if math.isfinite(seconds) else "time unknown"
+    return (f"{counts[CONFIRM]} runs at {entry.updates[CONFIRM]:,} updates and {counts[SEARCH]} at "
+            f"{entry.updates[SEARCH]:,}{resumed}: {when} at {concurrency} at a time (seconds per 1,000 "
+            f"updates measured in the sweep: {per_arm or 'none yet'})")
 
 
 def progress_lines(sweep_dir: Path, concurrency: int | None = None) -> list[str]:
