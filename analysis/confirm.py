@@ -108,9 +108,11 @@ def _tau(x: list[float], y: list[float]) -> dict[str, float | int]:
     return {"tau": float(res.statistic), "p": float(res.pvalue), "n": len(x)}
 
 
-def dataset_row(plan: ConfirmPlan, entry: ConfirmDataset) -> dict[str, Any]:
-    """The transfer figures of one dataset (see the module docstring)."""
-    runs = finished(plan, entry)  # read from disk once for both
+def dataset_row(plan: ConfirmPlan, entry: ConfirmDataset, runs: dict[str, TrialRecord] | None = None
+                ) -> dict[str, Any]:
+    """The transfer figures of one dataset (see the module docstring); ``runs`` are the finished runs by key
+    (read from disk when None)."""
+    runs = finished(plan, entry) if runs is None else runs  # read from disk once for both
     scores = arm_scores(plan, entry, runs)
     late = late_means(plan, entry, runs)
     arms = []
@@ -367,6 +369,27 @@ def curves(plan: ConfirmPlan, entry: ConfirmDataset, runs: dict[str, TrialRecord
                   "score": float(h["normalized_score"]), "running": key not in ended} for h in record.history
                  if evaluated(int(h["epoch"]), cfg.eval_every, cfg.epochs)]
     return pd.DataFrame(rows, columns=["arm", "budget", "seed", "updates", "score", "running"])
+
+
+def transfer_points(row: dict[str, Any]) -> pd.DataFrame:
+    """The arms of a :func:`dataset_row` finished at both budgets on every seed, best first at the search
+    budget: columns ``arm``, ``search`` and ``confirm`` (mean over the seeds)."""
+    seeds = len(row["seeds"])
+    points = [{"arm": a["arm"], SEARCH: a[SEARCH]["mean"], CONFIRM: a[CONFIRM]["mean"]} for a in row["arms"]
+              if a[SEARCH]["n"] == a[CONFIRM]["n"] == seeds]
+    return pd.DataFrame(points, columns=["arm", SEARCH, CONFIRM]).sort_values(SEARCH, ascending=False,
+                                                                             kind="stable", ignore_index=True)
+
+
+def ranked_at_search(row: dict[str, Any]) -> list[str]:
+    """The arms of a :func:`dataset_row` scored at the search budget on every seed, best first."""
+    scored = [a for a in row["arms"] if a[SEARCH]["n"] == len(row["seeds"])]
+    return [a["arm"] for a in sorted(scored, key=lambda a: -a[SEARCH]["mean"])]
+
+
+def tau_caption(row: dict[str, Any]) -> str:
+    """Kendall's tau of the arms between the two budgets, with its n and p (or what it still needs)."""
+    return f"Kendall's tau {_tau_text(row['kendall_search_vs_confirm'], with_p=True)}"
 
 
 def transfer_summary(row: dict[str, Any]) -> str:

@@ -16,7 +16,7 @@ matplotlib.use("Agg")  # files only; must precede pyplot
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
 
 from analysis.importance import is_numeric  # noqa: E402
 from analysis.results import best_so_far, completed  # noqa: E402
@@ -216,36 +216,91 @@ def seed_curve(part: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     return stats, note
 
 
-def plot_confirm_curves(curves: pd.DataFrame, search_updates: int, title: str, path: Path) -> Path | None:
+#: Beyond this many arms a confirmation's curves are coloured by the arm's rank at the search budget, with a
+#: colour bar, instead of one legend entry per arm (``--top-k all`` confirms every trial of a sweep).
+LEGEND_ARMS = 6
+#: The colour scale of arms by rank (reversed viridis: rank 1 bright yellow, the last dark purple).
+RANK_COLOURS = "viridis_r"
+
+
+def arm_colours(arms: list[str], ranked: list[str] | None = None) -> tuple[dict[str, Any], bool]:
+    """Each arm's line colour, and whether they are by rank: up to :data:`LEGEND_ARMS` arms (or with no
+    ``ranked``) the colour cycle, in order; beyond, a colour scale (viridis, reversed: the best bright) by the
+    arm's place in ``ranked`` (best first; arms it lacks after it)."""
+    if len(arms) <= LEGEND_ARMS or ranked is None:
+        cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+        return {a: cycle[i % len(cycle)] for i, a in enumerate(arms)}, False
+    order = [a for a in ranked if a in arms] + [a for a in arms if a not in ranked]
+    cmap = plt.get_cmap(RANK_COLOURS)
+    return {a: cmap(i / max(len(order) - 1, 1)) for i, a in enumerate(order)}, True
+
+
+def plot_confirm_curves(curves: pd.DataFrame, search_updates: int, title: str, path: Path,
+                        ranked: list[str] | None = None) -> Path | None:
     """Each arm's evaluations against SAC updates, mean over seeds with a min-max band: solid at the
     confirm budget, dashed at the search budget (a dotted line marks where the search stopped). Where a run
     is still in progress the line goes on faded past its last evaluation, over the seeds further along
-    (:func:`seed_curve`)."""
+    (:func:`seed_curve`). With more than :data:`LEGEND_ARMS` arms, ``ranked`` (the arms best first at the
+    search budget) colours each line by that rank, so a reader sees whether the colours stay in order."""
     if curves.empty:
         return None
     fig, ax = plt.subplots(figsize=(7.5, 4.2))
-    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for i, (arm, by_arm) in enumerate(curves.groupby("arm", sort=False)):
-        colour = colours[i % len(colours)]
+    arms = list(dict.fromkeys(curves["arm"]))
+    colour_of, by_rank = arm_colours(arms, ranked)
+    for arm, by_arm in curves.groupby("arm", sort=False):
+        colour = colour_of[str(arm)]
         for budget, style in (("confirm", "-"), ("search", "--")):
             part = by_arm[by_arm["budget"] == budget]
             if part.empty:
                 continue
             stats, note = seed_curve(part)
-            label = f"{arm} ({budget}, {note})"
+            label = None if by_rank else f"{arm} ({budget}, {note})"
             full = stats[stats["complete"]]
             if not full.empty:
-                ax.plot(full["updates"], full["mean"], style, color=colour, lw=1.4, label=label)
+                ax.plot(full["updates"], full["mean"], style, color=colour, lw=1.0 if by_rank else 1.4, label=label)
                 label = None
                 if part["seed"].nunique() > 1:
                     ax.fill_between(full["updates"], full["min"], full["max"], color=colour, alpha=0.12, lw=0)
             rest = stats[stats["updates"] >= (full["updates"].max() if not full.empty else 0)]
-            if len(rest) > 1 or label is not None:
+            if len(rest) > 1 or (label is not None and not by_rank):
                 ax.plot(rest["updates"], rest["mean"], style, color=colour, lw=1.0, alpha=0.4, label=label)
     ax.axvline(search_updates, color="grey", ls=":", lw=1)
+    ax.xaxis.set_major_locator(MaxNLocator(6))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:,.0f}"))
     ax.set(title=title, xlabel="SAC updates", ylabel="normalised score (each evaluation)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=2)
+    if by_rank:
+        bar = fig.colorbar(plt.cm.ScalarMappable(cmap=RANK_COLOURS, norm=plt.Normalize(1, len(arms))), ax=ax)
+        bar.set_label("rank at the search budget (1 = best)")
+        running = curves.loc[curves["running"].astype(bool), "arm"].nunique() if "running" in curves else 0
+        ax.text(0.01, 0.98, f"{len(arms)} arms, {running} running; solid: confirm budget, dashed: search budget",
+                transform=ax.transAxes, fontsize=7, va="top")
+    else:
+        ax.legend(fontsize=7, ncol=2)
+    return _save(fig, path)
+
+
+def plot_transfer(arms: pd.DataFrame, updates: tuple[int, int], title: str, path: Path) -> Path | None:
+    """Each arm's mean score at the search budget (x) against its mean at the confirm budget (y), on the same
+    seeds (``arms``: columns ``arm``, ``search``, ``confirm``, rows of the arms finished at both), each point
+    named; the hand-tuned ``baseline`` drawn apart. If the search budget ranked the arms as the confirm
+    budget does, the points rise from left to right (``title`` carries the Kendall's tau)."""
+    if len(arms) < 2:
+        return None
+    fig, ax = plt.subplots(figsize=(6.0, 4.4))
+    tuned = arms["arm"] == "baseline"
+    ax.scatter(arms.loc[~tuned, "search"], arms.loc[~tuned, "confirm"], s=22, label="searched configuration")
+    if tuned.any():
+        ax.scatter(arms.loc[tuned, "search"], arms.loc[tuned, "confirm"], marker="s", s=30, color="black",
+                   label="hand-tuned")
+    for _, row in arms.iterrows():
+        name = str(row["arm"])
+        short = name.split("-")[1] if name.startswith("trial-") else name  # trial-0008-04259d47 -> 0008
+        ax.annotate(short, (row["search"], row["confirm"]), fontsize=6, xytext=(3, 2), textcoords="offset points")
+    ax.set(title=title, xlabel=f"score at {updates[0]:,} updates (search budget)",
+           ylabel=f"score at {updates[1]:,} updates (confirm budget)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
     return _save(fig, path)
 
 

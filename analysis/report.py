@@ -26,7 +26,7 @@ import pandas as pd
 from analysis import plots
 from analysis.calibration import read_calibration
 from analysis.compare import sources_compared, write_comparison
-from analysis.confirm import curves, final_episodes
+from analysis.confirm import curves, dataset_row, final_episodes, ranked_at_search, tau_caption, transfer_points
 from analysis.document import Code, Image, Paragraph, Section, Table, render_html, render_markdown
 from analysis.front import front_section
 from analysis.importance import importance
@@ -148,6 +148,14 @@ def _comparison(res: SweepResults) -> Section:
     return Section("comparison", "Best found vs hand-tuned baselines", blocks)
 
 
+#: Arms finished at both budgets before the report draws their transfer scatter (fewer show no ranking).
+TRANSFER_ARMS = 3
+TRANSFER_TEXT = (
+    "Each arm's mean score at the search budget against its mean at the confirm budget, on the same seeds: "
+    "where the search budget ranks the arms as the larger budget does, the points rise from left to right "
+    "(Kendall's tau in the title; the arms still running at the confirm budget are not drawn).")
+
+
 def _confirmation(res: SweepResults, figures: Path) -> tuple[Section | None, list[Path]]:
     """Each confirmation's learning curves (both budgets on one axis of updates), per dataset."""
     blocks: list[Any] = [Paragraph(
@@ -162,12 +170,22 @@ def _confirmation(res: SweepResults, figures: Path) -> tuple[Section | None, lis
             for entry in plan.datasets:
                 name = f"confirm-{info.name}-{entry.experiment}-{plan.top_k or 'all'}.png"
                 which = f"hand-tuned and top {plan.top_k}" if plan.top_k else "every trial"
-                runs = finished(plan, entry)  # read once for the curves and the online budget
+                runs = finished(plan, entry)  # read once for the curves, the transfer and the online budget
+                row = dataset_row(plan, entry, runs)
                 path = plots.plot_confirm_curves(curves(plan, entry, runs), entry.updates["search"],
-                                                 f"{entry.experiment}: {which}", figures / name)
+                                                 f"{entry.experiment}: {which}", figures / name,
+                                                 ranked=ranked_at_search(row))
                 if path is not None:
                     files.append(path)
                     blocks.append(Image(path, f"{info.name} / {entry.experiment}"))
+                points = transfer_points(row)
+                if len(points) >= TRANSFER_ARMS:
+                    scatter = plots.plot_transfer(points, (entry.updates["search"], entry.updates["confirm"]),
+                                                  f"{entry.experiment}: {which}, {tau_caption(row)}",
+                                                  figures / name.replace("confirm-", "transfer-"))
+                    if scatter is not None:
+                        files.append(scatter)
+                        blocks += [Paragraph(TRANSFER_TEXT), Image(scatter, f"transfer, {entry.experiment}")]
                 bandit = _online_budget(final_episodes(plan, entry, runs=runs), entry,
                                         figures / name.replace("confirm-", "online-budget-"))
                 if bandit is not None:

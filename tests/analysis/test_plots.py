@@ -71,3 +71,29 @@ def test_a_confirm_curve_with_a_run_in_progress_says_how_far_it_is(tmp_path: Pat
     path = plots.plot_confirm_curves(pd.concat([part, finished_only.assign(arm="baseline")]), 200, "t",
                                      tmp_path / "c.png")
     assert path is not None and matplotlib.image.imread(path).shape[0] > 100
+
+
+def test_many_arms_are_coloured_by_their_search_rank_and_the_transfer_is_a_scatter(tmp_path: Path) -> None:
+    """Sixteen arms (``--top-k all``) get one colour scale by their rank at the search budget instead of 32
+    legend entries; the transfer scatter draws each arm finished at both budgets, and nothing for fewer
+    than two."""
+    arms = [f"trial-{i:04d}-abcdef{i:02d}" for i in range(1, 17)]
+    rows = [{"arm": arm, "budget": budget, "seed": 0, "updates": u, "score": float(i + u / 1000), "running": False}
+            for i, arm in enumerate(arms) for budget, top in (("search", 200), ("confirm", 1000))
+            for u in range(100, top + 1, 100)]
+    curves = pd.DataFrame(rows)
+    ranked = arms[::-1]  # best first at the search budget
+    path = plots.plot_confirm_curves(curves, 200, "every trial", tmp_path / "c.png", ranked=ranked)
+    assert path is not None and matplotlib.image.imread(path).shape[0] > 100
+    colours, by_rank = plots.arm_colours(arms, ranked)
+    scale = matplotlib.colormaps[plots.RANK_COLOURS]
+    assert by_rank and colours[ranked[0]] == scale(0.0) and colours[ranked[-1]] == scale(1.0)
+    assert colours[ranked[5]] == scale(5 / 15)
+    few, by_rank = plots.arm_colours(arms[:3], ranked)
+    assert not by_rank and len(set(few.values())) == 3, "a few arms keep the legend's colour cycle"
+    points = pd.DataFrame({"arm": ["baseline", *arms[:4]], "search": [1.0, 2.0, 3.0, 4.0, 5.0],
+                           "confirm": [2.0, 1.0, 4.0, 3.0, 5.0]})
+    scatter = plots.plot_transfer(points, (200, 1000), "tau", tmp_path / "t.png")
+    assert scatter is not None and matplotlib.image.imread(scatter).shape[0] > 100
+    assert plots.plot_transfer(points.iloc[:1], (200, 1000), "tau", tmp_path / "none.png") is None
+    assert not (tmp_path / "none.png").exists()

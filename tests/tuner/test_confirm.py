@@ -229,6 +229,38 @@ def test_bad_confirm_input_is_refused_in_one_line(case: str, finished_sweep: Pat
     assert not (finished_sweep / "confirm").exists(), "nothing is written"
 
 
+def test_top_k_all_confirms_every_trial_on_the_sweeps_seed_and_draws_the_transfer(
+        finished_sweep: Path, tmp_path: Path) -> None:
+    """``--top-k all`` on a copy of a finished 3-trial sweep: every trial's configuration re-run on the sweep's
+    seed at the larger budget (its search-budget score is the trial's own), no hand-tuned arm, the rank
+    correlation over the three, and the report's curves and transfer scatter; the same command again runs
+    nothing."""
+    home = tmp_path / "moved"
+    shutil.copytree(finished_sweep.parent.parent, home)
+    sweep = home / "sw" / "s"
+    done = _cli("confirm", str(sweep), "--top-k", "all", "--set", "epochs=6", cwd=home)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "3 runs at" in done.stdout and "and 0 at" in done.stdout, done.stdout
+    folder = sweep / "confirm" / "all"
+    table = json.loads((folder / "confirmation.json").read_text())[0]
+    trials = sorted(r.name for r in read_trials(sweep / table["dataset"]) if r.status == "finished")
+    assert len(trials) == 3 and sorted(a["arm"] for a in table["arms"]) == trials and "vs_baseline" not in table
+    for arm in table["arms"]:
+        assert arm[SEARCH]["n"] == arm[CONFIRM]["n"] == 1 and arm[SEARCH]["mean"] == pytest.approx(arm["sweep_score"])
+    assert table["kendall_sweep_vs_confirm"]["n"] == 3 and table["search_ranking"]["n"] == 3
+    runs = [r for run in sorted((folder / table["dataset"]).glob("run-*")) for r in read_trials(run)]
+    assert len(runs) == 3 and all(r.status == "finished" and r.last["epoch"] == 6 for r in runs)
+    again = _cli("confirm", str(sweep), "--top-k", "all", "--set", "epochs=6", cwd=home)
+    # 6 planned: the 3 at the search budget are the sweep's trials themselves
+    assert again.returncode == 0 and "all 6 runs cached" in again.stdout, again.stdout
+    assert len([r for run in (folder / table["dataset"]).glob("run-*") for r in read_trials(run)]) == 3
+    report = _cli("report", str(sweep), "--out", "rep", cwd=home)
+    assert report.returncode == 0, report.stderr[-2000:]
+    figures = home / "rep" / "figures"
+    assert [p.name for p in figures.glob("transfer-*-all.png")] and list(figures.glob("confirm-*-all.png"))
+    assert "the points rise from left to right" in (home / "rep" / "report.md").read_text()
+
+
 def _not_started(entry: ConfirmDataset, todo: list[tuple[str, str, int, dict[str, Any]]]) -> ConfirmProgress:
     """The progress of a confirmation none of whose runs ``todo`` has started (as ``confirm_progress``
     reads it from an empty folder)."""
