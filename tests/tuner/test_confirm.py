@@ -207,12 +207,16 @@ BAD = {
 
 @pytest.fixture(scope="module")
 def finished_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny finished sweep of 3 trials (no comparison), made by the real CLI."""
+    """A tiny finished sweep of 3 trials (no comparison), made by the real CLI; its space is ``quick`` with
+    the hand-tuned 7 models / 5 elites, so its first trial is the hand-tuned setting itself."""
     home = tmp_path_factory.mktemp("sweep")
     gen = _cli("datasets", "generate", "--env", "hopper", "--level", "random", "--size", "2000", "--out", "d.hdf5",
                cwd=home)
     assert gen.returncode == 0, gen.stderr
-    done = _cli("sweep", "--space", "quick", "--dataset", "d.hdf5", "--trials", "3", "--concurrency", "2",
+    quick = (Path(__file__).parents[2] / "search_spaces" / "quick.yaml").read_text()
+    (home / "space.yaml").write_text(quick.replace("num_models: 5", "num_models: 7").replace(
+        "num_elites: 3", "num_elites: 5").replace("name: quick", "name: quick-7-5"))
+    done = _cli("sweep", "--space", "space.yaml", "--dataset", "d.hdf5", "--trials", "3", "--concurrency", "2",
                 "--preset", "tiny", "--name", "s", "--storage", "sw", "--set", "dynamics.max_epochs=5", cwd=home)
     assert done.returncode == 0, done.stderr[-2000:]
     return home / "sw" / "s"
@@ -227,6 +231,24 @@ def test_bad_confirm_input_is_refused_in_one_line(case: str, finished_sweep: Pat
     assert done.returncode == 2, (done.stdout, done.stderr)
     assert message in done.stderr and done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr
     assert not (finished_sweep / "confirm").exists(), "nothing is written"
+
+
+def test_the_baseline_shows_the_sweeps_own_score_of_the_hand_tuned_setting(finished_sweep: Path,
+                                                                         tmp_path: Path) -> None:
+    """The sweep's first trial is the hand-tuned setting: the confirmation's baseline arm names that trial and
+    its sweep score (the table's sweep column), and its per-update time stands in for the cost estimate where
+    no comparison measured one."""
+    home = tmp_path / "copy"
+    shutil.copytree(finished_sweep.parent.parent, home)
+    sweep = home / "sw" / "s"
+    done = _cli("confirm", str(sweep), "--top-k", "1", "--seeds", "1", "--set", "epochs=6", "--no-run", cwd=home)
+    assert done.returncode == 0, done.stderr[-2000:]
+    first = min(read_trials(sweep / "d"), key=lambda r: r.order)
+    plan = json.loads((sweep / "confirm" / "mopo_official" / "plan.json").read_text())["datasets"][0]
+    baseline = plan["arms"][0]
+    assert baseline["name"] == "baseline" and baseline["sweep_trial"] == first.trial_id
+    assert baseline["sweep_score"] == pytest.approx(first.last["score"]) and "baseline" in plan["seconds_per_update"]
+    assert f"| baseline | {first.last['score']:.2f} |" in done.stdout, done.stdout
 
 
 def test_top_k_all_confirms_every_trial_on_the_sweeps_seed_and_draws_the_transfer(

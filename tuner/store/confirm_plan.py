@@ -71,9 +71,10 @@ class ConfirmArm(_Model):
     configs: dict[str, dict[str, Any]]
     """``search`` and ``confirm``: the full trial config at each budget (``seed`` replaced per run)."""
     sweep_trial: str | None = None
-    """The sweep trial it comes from (None for the baseline)."""
+    """The sweep trial it comes from; for the baseline, the sweep's own trial of the hand-tuned setting
+    (None where the sweep did not run it)."""
     sweep_score: float | None = None
-    """That trial's score in the sweep (mean over the sweep's seeds; selected on them)."""
+    """That trial's score in the sweep (mean over the sweep's seeds; the others were selected on them)."""
 
 
 class ConfirmDataset(_Model):
@@ -270,13 +271,19 @@ def plan_confirm(sweep_dir: Path, source: str, top_k: int | None, seeds: int, ov
             # As the comparison builds it: the published point as published, the pool enlarged if needed.
             pool = max(base.dynamics.pool_size, int(published.get("num_models", base.num_models)))
             setting = {**published, "dynamics.pool_size": pool}
+            search_cfg = base.with_overrides(setting).to_dict()
+            own = distinct.get(run_key(search_cfg))  # the sweep's own trial of it (a sweep evaluates it first)
             arms.append(ConfirmArm(name=BASELINE, setting=published,
-                                   configs={SEARCH: base.with_overrides(setting).to_dict(),
+                                   sweep_trial=own.trial_id if own is not None else None,
+                                   sweep_score=float(own.last["score"]) if own is not None else None,
+                                   configs={SEARCH: search_cfg,
                                             CONFIRM: base.with_overrides({**setting, **plan.overrides}).to_dict()}))
-            search_cfg = arms[0].configs[SEARCH]
             keys = {run_key({**search_cfg, "seed": s}) for s in [*spec.seeds, *run_seeds]}
             compared = finished_runs(spec.root / COMPARE_DIR / source, spec.experiment_name(path))
             speed = _seconds_per_update([r for k, r in compared.items() if k in keys])
+            own_speed = _seconds_per_update([own]) if own is not None else None
+            if speed is None and own is not None and own_speed is not None:  # no comparison: the sweep's trial
+                speed = own_speed / max(len(own.seeds), 1)
             if speed is not None:
                 measured[BASELINE] = speed
         for rank, record in enumerate(chosen, 1):
