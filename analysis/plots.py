@@ -21,6 +21,7 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
 from analysis.importance import is_numeric  # noqa: E402
 from analysis.results import best_so_far, completed  # noqa: E402
 from trials.files import atomic_write
+from tuner.store.confirm_plan import BASELINE
 
 DPI = 100
 _JITTER = np.random.default_rng(0)  # fixed: the same tables give the same pictures
@@ -283,12 +284,12 @@ def plot_confirm_curves(curves: pd.DataFrame, search_updates: int, title: str, p
 def plot_transfer(arms: pd.DataFrame, updates: tuple[int, int], title: str, path: Path) -> Path | None:
     """Each arm's mean score at the search budget (x) against its mean at the confirm budget (y), on the same
     seeds (``arms``: columns ``arm``, ``search``, ``confirm``, rows of the arms finished at both), each point
-    named; the hand-tuned ``baseline`` drawn apart. If the search budget ranked the arms as the confirm
+    named; the hand-tuned arm (:data:`~tuner.store.confirm_plan.BASELINE`) drawn apart. If the search budget ranked the arms as the confirm
     budget does, the points rise from left to right (``title`` carries the Kendall's tau)."""
     if len(arms) < 2:
         return None
     fig, ax = plt.subplots(figsize=(6.0, 4.4))
-    tuned = arms["arm"] == "baseline"
+    tuned = arms["arm"] == BASELINE
     ax.scatter(arms.loc[~tuned, "search"], arms.loc[~tuned, "confirm"], s=22, label="searched configuration")
     if tuned.any():
         ax.scatter(arms.loc[tuned, "search"], arms.loc[tuned, "confirm"], marker="s", s=30, color="black",
