@@ -284,8 +284,9 @@ def plot_confirm_curves(curves: pd.DataFrame, search_updates: int, title: str, p
 def plot_transfer(arms: pd.DataFrame, updates: tuple[int, int], title: str, path: Path) -> Path | None:
     """Each arm's mean score at the search budget (x) against its mean at the confirm budget (y), on the same
     seeds (``arms``: columns ``arm``, ``search``, ``confirm``, rows of the arms finished at both), each point
-    named; the hand-tuned arm (:data:`~tuner.store.confirm_plan.BASELINE`) drawn apart. If the search budget ranked the arms as the confirm
-    budget does, the points rise from left to right (``title`` carries the Kendall's tau)."""
+    named; the hand-tuned arm (:data:`~tuner.store.confirm_plan.BASELINE`) drawn apart. If the search budget
+    ranked the arms as the confirm budget does, the points rise from left to right (``title`` carries the
+    Kendall's tau)."""
     if len(arms) < 2:
         return None
     fig, ax = plt.subplots(figsize=(6.0, 4.4))
