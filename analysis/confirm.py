@@ -44,6 +44,7 @@ from tuner.store.confirm_plan import (
     finished,
     planned_runs,
     run_config,
+    stored_plans,
 )
 from tuner.store.records import TrialRecord, read_trials
 
@@ -439,6 +440,16 @@ def write_confirmation(plan: ConfirmPlan) -> ConfirmTable:
                        lambda stored: stored):
         rows = json.loads(js.read_text())
     return ConfirmTable(rows=rows, csv=csv, json=js)
+
+
+#: A sweep's confirmations, each with its table (:func:`confirmations`).
+Confirmations = list[tuple[ConfirmPlan, ConfirmTable]]
+
+
+def confirmations(sweep_dir: Path) -> Confirmations:
+    """Each confirmation stored in a sweep folder with its table (:func:`write_confirmation`), computed once
+    for a report's front table and its figures."""
+    return [(plan, write_confirmation(plan)) for plan in stored_plans(sweep_dir)]
 
 
 def _measure(row: dict[str, Any]) -> tuple[str, int]:

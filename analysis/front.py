@@ -11,11 +11,10 @@ from typing import Any
 
 from analysis.calibration import read_calibration
 from analysis.compare import sources_compared, write_comparison
-from analysis.confirm import LATE, cell, late_header, transfer_summary, write_confirmation
+from analysis.confirm import LATE, Confirmations, cell, confirmations, late_header, transfer_summary
 from analysis.document import Paragraph, Section, Table
 from analysis.ope import AGREEMENT_HEADER, AGREEMENT_TEXT, SweepEstimates, agreement_row, sweep_estimates
 from trials.models.pool import read_pool
-from tuner.store.confirm_plan import stored_plans
 from tuner.store.spec import SweepSpec
 
 
@@ -49,10 +48,11 @@ def calibration_ranking(sweep_dir: Path) -> str:
     return "; ".join(parts)
 
 
-def front_section(sweeps: list[SweepSpec], estimates: dict[str, list[SweepEstimates]] | None = None
-                  ) -> Section | None:
+def front_section(sweeps: list[SweepSpec], estimates: dict[str, list[SweepEstimates]] | None = None,
+                  confirmed: dict[str, Confirmations] | None = None) -> Section | None:
     """The front table, or None when no sweep has a comparison yet. ``estimates``: each sweep's offline
-    estimates by sweep name, when the caller has read them (:func:`analysis.ope.sweep_estimates`)."""
+    estimates by sweep name, when the caller has read them (:func:`analysis.ope.sweep_estimates`);
+    ``confirmed``: each sweep's confirmations with their tables (:func:`analysis.confirm.confirmations`)."""
     header = ["dataset", "hand-tuned (fresh seeds)", "best found (fresh seeds)", "difference", "95% CI (Welch)",
               "95% CI (bootstrap)", "hand-tuned configuration", "best found configuration", "same in both",
               "calibration (Spearman)"]
@@ -70,7 +70,7 @@ def front_section(sweeps: list[SweepSpec], estimates: dict[str, list[SweepEstima
                              f"[{_num(r['diff_boot_low'])}, {_num(r['diff_boot_high'])}]",
                              _setting(r["baseline_config"], differ), _setting(r["best_config"], differ),
                              _setting(r["baseline_config"], shared), ranking])
-    transfer = confirm_blocks(sweeps)
+    transfer = confirm_blocks(sweeps, confirmed)
     read = estimates if estimates is not None else {info.name: sweep_estimates(info) for info in sweeps}
     offline = [agreement_row(est, e) for info in sweeps for est in read[info.name] for e in est.agreement]
     if offline:
@@ -91,13 +91,15 @@ def front_section(sweeps: list[SweepSpec], estimates: dict[str, list[SweepEstima
                                        pools_table(sweeps)])
 
 
-def confirm_blocks(sweeps: list[SweepSpec]) -> list[Paragraph | Table]:
+def confirm_blocks(sweeps: list[SweepSpec], confirmed: dict[str, Confirmations] | None = None
+                   ) -> list[Paragraph | Table]:
     """Fidelity transfer (``mbrl-tune confirm``): per dataset, each arm at the search budget and at the
-    confirm budget on the same seeds, and the transfer figures; nothing when no sweep has a confirmation."""
+    confirm budget on the same seeds, and the transfer figures; nothing when no sweep has a confirmation.
+    ``confirmed`` as in :func:`front_section` (read here when None)."""
     blocks: list[Paragraph | Table] = []
     for info in sweeps:
-        for plan in stored_plans(info.root):
-            for row in write_confirmation(plan).rows:
+        for plan, table in confirmed[info.name] if confirmed is not None else confirmations(info.root):
+            for row in table.rows:
                 u = row["updates"]
                 which = "every finished trial, the sweep's seeds" if plan.top_k is None else \
                     f"hand-tuned and the {plan.top_k} best distinct, fresh seeds"

@@ -222,18 +222,25 @@ def seed_curve(part: pd.DataFrame) -> tuple[pd.DataFrame, str]:
 LEGEND_ARMS = 6
 #: The colour scale of arms by rank (reversed viridis: rank 1 bright yellow, the last dark purple).
 RANK_COLOURS = "viridis_r"
+#: The colour of an arm without a rank among arms coloured by rank.
+UNRANKED = "grey"
 
 
-def arm_colours(arms: list[str], ranked: list[str] | None = None) -> tuple[dict[str, Any], bool]:
-    """Each arm's line colour, and whether they are by rank: up to :data:`LEGEND_ARMS` arms (or with no
-    ``ranked``) the colour cycle, in order; beyond, a colour scale (viridis, reversed: the best bright) by the
-    arm's place in ``ranked`` (best first; arms it lacks after it)."""
-    if len(arms) <= LEGEND_ARMS or ranked is None:
+def arm_colours(arms: list[str], ranked: list[str] | None = None) -> tuple[dict[str, Any], int]:
+    """Each arm's line colour, and how many arms are coloured by rank (0: none). Up to :data:`LEGEND_ARMS`
+    arms, or without a ranking, the colour cycle in order; beyond, a colour scale (:data:`RANK_COLOURS`: the
+    best bright) by the arm's place in ``ranked`` (best first), the hand-tuned arm black and arms ``ranked``
+    lacks (not scored at the search budget yet) grey."""
+    ranks = [a for a in ranked or [] if a in arms and a != BASELINE]
+    if len(arms) <= LEGEND_ARMS or not ranks:
         cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-        return {a: cycle[i % len(cycle)] for i, a in enumerate(arms)}, False
-    order = [a for a in ranked if a in arms] + [a for a in arms if a not in ranked]
+        return {a: cycle[i % len(cycle)] for i, a in enumerate(arms)}, 0
     cmap = plt.get_cmap(RANK_COLOURS)
-    return {a: cmap(i / max(len(order) - 1, 1)) for i, a in enumerate(order)}, True
+    colours: dict[str, Any] = {a: UNRANKED for a in arms}
+    colours.update({a: cmap(i / max(len(ranks) - 1, 1)) for i, a in enumerate(ranks)})
+    if BASELINE in colours:
+        colours[BASELINE] = "black"
+    return colours, len(ranks)
 
 
 def plot_confirm_curves(curves: pd.DataFrame, search_updates: int, title: str, path: Path,
@@ -247,7 +254,8 @@ def plot_confirm_curves(curves: pd.DataFrame, search_updates: int, title: str, p
         return None
     fig, ax = plt.subplots(figsize=(7.5, 4.2))
     arms = list(dict.fromkeys(curves["arm"]))
-    colour_of, by_rank = arm_colours(arms, ranked)
+    colour_of, ranks = arm_colours(arms, ranked)
+    by_rank = ranks > 0
     for arm, by_arm in curves.groupby("arm", sort=False):
         colour = colour_of[str(arm)]
         for budget, style in (("confirm", "-"), ("search", "--")):
@@ -263,7 +271,7 @@ def plot_confirm_curves(curves: pd.DataFrame, search_updates: int, title: str, p
                 if part["seed"].nunique() > 1:
                     ax.fill_between(full["updates"], full["min"], full["max"], color=colour, alpha=0.12, lw=0)
             rest = stats[stats["updates"] >= (full["updates"].max() if not full.empty else 0)]
-            if len(rest) > 1 or (label is not None and not by_rank):
+            if len(rest) > 1 or label is not None:
                 ax.plot(rest["updates"], rest["mean"], style, color=colour, lw=1.0, alpha=0.4, label=label)
     ax.axvline(search_updates, color="grey", ls=":", lw=1)
     ax.xaxis.set_major_locator(MaxNLocator(6))
@@ -271,11 +279,17 @@ def plot_confirm_curves(curves: pd.DataFrame, search_updates: int, title: str, p
     ax.set(title=title, xlabel="SAC updates", ylabel="normalised score (each evaluation)")
     ax.grid(alpha=0.3)
     if by_rank:
-        bar = fig.colorbar(plt.cm.ScalarMappable(cmap=RANK_COLOURS, norm=plt.Normalize(1, len(arms))), ax=ax)
+        bar = fig.colorbar(plt.cm.ScalarMappable(cmap=RANK_COLOURS, norm=plt.Normalize(1, ranks)), ax=ax)
         bar.set_label("rank at the search budget (1 = best)")
         running = curves.loc[curves["running"].astype(bool), "arm"].nunique() if "running" in curves else 0
-        ax.text(0.01, 0.98, f"{len(arms)} arms, {running} running; solid: confirm budget, dashed: search budget",
-                transform=ax.transAxes, fontsize=7, va="top")
+        notes = [f"{len(arms)} arms, {running} running"]
+        if BASELINE in arms:
+            notes.append(f"{BASELINE} black")
+        unranked = len(arms) - ranks - (BASELINE in arms)
+        if unranked:
+            notes.append(f"{unranked} not ranked yet ({UNRANKED})")
+        notes.append("solid: confirm budget, dashed: search budget")
+        ax.text(0.01, 0.98, "; ".join(notes), transform=ax.transAxes, fontsize=7, va="top")
     else:
         ax.legend(fontsize=7, ncol=2)
     return _save(fig, path)

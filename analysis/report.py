@@ -26,7 +26,15 @@ import pandas as pd
 from analysis import plots
 from analysis.calibration import read_calibration
 from analysis.compare import sources_compared, write_comparison
-from analysis.confirm import curves, dataset_row, final_episodes, ranked_at_search, tau_caption, transfer_points
+from analysis.confirm import (
+    Confirmations,
+    confirmations,
+    curves,
+    final_episodes,
+    ranked_at_search,
+    tau_caption,
+    transfer_points,
+)
 from analysis.document import Code, Image, Paragraph, Section, Table, render_html, render_markdown
 from analysis.front import front_section
 from analysis.importance import importance
@@ -42,7 +50,7 @@ from analysis.ope import (
 )
 from analysis.results import COMPLETED, SweepResults, load_sweeps
 from trials.files import atomic_write_text
-from tuner.store.confirm_plan import BASELINE, finished, stored_plans
+from tuner.store.confirm_plan import BASELINE, finished
 from tuner.store.spec import SweepSpec
 
 HTML_FILE = "report.html"
@@ -156,30 +164,35 @@ TRANSFER_TEXT = (
     "(Kendall's tau in the title; the arms still running at the confirm budget are not drawn).")
 
 
-def _confirmation(res: SweepResults, figures: Path) -> tuple[Section | None, list[Path]]:
-    """Each confirmation's learning curves (both budgets on one axis of updates), per dataset."""
+def _confirmation(res: SweepResults, figures: Path, confirmed: dict[str, Confirmations]
+                  ) -> tuple[Section | None, list[Path]]:
+    """Each confirmation's figures per dataset: the learning curves (both budgets on one axis of updates),
+    the transfer scatter and the online budget; ``confirmed``: each sweep's confirmations with the tables
+    the front section prints (:func:`analysis.confirm.confirmations`)."""
     blocks: list[Any] = [Paragraph(
         "Each arm's evaluations against SAC updates (mean over seeds, band from the lowest to the highest seed): "
         "solid at the confirm budget, dashed at the search budget, on the same seeds; the dotted line is where "
-        "the search stopped. While a run is in progress (the legend says how far), its arm's line goes on faded "
-        "past that point, over the seeds further along. The table with both budgets' final scores is in the "
-        "front section.")]
+        "the search stopped. While a run is in progress (the legend says how far; beyond "
+        f"{plots.LEGEND_ARMS} arms, coloured by their rank at the search budget, the corner says how many run), "
+        "its arm's line goes on faded past that point, over the seeds further along. The table with both "
+        "budgets' final scores is in the front section.")]
     files: list[Path] = []
     for info in res.sweeps:
-        for plan in stored_plans(info.root):
+        for plan, table in confirmed[info.name]:
+            rows = {row["dataset"]: row for row in table.rows}
             for entry in plan.datasets:
                 name = f"confirm-{info.name}-{entry.experiment}-{plan.top_k or 'all'}.png"
                 which = f"hand-tuned and top {plan.top_k}" if plan.top_k else "every trial"
-                runs = finished(plan, entry)  # read once for the curves, the transfer and the online budget
-                row = dataset_row(plan, entry, runs)
+                runs = finished(plan, entry)  # read once for the curves and the online budget
+                row = rows.get(entry.experiment)
                 path = plots.plot_confirm_curves(curves(plan, entry, runs), entry.updates["search"],
                                                  f"{entry.experiment}: {which}", figures / name,
-                                                 ranked=ranked_at_search(row))
+                                                 ranked=ranked_at_search(row) if row else None)
                 if path is not None:
                     files.append(path)
                     blocks.append(Image(path, f"{info.name} / {entry.experiment}"))
-                points = transfer_points(row)
-                if len(points) >= TRANSFER_ARMS:
+                points = transfer_points(row) if row else None
+                if points is not None and len(points) >= TRANSFER_ARMS:
                     scatter = plots.plot_transfer(points, (entry.updates["search"], entry.updates["confirm"]),
                                                   f"{entry.experiment}: {which}, {tau_caption(row)}",
                                                   figures / name.replace("confirm-", "transfer-"))
@@ -193,7 +206,7 @@ def _confirmation(res: SweepResults, figures: Path) -> tuple[Section | None, lis
                     blocks += [Paragraph(bandit.text), Image(bandit.path, f"online budget, {entry.experiment}")]
     if not files:
         return None, []
-    return Section("confirm", "Confirmation at a larger budget: learning curves", blocks), files
+    return Section("confirm", "Confirmation at a larger budget: learning curves and transfer", blocks), files
 
 
 @dataclass
@@ -367,8 +380,9 @@ def build_report(sweep_dirs: list[Path], out_dir: Path,
     importance_section, importance_files = _importance(res, figures)
     calibration_section = _calibration(res, figures)
     estimates = {info.name: sweep_estimates(info) for info in res.sweeps}  # read once: the bootstraps take a while
-    front = front_section(res.sweeps, estimates)
-    confirm_section, confirm_files = _confirmation(res, figures)
+    confirmed = {info.name: confirmations(info.root) for info in res.sweeps}  # the tables once for both
+    front = front_section(res.sweeps, estimates, confirmed)
+    confirm_section, confirm_files = _confirmation(res, figures, confirmed)
     offline_section, offline_files = _offline(res, figures, estimates)
     sections = [*([front] if front else []), _summary(res), _best(res, best_configs or {}), _comparison(res),
                 *([confirm_section] if confirm_section else []), *([offline_section] if offline_section else []),

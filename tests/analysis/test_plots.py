@@ -11,6 +11,7 @@ import pandas as pd
 
 from analysis import plots
 from analysis.importance import importance
+from tuner.store.confirm_plan import BASELINE
 
 
 def _trials() -> pd.DataFrame:
@@ -85,12 +86,20 @@ def test_many_arms_are_coloured_by_their_search_rank_and_the_transfer_is_a_scatt
     ranked = arms[::-1]  # best first at the search budget
     path = plots.plot_confirm_curves(curves, 200, "every trial", tmp_path / "c.png", ranked=ranked)
     assert path is not None and matplotlib.image.imread(path).shape[0] > 100
-    colours, by_rank = plots.arm_colours(arms, ranked)
+    colours, ranks = plots.arm_colours(arms, ranked)
     scale = matplotlib.colormaps[plots.RANK_COLOURS]
-    assert by_rank and colours[ranked[0]] == scale(0.0) and colours[ranked[-1]] == scale(1.0)
+    assert ranks == 16 and colours[ranked[0]] == scale(0.0) and colours[ranked[-1]] == scale(1.0)
     assert colours[ranked[5]] == scale(5 / 15)
-    few, by_rank = plots.arm_colours(arms[:3], ranked)
-    assert not by_rank and len(set(few.values())) == 3, "a few arms keep the legend's colour cycle"
+    few, ranks = plots.arm_colours(arms[:3], ranked)
+    assert ranks == 0 and len(set(few.values())) == 3, "a few arms keep the legend's colour cycle"
+    assert plots.arm_colours(arms, [])[1] == 0, "no ranking yet: the colour cycle, not a scale that means nothing"
+    # A top-k confirmation of many arms: the hand-tuned arm black, arms not scored at the search budget grey,
+    # the scale over the ranked ones only.
+    mixed, ranks = plots.arm_colours([BASELINE, *arms[:8]], arms[:5])
+    assert ranks == 5 and mixed[BASELINE] == "black" and mixed[arms[4]] == scale(1.0)
+    assert all(mixed[a] == plots.UNRANKED for a in arms[5:8])
+    with_baseline = pd.concat([curves, curves[curves["arm"] == arms[0]].assign(arm=BASELINE)])
+    assert plots.plot_confirm_curves(with_baseline, 200, "t", tmp_path / "m.png", ranked=arms[:5]) is not None
     points = pd.DataFrame({"arm": ["baseline", *arms[:4]], "search": [1.0, 2.0, 3.0, 4.0, 5.0],
                            "confirm": [2.0, 1.0, 4.0, 3.0, 5.0]})
     scatter = plots.plot_transfer(points, (200, 1000), "tau", tmp_path / "t.png")

@@ -224,6 +224,21 @@ def _seconds_per_update(records: list[TrialRecord]) -> float | None:
     return sum(times) / len(times) if times else None
 
 
+def _seconds_per_seed_update(record: TrialRecord) -> float | None:
+    """A sweep trial's seconds per SAC update of one seed (a trial runs its seeds side by side)."""
+    speed = _seconds_per_update([record])
+    return speed / max(len(record.seeds), 1) if speed is not None else None
+
+
+def _sweep_trial_of(records: list[TrialRecord], base: TrialConfig, config: dict[str, Any]) -> TrialRecord | None:
+    """The sweep's first trial that ran ``config`` to its end (finished or diverged), or None: where a sweep
+    evaluates the hand-tuned setting itself (first, as it does unless its space clips the point)."""
+    key = run_key(config)
+    ran = [r for r in records if r.status in RAN_OUT and isinstance(r.last.get("score"), (int, float))
+           and run_key(base.with_overrides(r.overrides).to_dict()) == key]
+    return min(ran, key=lambda r: r.order, default=None)
+
+
 def plan_confirm(sweep_dir: Path, source: str, top_k: int | None, seeds: int, overrides: dict[str, Any],
                  only: list[str] | None = None) -> ConfirmPlan:
     """The arms, budgets and seeds of every dataset of the sweep (see the module docstring). Raises
@@ -272,7 +287,7 @@ def plan_confirm(sweep_dir: Path, source: str, top_k: int | None, seeds: int, ov
             pool = max(base.dynamics.pool_size, int(published.get("num_models", base.num_models)))
             setting = {**published, "dynamics.pool_size": pool}
             search_cfg = base.with_overrides(setting).to_dict()
-            own = distinct.get(run_key(search_cfg))  # the sweep's own trial of it (a sweep evaluates it first)
+            own = _sweep_trial_of(records, base, search_cfg)
             arms.append(ConfirmArm(name=BASELINE, setting=published,
                                    sweep_trial=own.trial_id if own is not None else None,
                                    sweep_score=float(own.last["score"]) if own is not None else None,
@@ -281,9 +296,8 @@ def plan_confirm(sweep_dir: Path, source: str, top_k: int | None, seeds: int, ov
             keys = {run_key({**search_cfg, "seed": s}) for s in [*spec.seeds, *run_seeds]}
             compared = finished_runs(spec.root / COMPARE_DIR / source, spec.experiment_name(path))
             speed = _seconds_per_update([r for k, r in compared.items() if k in keys])
-            own_speed = _seconds_per_update([own]) if own is not None else None
-            if speed is None and own is not None and own_speed is not None:  # no comparison: the sweep's trial
-                speed = own_speed / max(len(own.seeds), 1)
+            if speed is None and own is not None:  # no comparison measured it: the sweep's own trial
+                speed = _seconds_per_seed_update(own)
             if speed is not None:
                 measured[BASELINE] = speed
         for rank, record in enumerate(chosen, 1):
@@ -293,9 +307,9 @@ def plan_confirm(sweep_dir: Path, source: str, top_k: int | None, seeds: int, ov
                 sweep_score=float(record.last["score"]),
                 configs={SEARCH: base.with_overrides(record.overrides).to_dict(),
                          CONFIRM: base.with_overrides({**record.overrides, **plan.overrides}).to_dict()}))
-            speed = _seconds_per_update([record])
+            speed = _seconds_per_seed_update(record)
             if speed is not None:
-                measured[arm_name] = speed / max(len(record.seeds), 1)
+                measured[arm_name] = speed
         plan.datasets.append(ConfirmDataset(
             dataset=path, experiment=spec.experiment_name(path), name=name, seeds=run_seeds,
             updates={SEARCH: _updates(base), CONFIRM: _updates(base.with_overrides(plan.overrides))}, arms=arms,
