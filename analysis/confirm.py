@@ -109,11 +109,14 @@ def _tau(x: list[float], y: list[float]) -> dict[str, float | int]:
     return {"tau": float(res.statistic), "p": float(res.pvalue), "n": len(x)}
 
 
-def dataset_row(plan: ConfirmPlan, entry: ConfirmDataset, runs: dict[str, TrialRecord] | None = None
-                ) -> dict[str, Any]:
-    """The transfer figures of one dataset (see the module docstring); ``runs`` are the finished runs by key
-    (read from disk when None)."""
-    runs = finished(plan, entry) if runs is None else runs  # read from disk once for both
+def _on_every_seed(arm: dict[str, Any], seeds: int, budgets: tuple[str, ...]) -> bool:
+    """Whether an arm of a :func:`dataset_row` has a finished run on each of its ``seeds`` at ``budgets``."""
+    return all(arm[budget]["n"] == seeds for budget in budgets)
+
+
+def dataset_row(plan: ConfirmPlan, entry: ConfirmDataset) -> dict[str, Any]:
+    """The transfer figures of one dataset (see the module docstring)."""
+    runs = finished(plan, entry)  # read from disk once for both
     scores = arm_scores(plan, entry, runs)
     late = late_means(plan, entry, runs)
     arms = []
@@ -130,7 +133,7 @@ def dataset_row(plan: ConfirmPlan, entry: ConfirmDataset, runs: dict[str, TrialR
         row[LATE] = {"mean": mean, "std": std, "n": len(tail), "seeds": {str(s): m for s, (m, _) in tail.items()},
                      "evaluations": sorted({k for _, k in tail.values()})}
         arms.append(row)
-    complete = [a for a in arms if a[SEARCH]["n"] == a[CONFIRM]["n"] == len(entry.seeds)]
+    complete = [a for a in arms if _on_every_seed(a, len(entry.seeds), (SEARCH, CONFIRM))]
     out: dict[str, Any] = {
         "dataset": entry.experiment, "name": entry.name, "seeds": entry.seeds, "updates": entry.updates,
         "late_updates": round(LATE_FRACTION * entry.updates[CONFIRM]), "arms": arms,
@@ -373,18 +376,16 @@ def curves(plan: ConfirmPlan, entry: ConfirmDataset, runs: dict[str, TrialRecord
 
 
 def transfer_points(row: dict[str, Any]) -> pd.DataFrame:
-    """The arms of a :func:`dataset_row` finished at both budgets on every seed, best first at the search
-    budget: columns ``arm``, ``search`` and ``confirm`` (mean over the seeds)."""
-    seeds = len(row["seeds"])
+    """The arms of a :func:`dataset_row` finished at both budgets on every seed (those its tau ranks): columns
+    ``arm``, ``search`` and ``confirm`` (mean over the seeds)."""
     points = [{"arm": a["arm"], SEARCH: a[SEARCH]["mean"], CONFIRM: a[CONFIRM]["mean"]} for a in row["arms"]
-              if a[SEARCH]["n"] == a[CONFIRM]["n"] == seeds]
-    return pd.DataFrame(points, columns=["arm", SEARCH, CONFIRM]).sort_values(SEARCH, ascending=False,
-                                                                             kind="stable", ignore_index=True)
+              if _on_every_seed(a, len(row["seeds"]), (SEARCH, CONFIRM))]
+    return pd.DataFrame(points, columns=["arm", SEARCH, CONFIRM])
 
 
 def ranked_at_search(row: dict[str, Any]) -> list[str]:
     """The arms of a :func:`dataset_row` scored at the search budget on every seed, best first."""
-    scored = [a for a in row["arms"] if a[SEARCH]["n"] == len(row["seeds"])]
+    scored = [a for a in row["arms"] if _on_every_seed(a, len(row["seeds"]), (SEARCH,))]
     return [a["arm"] for a in sorted(scored, key=lambda a: -a[SEARCH]["mean"])]
 
 
